@@ -1,0 +1,59 @@
+//! Every way a car-service request can fail, and the one place each maps to a status
+//! and a stable `code`. Handlers return `Result<_, CarError>` and use `?`.
+
+use api::{ApiError, FieldErrors};
+use spin_sdk::http::{IntoResponse, Response};
+
+use crate::domain::Vin;
+
+#[derive(Debug)]
+pub enum CarError {
+    /// 422: the body has invalid fields.
+    Invalid(FieldErrors),
+    /// 404: no car with this id (also for ids that are not UUIDs).
+    CarNotFound(String),
+    /// 409: a car with this VIN is already registered.
+    DuplicateVin(Vin),
+    /// Malformed JSON, configuration, database: already an API error.
+    Api(ApiError),
+}
+
+impl CarError {
+    pub fn not_found(id: impl ToString) -> Self {
+        Self::CarNotFound(id.to_string())
+    }
+}
+
+impl From<CarError> for ApiError {
+    fn from(error: CarError) -> Self {
+        match error {
+            CarError::Invalid(fields) => ApiError::unprocessable(fields),
+            CarError::CarNotFound(id) => {
+                ApiError::not_found("car_not_found", format!("no car with id {id}"))
+            }
+            CarError::DuplicateVin(vin) => ApiError::conflict(
+                "duplicate_vin",
+                format!("a car with VIN {} is already registered", vin.as_str()),
+            ),
+            CarError::Api(error) => error,
+        }
+    }
+}
+
+impl From<ApiError> for CarError {
+    fn from(error: ApiError) -> Self {
+        Self::Api(error)
+    }
+}
+
+impl From<FieldErrors> for CarError {
+    fn from(fields: FieldErrors) -> Self {
+        Self::Invalid(fields)
+    }
+}
+
+impl IntoResponse for CarError {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
+    }
+}

@@ -1,0 +1,206 @@
+//! car-service: registers cars and looks them up, as a Spin HTTP component routed at
+//! `/api/cars/...`. This file only maps HTTP to the domain (`domain`) and the table
+//! (`store`); it must not hold business rules.
+
+pub mod domain;
+mod error;
+mod store;
+
+use api::http::{json_response, method_not_allowed, not_found, read_json_object};
+use api::ApiError;
+use spin_sdk::http::{Params, Request, Response, Router};
+use uuid::Uuid;
+
+use crate::domain::NewCar;
+use crate::error::CarError;
+use crate::store::Inserted;
+
+const SERVICE: &str = "car-service";
+
+// Exported only in the wasm build: a native cdylib cannot carry the WIT export's symbol
+// name (`wasi:http/incoming-handler@0.2.0#handle`), and native builds exist for tests.
+#[cfg(target_arch = "wasm32")]
+#[spin_sdk::http_component]
+async fn handle(request: Request) -> Response {
+    router().handle_async(request).await
+}
+
+/// The component's routes. Routes on the full path, not the part after the trigger route: a chained call from
+/// order-service (`http://car-service.spin.internal/api/cars/<id>`) has the same path as
+/// a call through the listener, but a different `spin-path-info`.
+pub fn router() -> Router {
+    let mut router = Router::new();
+    router.get("/api/cars/health", health);
+    router.post("/api/cars", create_car);
+    router.get("/api/cars/:car_id", get_car);
+    // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
+    router.any("/api/cars/health", method_not_allowed("GET"));
+    router.any("/api/cars", method_not_allowed("POST"));
+    router.any("/api/cars/:car_id", method_not_allowed("GET"));
+    router.any("/*", not_found);
+    router
+}
+
+/// What the component needs from Spin variables, read per request.
+struct Config {
+    postgres_url: String,
+}
+
+impl Config {
+    fn load() -> Result<Self, ApiError> {
+        Ok(Self {
+            postgres_url: api::config::variable("postgres_url")?,
+        })
+    }
+}
+
+/// The authenticated caller. Authentication is a later issue (DESIGN.md §3): this is the
+/// one place that will verify `Authorization: Bearer <token>` (401 without a valid one)
+/// and yield the user id that scopes cars to their owner. Until then everyone may call.
+struct Caller;
+
+fn caller(_request: &Request) -> Result<Caller, CarError> {
+    Ok(Caller)
+}
+
+fn health(_request: Request, _params: Params) -> Result<Response, CarError> {
+    let config = Config::load()?;
+    let db = api::db::open(&config.postgres_url)?;
+    api::db::ping(&db)?;
+    Ok(json_response(
+        200,
+        &serde_json::json!({"status": "ok", "service": SERVICE}),
+    ))
+}
+
+fn create_car(request: Request, _params: Params) -> Result<Response, CarError> {
+    let _caller = caller(&request)?;
+    let new_car = NewCar::parse(&read_json_object(&request)?)?;
+    let config = Config::load()?;
+    let db = api::db::open(&config.postgres_url)?;
+    match store::insert(&db, &new_car)? {
+        Inserted::Created(car) => {
+            let mut response = json_response(201, &car);
+            response.set_header("location", format!("/api/cars/{}", car.id));
+            Ok(response)
+        }
+        Inserted::DuplicateVin => Err(CarError::DuplicateVin(new_car.vin)),
+    }
+}
+
+fn get_car(request: Request, params: Params) -> Result<Response, CarError> {
+    let _caller = caller(&request)?;
+    let raw_id = params.get("car_id").unwrap_or_default();
+    // An id that is not a UUID names no car: 404, like an unknown one.
+    let id = Uuid::parse_str(raw_id).map_err(|_| CarError::not_found(raw_id))?;
+    let config = Config::load()?;
+    let db = api::db::open(&config.postgres_url)?;
+    match store::find(&db, id)? {
+        Some(car) => Ok(json_response(200, &car)),
+        None => Err(CarError::not_found(id)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Routing and input rejection, natively: these paths answer before touching a Spin
+    //! import (variables, Postgres), so no host is needed. End-to-end tests live in tests/.
+
+    use super::*;
+    use serde_json::{json, Value};
+    use spin_sdk::http::Method;
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    fn send(method: Method, path: &str, body: &str) -> (u16, Option<String>, Value) {
+        let mut request = Request::new(method, format!("http://127.0.0.1:3000{path}"));
+        *request.body_mut() = body.as_bytes().to_vec();
+        let router = router();
+        let mut future = std::pin::pin!(router.handle_async(request));
+        let Poll::Ready(response) = future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        else {
+            panic!("the handler waited on the host");
+        };
+        assert_eq!(
+            response.header("content-type").and_then(|v| v.as_str()),
+            Some("application/json")
+        );
+        let allow = response
+            .header("allow")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        let body = serde_json::from_slice(response.body()).unwrap();
+        (*response.status(), allow, body)
+    }
+
+    #[test]
+    fn unknown_path_is_a_json_404() {
+        let (status, _, body) = send(Method::Get, "/api/cars/1/documents/x", "");
+        assert_eq!(status, 404);
+        assert_eq!(body["error"]["code"], "not_found");
+    }
+
+    #[test]
+    fn wrong_method_is_a_json_405_with_allow() {
+        for (method, path, allow) in [
+            (
+                Method::Delete,
+                "/api/cars/3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                "GET",
+            ),
+            (Method::Get, "/api/cars", "POST"),
+            (Method::Post, "/api/cars/health", "GET"),
+        ] {
+            let (status, allowed, body) = send(method, path, "");
+            assert_eq!(status, 405, "{path}");
+            assert_eq!(allowed.as_deref(), Some(allow), "{path}");
+            assert_eq!(body["error"]["code"], "method_not_allowed");
+        }
+    }
+
+    #[test]
+    fn get_car_with_a_non_uuid_id_is_car_not_found() {
+        let (status, _, body) = send(Method::Get, "/api/cars/42", "");
+        assert_eq!(status, 404);
+        assert_eq!(body["error"]["code"], "car_not_found");
+        assert_eq!(body["error"]["message"], "no car with id 42");
+    }
+
+    #[test]
+    fn create_car_with_malformed_json_is_400() {
+        for body in ["", "{\"vin\":"] {
+            let (status, _, body) = send(Method::Post, "/api/cars", body);
+            assert_eq!(status, 400);
+            assert_eq!(body["error"]["code"], "malformed_json");
+        }
+    }
+
+    #[test]
+    fn create_car_with_invalid_fields_is_422_listing_them() {
+        let request = json!({"owner_id": "x", "license_plate": "А123БВ799", "vin": "XTA210930V0123456",
+                             "make": "Lada", "model": "Vesta", "year": 1700});
+        let (status, _, body) = send(Method::Post, "/api/cars", &request.to_string());
+        let next_year = chrono::Datelike::year(&chrono::Utc::now()) + 1;
+        assert_eq!(status, 422);
+        assert_eq!(
+            body,
+            json!({"error": {
+                "code": "validation_failed",
+                "message": "2 fields are invalid",
+                "fields": [
+                    {"field": "owner_id", "message": "must be a UUID"},
+                    {"field": "year", "message": format!("must be between 1886 and {next_year}")}
+                ]
+            }})
+        );
+    }
+
+    #[test]
+    fn trailing_slash_is_ignored_like_spin_does() {
+        let (status, _, body) = send(Method::Get, "/api/cars/42/", "");
+        assert_eq!(status, 404);
+        assert_eq!(body["error"]["code"], "car_not_found");
+    }
+}

@@ -1,0 +1,104 @@
+//! `cars.cars` in PostgreSQL (migrations/0001_cars.sql), one statement per intent.
+//!
+//! Every statement returns exactly one row, because Spin 4.0.2 hangs when a `pg3` query
+//! returns none (SPIN_BEHAVIOUR.md): lookups LEFT JOIN onto `(SELECT 1)` and read NULLs as
+//! "absent". UUIDs travel as text (`$1::text::uuid`, `id::text`) since Spin's client rejects
+//! a string bound to `$1::uuid`; timestamps come back as RFC 3339 text formatted by Postgres
+//! in UTC, which every host passes through unchanged (pg3's datetime value has no zone).
+
+use api::db::{self, Row};
+use api::ApiError;
+use chrono::{DateTime, Utc};
+use spin_sdk::pg3::Connection;
+use uuid::Uuid;
+
+use crate::domain::{Car, NewCar};
+
+/// The columns of a car, read from the relation aliased `c`.
+macro_rules! car_columns {
+    () => {
+        "c.id::text AS id, c.owner_id::text AS owner_id, c.license_plate, c.vin, c.make, \
+         c.model, c.year, \
+         to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at"
+    };
+}
+
+/// Inserts unless the VIN exists. The unique constraint decides, not a read before the
+/// write, so two concurrent registrations of one VIN cannot both succeed.
+const INSERT: &str = concat!(
+    "WITH inserted AS (\
+       INSERT INTO cars.cars (owner_id, license_plate, vin, make, model, year) \
+       VALUES ($1::text::uuid, $2::text, $3::text, $4::text, $5::text, $6::int4) \
+       ON CONFLICT (vin) DO NOTHING \
+       RETURNING *\
+     ) \
+     SELECT ",
+    car_columns!(),
+    " FROM (SELECT 1) AS one LEFT JOIN inserted AS c ON true"
+);
+
+const FIND: &str = concat!(
+    "SELECT ",
+    car_columns!(),
+    " FROM (SELECT 1) AS one LEFT JOIN cars.cars AS c ON c.id = $1::text::uuid"
+);
+
+pub enum Inserted {
+    Created(Car),
+    DuplicateVin,
+}
+
+pub fn insert(db: &Connection, car: &NewCar) -> Result<Inserted, ApiError> {
+    let params = [
+        car.owner_id.to_string().into(),
+        car.license_plate.as_str().to_owned().into(),
+        car.vin.as_str().to_owned().into(),
+        car.make.as_str().to_owned().into(),
+        car.model.as_str().to_owned().into(),
+        car.year.get().into(),
+    ];
+    let row = db::one_row(db::query(db, INSERT, &params)?)?;
+    Ok(match car_from_row(&row)? {
+        Some(car) => Inserted::Created(car),
+        None => Inserted::DuplicateVin,
+    })
+}
+
+pub fn find(db: &Connection, id: Uuid) -> Result<Option<Car>, ApiError> {
+    let row = db::one_row(db::query(db, FIND, &[id.to_string().into()])?)?;
+    car_from_row(&row)
+}
+
+/// The car in `row`, or `None` when the row is the all-NULL "nothing found" row.
+fn car_from_row(row: &Row) -> Result<Option<Car>, ApiError> {
+    if row.is_null("id")? {
+        return Ok(None);
+    }
+    Ok(Some(Car {
+        id: uuid(row, "id")?,
+        owner_id: uuid(row, "owner_id")?,
+        license_plate: row.get("license_plate")?,
+        vin: row.get("vin")?,
+        make: row.get("make")?,
+        model: row.get("model")?,
+        year: row.get("year")?,
+        created_at: timestamp(row, "created_at")?,
+    }))
+}
+
+fn uuid(row: &Row, column: &str) -> Result<Uuid, ApiError> {
+    let text: String = row.get(column)?;
+    Uuid::parse_str(&text).map_err(|error| unexpected(column, error))
+}
+
+fn timestamp(row: &Row, column: &str) -> Result<DateTime<Utc>, ApiError> {
+    let text: String = row.get(column)?;
+    DateTime::parse_from_rfc3339(&text)
+        .map(|time| time.with_timezone(&Utc))
+        .map_err(|error| unexpected(column, error))
+}
+
+fn unexpected(column: &str, error: impl std::fmt::Display) -> ApiError {
+    ApiError::internal("a database query returned an unexpected result")
+        .with_detail(format!("column `{column}`: {error}"))
+}

@@ -1,0 +1,70 @@
+//! Every way an order-service request can fail, and the one place each maps to a status
+//! and a stable `code`. Handlers return `Result<_, OrderError>` and use `?`.
+
+use api::{ApiError, FieldErrors};
+use spin_sdk::http::{IntoResponse, Response};
+use uuid::Uuid;
+
+#[derive(Debug)]
+pub enum OrderError {
+    /// 422: the body has invalid fields.
+    Invalid(FieldErrors),
+    /// 404: no order with this id (also for ids that are not UUIDs).
+    OrderNotFound(String),
+    /// 404: car-service knows no car with this id (the seed's check).
+    CarNotFound(Uuid),
+    /// 502: car-service answered, but with a failure or a body we cannot read.
+    CarServiceFailed(String),
+    /// 503: the request to car-service could not be made at all.
+    CarServiceUnavailable(String),
+    /// 504: car-service did not answer in time.
+    CarServiceTimeout(String),
+    /// Malformed JSON, configuration, database: already an API error.
+    Api(ApiError),
+}
+
+impl From<OrderError> for ApiError {
+    fn from(error: OrderError) -> Self {
+        match error {
+            OrderError::Invalid(fields) => ApiError::unprocessable(fields),
+            OrderError::OrderNotFound(id) => {
+                ApiError::not_found("order_not_found", format!("no order with id {id}"))
+            }
+            OrderError::CarNotFound(id) => {
+                ApiError::not_found("car_not_found", format!("no car with id {id}"))
+            }
+            OrderError::CarServiceFailed(detail) => {
+                ApiError::bad_gateway("car_service_failed", "car-service failed to answer")
+                    .with_detail(detail)
+            }
+            OrderError::CarServiceUnavailable(detail) => {
+                ApiError::unavailable("car_service_unavailable", "car-service is unreachable")
+                    .with_detail(detail)
+            }
+            OrderError::CarServiceTimeout(detail) => ApiError::gateway_timeout(
+                "car_service_timeout",
+                "car-service did not answer in time",
+            )
+            .with_detail(detail),
+            OrderError::Api(error) => error,
+        }
+    }
+}
+
+impl From<ApiError> for OrderError {
+    fn from(error: ApiError) -> Self {
+        Self::Api(error)
+    }
+}
+
+impl From<FieldErrors> for OrderError {
+    fn from(fields: FieldErrors) -> Self {
+        Self::Invalid(fields)
+    }
+}
+
+impl IntoResponse for OrderError {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
+    }
+}

@@ -1,0 +1,205 @@
+//! order-service: books cars in, as a Spin HTTP component routed at `/api/orders/...`.
+//! A booking is checked against car-service first (the seed's rule: no car, 404). This
+//! file only maps HTTP to the domain (`domain`), car-service (`car_client`) and the table
+//! (`store`); it must not hold business rules.
+
+mod car_client;
+pub mod domain;
+mod error;
+mod store;
+
+use api::http::{json_response, method_not_allowed, not_found, read_json_object};
+use api::ApiError;
+use spin_sdk::http::{Params, Request, Response, Router};
+use uuid::Uuid;
+
+use crate::domain::NewOrder;
+use crate::error::OrderError;
+
+const SERVICE: &str = "order-service";
+
+// Exported only in the wasm build: a native cdylib cannot carry the WIT export's symbol
+// name (`wasi:http/incoming-handler@0.2.0#handle`), and native builds exist for tests.
+#[cfg(target_arch = "wasm32")]
+#[spin_sdk::http_component]
+async fn handle(request: Request) -> Response {
+    router().handle_async(request).await
+}
+
+/// The component's routes, on the full path (see car-service for why not the suffix).
+pub fn router() -> Router {
+    let mut router = Router::new();
+    router.get("/api/orders/health", health);
+    router.post_async("/api/orders", create_order);
+    router.get("/api/orders/:order_id", get_order);
+    // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
+    router.any("/api/orders/health", method_not_allowed("GET"));
+    router.any("/api/orders", method_not_allowed("POST"));
+    router.any("/api/orders/:order_id", method_not_allowed("GET"));
+    router.any("/*", not_found);
+    router
+}
+
+/// What the component needs from Spin variables, read per request.
+struct Config {
+    postgres_url: String,
+}
+
+impl Config {
+    fn load() -> Result<Self, ApiError> {
+        Ok(Self {
+            postgres_url: api::config::variable("postgres_url")?,
+        })
+    }
+
+    /// Where car-service answers: `http://car-service.spin.internal` in one host, a
+    /// Service URL across pods (DESIGN.md §7).
+    fn car_service_url() -> Result<String, ApiError> {
+        let url = api::config::variable("car_service_url")?;
+        if url.starts_with("http://") || url.starts_with("https://") {
+            Ok(url)
+        } else {
+            Err(ApiError::configuration(
+                "the Spin variable `car_service_url` must be an http:// or https:// URL",
+            ))
+        }
+    }
+}
+
+/// The authenticated caller. Authentication is a later issue (DESIGN.md §3): this is the
+/// one place that will verify `Authorization: Bearer <token>` (401 without a valid one)
+/// and yield the user id an order is booked for. Until then everyone may call, and an
+/// order's `user_id` is the car's owner.
+struct Caller;
+
+fn caller(_request: &Request) -> Result<Caller, OrderError> {
+    Ok(Caller)
+}
+
+fn health(_request: Request, _params: Params) -> Result<Response, OrderError> {
+    let config = Config::load()?;
+    let db = api::db::open(&config.postgres_url)?;
+    api::db::ping(&db)?;
+    Ok(json_response(
+        200,
+        &serde_json::json!({"status": "ok", "service": SERVICE}),
+    ))
+}
+
+async fn create_order(request: Request, _params: Params) -> Result<Response, OrderError> {
+    let _caller = caller(&request)?;
+    let new_order = NewOrder::parse(&read_json_object(&request)?)?;
+    let car_service_url = Config::car_service_url()?;
+    let config = Config::load()?;
+    let authorization = request.header("authorization").and_then(|v| v.as_str());
+    // Ask car-service before opening the database, so no pooled connection is held
+    // while waiting on another component.
+    let car = car_client::fetch_car(&car_service_url, new_order.car_id, authorization).await?;
+    let db = api::db::open(&config.postgres_url)?;
+    let order = store::insert(&db, &new_order, car.owner_id)?;
+    let mut response = json_response(201, &order);
+    response.set_header("location", format!("/api/orders/{}", order.id));
+    Ok(response)
+}
+
+fn get_order(request: Request, params: Params) -> Result<Response, OrderError> {
+    let _caller = caller(&request)?;
+    let raw_id = params.get("order_id").unwrap_or_default();
+    // An id that is not a UUID names no order: 404, like an unknown one.
+    let id = Uuid::parse_str(raw_id).map_err(|_| OrderError::OrderNotFound(raw_id.to_owned()))?;
+    let config = Config::load()?;
+    let db = api::db::open(&config.postgres_url)?;
+    match store::find(&db, id)? {
+        Some(order) => Ok(json_response(200, &order)),
+        None => Err(OrderError::OrderNotFound(id.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Routing and input rejection, natively: these paths answer before touching a Spin
+    //! import (variables, HTTP, Postgres), so no host is needed. End-to-end tests live in tests/.
+
+    use super::*;
+    use serde_json::{json, Value};
+    use spin_sdk::http::Method;
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    fn send(method: Method, path: &str, body: &str) -> (u16, Option<String>, Value) {
+        let mut request = Request::new(method, format!("http://127.0.0.1:3000{path}"));
+        *request.body_mut() = body.as_bytes().to_vec();
+        let router = router();
+        let mut future = std::pin::pin!(router.handle_async(request));
+        let Poll::Ready(response) = future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        else {
+            panic!("the handler waited on the host");
+        };
+        assert_eq!(
+            response.header("content-type").and_then(|v| v.as_str()),
+            Some("application/json")
+        );
+        let allow = response
+            .header("allow")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        let body = serde_json::from_slice(response.body()).unwrap();
+        (*response.status(), allow, body)
+    }
+
+    #[test]
+    fn unknown_path_is_a_json_404() {
+        let (status, _, body) = send(Method::Patch, "/api/orders/1/status", "{}");
+        assert_eq!(status, 404);
+        assert_eq!(body["error"]["code"], "not_found");
+    }
+
+    #[test]
+    fn wrong_method_is_a_json_405_with_allow() {
+        for (method, path, allow) in [
+            (
+                Method::Patch,
+                "/api/orders/3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                "GET",
+            ),
+            (Method::Get, "/api/orders", "POST"),
+            (Method::Delete, "/api/orders/health", "GET"),
+        ] {
+            let (status, allowed, body) = send(method, path, "");
+            assert_eq!(status, 405, "{path}");
+            assert_eq!(allowed.as_deref(), Some(allow), "{path}");
+            assert_eq!(body["error"]["code"], "method_not_allowed");
+        }
+    }
+
+    #[test]
+    fn get_order_with_a_non_uuid_id_is_order_not_found() {
+        let (status, _, body) = send(Method::Get, "/api/orders/first", "");
+        assert_eq!(status, 404);
+        assert_eq!(body["error"]["code"], "order_not_found");
+    }
+
+    #[test]
+    fn create_order_with_malformed_json_is_400() {
+        let (status, _, body) = send(Method::Post, "/api/orders", "{car_id:");
+        assert_eq!(status, 400);
+        assert_eq!(body["error"]["code"], "malformed_json");
+    }
+
+    #[test]
+    fn create_order_with_invalid_fields_is_422_listing_them() {
+        let request = json!({"car_id": "car-1", "desired_time": "2030-05-01T10:30:00"});
+        let (status, _, body) = send(Method::Post, "/api/orders", &request.to_string());
+        assert_eq!(status, 422);
+        assert_eq!(body["error"]["code"], "validation_failed");
+        let fields: Vec<&str> = body["error"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, ["car_id", "desired_time"]);
+    }
+}

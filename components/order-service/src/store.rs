@@ -1,0 +1,98 @@
+//! `orders.orders` in PostgreSQL (migrations/0002_orders.sql), one statement per intent.
+//!
+//! Every statement returns exactly one row, because Spin 4.0.2 hangs when a `pg3` query
+//! returns none (SPIN_BEHAVIOUR.md): lookups LEFT JOIN onto `(SELECT 1)` and read NULLs as
+//! "absent". UUIDs and timestamps travel as text (`$1::text::uuid`, `id::text`,
+//! `$3::text::timestamptz`, RFC 3339 in UTC formatted by Postgres): Spin's client rejects
+//! a string bound to `$1::uuid`, and pg3's datetime value carries no zone.
+
+use api::db::{self, Row};
+use api::ApiError;
+use chrono::{DateTime, SecondsFormat, Utc};
+use spin_sdk::pg3::Connection;
+use uuid::Uuid;
+
+use crate::domain::{NewOrder, Order, OrderStatus};
+
+/// The columns of an order, read from the relation aliased `o`.
+macro_rules! order_columns {
+    () => {
+        "o.id::text AS id, o.car_id::text AS car_id, o.user_id::text AS user_id, \
+         to_char(o.desired_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS desired_time, \
+         o.description, o.status, \
+         to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at"
+    };
+}
+
+const INSERT: &str = concat!(
+    "INSERT INTO orders.orders AS o (car_id, user_id, desired_time, description, status) \
+     VALUES ($1::text::uuid, $2::text::uuid, $3::text::timestamptz, $4::text, $5::text) \
+     RETURNING ",
+    order_columns!()
+);
+
+const FIND: &str = concat!(
+    "SELECT ",
+    order_columns!(),
+    " FROM (SELECT 1) AS one LEFT JOIN orders.orders AS o ON o.id = $1::text::uuid"
+);
+
+/// Books `order` for `user_id` in status `created`.
+pub fn insert(db: &Connection, order: &NewOrder, user_id: Uuid) -> Result<Order, ApiError> {
+    let params = [
+        order.car_id.to_string().into(),
+        user_id.to_string().into(),
+        order
+            .desired_time
+            .utc()
+            .to_rfc3339_opts(SecondsFormat::AutoSi, true)
+            .into(),
+        order.description.as_str().to_owned().into(),
+        OrderStatus::Created.as_str().to_owned().into(),
+    ];
+    let row = db::one_row(db::query(db, INSERT, &params)?)?;
+    order_from_row(&row)?.ok_or_else(|| {
+        ApiError::internal("a database query returned an unexpected result")
+            .with_detail("INSERT ... RETURNING gave a NULL id")
+    })
+}
+
+pub fn find(db: &Connection, id: Uuid) -> Result<Option<Order>, ApiError> {
+    let row = db::one_row(db::query(db, FIND, &[id.to_string().into()])?)?;
+    order_from_row(&row)
+}
+
+/// The order in `row`, or `None` when the row is the all-NULL "nothing found" row.
+fn order_from_row(row: &Row) -> Result<Option<Order>, ApiError> {
+    if row.is_null("id")? {
+        return Ok(None);
+    }
+    let status: String = row.get("status")?;
+    Ok(Some(Order {
+        id: uuid(row, "id")?,
+        car_id: uuid(row, "car_id")?,
+        user_id: uuid(row, "user_id")?,
+        desired_time: timestamp(row, "desired_time")?,
+        description: row.get("description")?,
+        status: OrderStatus::parse(&status)
+            .ok_or_else(|| unexpected("status", format!("unknown status {status:?}")))?,
+        created_at: timestamp(row, "created_at")?,
+    }))
+}
+
+fn uuid(row: &Row, column: &str) -> Result<Uuid, ApiError> {
+    let text: String = row.get(column)?;
+    Uuid::parse_str(&text).map_err(|error| unexpected(column, error))
+}
+
+fn timestamp(row: &Row, column: &str) -> Result<DateTime<Utc>, ApiError> {
+    let text: String = row.get(column)?;
+    DateTime::parse_from_rfc3339(&text)
+        .map(|time| time.with_timezone(&Utc))
+        .map_err(|error| unexpected(column, error))
+}
+
+fn unexpected(column: &str, error: impl std::fmt::Display) -> ApiError {
+    ApiError::internal("a database query returned an unexpected result")
+        .with_detail(format!("column `{column}`: {error}"))
+}

@@ -1,0 +1,94 @@
+//! PostgreSQL through Spin's `spin:postgres/postgres@3.0.0` interface (spin-sdk's `pg3`),
+//! the version every Spin 3.x host and SpinKube's shim serve. Failures become API errors:
+//! an unreachable database is 503 `database_unavailable`, a failed query 500.
+//!
+//! Spin 4.0.2 hangs when a `pg3` query returns no rows (SPIN_BEHAVIOUR.md), so callers
+//! shape lookups to return exactly one row and read it with [`one_row`].
+
+use spin_sdk::pg3::{self, Connection, Decode, ParameterValue, RowSet};
+
+use crate::error::ApiError;
+
+pub use spin_sdk::pg3::DbValue;
+
+const UNAVAILABLE: &str = "database_unavailable";
+
+/// Opens a connection (pooled or not, as the host decides) to `url`.
+pub fn open(url: &str) -> Result<Connection, ApiError> {
+    Connection::open(url).map_err(|error| {
+        ApiError::unavailable(UNAVAILABLE, "the database is unavailable").with_detail(error)
+    })
+}
+
+/// Runs a statement that returns rows.
+pub fn query(db: &Connection, sql: &str, params: &[ParameterValue]) -> Result<RowSet, ApiError> {
+    db.query(sql, params).map_err(from_pg_error)
+}
+
+/// Runs a statement and returns the number of rows it changed.
+pub fn execute(db: &Connection, sql: &str, params: &[ParameterValue]) -> Result<u64, ApiError> {
+    db.execute(sql, params).map_err(from_pg_error)
+}
+
+/// `SELECT 1`: the database answers queries.
+pub fn ping(db: &Connection) -> Result<(), ApiError> {
+    let row = one_row(query(db, "SELECT 1 AS ok", &[])?)?;
+    row.get::<i32>("ok").map(drop)
+}
+
+fn from_pg_error(error: pg3::PgError) -> ApiError {
+    match error {
+        pg3::PgError::ConnectionFailed(detail) => {
+            ApiError::unavailable(UNAVAILABLE, "the database is unavailable").with_detail(detail)
+        }
+        other => ApiError::internal("a database query failed").with_detail(other),
+    }
+}
+
+/// The only row of a result that must have exactly one.
+pub fn one_row(rows: RowSet) -> Result<Row, ApiError> {
+    let RowSet { columns, mut rows } = rows;
+    if rows.len() != 1 {
+        return Err(
+            ApiError::internal("a database query returned an unexpected result")
+                .with_detail(format!("expected 1 row, got {}", rows.len())),
+        );
+    }
+    Ok(Row {
+        columns: columns.into_iter().map(|column| column.name).collect(),
+        values: rows.remove(0),
+    })
+}
+
+/// One result row whose values are read by column name.
+#[derive(Debug, Clone)]
+pub struct Row {
+    columns: Vec<String>,
+    values: Vec<DbValue>,
+}
+
+impl Row {
+    fn value(&self, column: &str) -> Result<&DbValue, ApiError> {
+        self.columns
+            .iter()
+            .position(|name| name == column)
+            .and_then(|index| self.values.get(index))
+            .ok_or_else(|| {
+                ApiError::internal("a database query returned an unexpected result")
+                    .with_detail(format!("no column `{column}`"))
+            })
+    }
+
+    /// The value of `column` as `T` (use `Option<T>` for nullable columns).
+    pub fn get<T: Decode>(&self, column: &str) -> Result<T, ApiError> {
+        T::decode(self.value(column)?).map_err(|error| {
+            ApiError::internal("a database query returned an unexpected result")
+                .with_detail(format!("column `{column}`: {error}"))
+        })
+    }
+
+    /// Whether `column` is SQL NULL (e.g. the insert of a one-row upsert hit a conflict).
+    pub fn is_null(&self, column: &str) -> Result<bool, ApiError> {
+        Ok(matches!(self.value(column)?, DbValue::DbNull))
+    }
+}

@@ -1,0 +1,67 @@
+//! The Spin HTTP edge: errors and values become `spin_sdk::http::Response`s with a JSON body,
+//! request bodies become JSON, and routing misses answer in the shared error shape
+//! (spin-sdk's `Router` would answer them in plain text).
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use spin_sdk::http::{IntoResponse, Params, Request, Response};
+
+use crate::error::ApiError;
+use crate::json::{self, Object};
+
+const JSON: &str = "application/json";
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        // A 5xx means something on our side or a dependency failed: leave a trace in the
+        // component's log (Spin writes stderr to `.spin/logs/<component>_stderr.txt`).
+        if self.status >= 500 {
+            eprintln!("{self}");
+        }
+        Response::builder()
+            .status(self.status)
+            .header("content-type", JSON)
+            .body(self.to_json())
+            .build()
+    }
+}
+
+/// A JSON response with `status`.
+pub fn json_response<T: Serialize + ?Sized>(status: u16, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => Response::builder()
+            .status(status)
+            .header("content-type", JSON)
+            .body(body)
+            .build(),
+        Err(error) => ApiError::internal("the response could not be encoded")
+            .with_detail(error)
+            .into_response(),
+    }
+}
+
+/// The request body deserialized as `T` (see [`json::parse_json`] for the statuses).
+pub fn read_json<T: DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
+    json::parse_json(request.body())
+}
+
+/// The request body as a JSON object, for domain parsers that report every bad field.
+pub fn read_json_object(request: &Request) -> Result<Object, ApiError> {
+    json::parse_json_object(request.body())
+}
+
+/// Router fallback for paths no route matches: 404 `not_found`.
+pub fn not_found(request: Request, _params: Params) -> Response {
+    ApiError::route_not_found(request.path()).into_response()
+}
+
+/// Router handler for a known path hit with a method it does not serve: 405 with `allow`
+/// (e.g. `"GET"` or `"GET, POST"`) in the `Allow` header, as RFC 9110 asks.
+pub fn method_not_allowed(allow: &'static str) -> impl Fn(Request, Params) -> Response {
+    move |request, _params| {
+        let method = request.method().to_string();
+        let mut response = ApiError::method_not_allowed(&method, request.path()).into_response();
+        response.set_header("allow", allow);
+        response
+    }
+}

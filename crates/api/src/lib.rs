@@ -1,0 +1,12 @@
+//! What every component shares at its HTTP edge: the one JSON error shape
+//! (`{"error":{"code","message","fields"?}}`), field-error collection, JSON bodies,
+//! Spin variables and Postgres connections mapped to honest statuses.
+//! Nothing here knows about cars or orders.
+
+pub mod config;
+pub mod db;
+mod error;
+pub mod http;
+pub mod json;
+
+pub use error::{ApiError, FieldError, FieldErrors};

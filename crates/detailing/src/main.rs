@@ -1,0 +1,167 @@
+//! `detailing`: build, migrate and serve the car-detailing Spin application.
+
+mod builder;
+mod migrate;
+mod settings;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use runtime::manifest::LoadedManifest;
+use runtime::{App, AppOptions, CacheOutcome, CompileCache, Limits, PostgresConfig};
+use settings::Settings;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "detailing", version, about = "The car-detailing platform on a Spin-compatible host")]
+struct Cli {
+    /// The Spin manifest of the application.
+    #[arg(long, short = 'f', global = true, default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// Folder of SQL migrations (default: `migrations/` beside the manifest).
+    #[arg(long, global = true)]
+    migrations: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build every component (runs each `[component.x.build] command`, like `spin build`).
+    Build,
+    /// Apply database migrations, then exit.
+    Migrate,
+    /// Apply migrations and serve the application.
+    Up(UpArgs),
+}
+
+#[derive(Args)]
+struct UpArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Build the components before serving.
+    #[arg(long)]
+    build: bool,
+    /// Skip migrations (when a separate job applies them).
+    #[arg(long)]
+    skip_migrations: bool,
+    /// Where compiled components are cached between runs.
+    #[arg(long, env = "DETAILING_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Wall-clock budget of one request, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    request_timeout_ms: u64,
+    /// Largest request body accepted (larger gets 413).
+    #[arg(long, default_value_t = 4 << 20)]
+    max_body_bytes: usize,
+    /// Largest linear memory of one instance, in MiB.
+    #[arg(long, default_value_t = 64)]
+    memory_mb: usize,
+    /// Instances alive at once across all components.
+    #[arg(long, default_value_t = 512)]
+    max_instances: u32,
+    /// Postgres connections per database URL.
+    #[arg(long, default_value_t = 16)]
+    pg_pool_size: usize,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,wasmtime_wasi_http=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let manifest = LoadedManifest::from_file(&cli.manifest)?;
+    let migrations = cli
+        .migrations
+        .clone()
+        .unwrap_or_else(|| manifest.dir.join("migrations"));
+    match cli.command {
+        Command::Build => builder::build_all(&manifest),
+        Command::Migrate => {
+            let settings = Settings::load(&manifest.dir)?;
+            runtime_for_cli()?.block_on(migrate_app(&migrations, &settings.postgres_url))
+        }
+        Command::Up(args) => {
+            if args.build {
+                builder::build_all(&manifest)?;
+            }
+            runtime_for_cli()?.block_on(up(&cli.manifest, &manifest.dir, &migrations, args))
+        }
+    }
+}
+
+fn runtime_for_cli() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+async fn migrate_app(migrations: &Path, url: &str) -> Result<()> {
+    let applied = migrate::run(url, migrations)
+        .await
+        .with_context(|| format!("migrating {}", migrate::redact(url)))?;
+    tracing::info!("migrations up to date ({} applied now)", applied.len());
+    Ok(())
+}
+
+async fn up(manifest_path: &Path, app_dir: &Path, migrations: &Path, args: UpArgs) -> Result<()> {
+    let settings = Settings::load(app_dir)?;
+    if !args.skip_migrations {
+        migrate_app(migrations, &settings.postgres_url).await?;
+    }
+    let cache_dir = args
+        .cache_dir
+        .unwrap_or_else(|| app_dir.join(".detailing/cache"));
+    let options = AppOptions {
+        manifest: manifest_path.to_path_buf(),
+        variables: settings.variables,
+        cache: CompileCache::at(cache_dir),
+        limits: Limits {
+            memory_bytes: args.memory_mb << 20,
+            request_timeout: Duration::from_millis(args.request_timeout_ms),
+            max_body_bytes: args.max_body_bytes,
+            max_instances: args.max_instances,
+        },
+        postgres: PostgresConfig {
+            max_connections_per_url: args.pg_pool_size,
+            ..Default::default()
+        },
+    };
+    let (app, reports) = tokio::task::spawn_blocking(move || App::load(options)).await??;
+    for r in &reports {
+        let how = match r.outcome {
+            CacheOutcome::Cached => "from cache",
+            CacheOutcome::Compiled => "compiled",
+        };
+        tracing::info!("component {} ready ({how}, {} ms)", r.component, r.millis);
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let base = format!("http://{}", listener.local_addr()?);
+    println!("Serving {base}");
+    println!("Available Routes:");
+    for line in runtime::http_trigger::describe_routes(&app, &base) {
+        println!("{line}");
+    }
+    runtime::http_trigger::serve(app, listener, shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("cannot listen for SIGTERM");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,118 @@
+//! Where `detailing` takes its settings from: the Spin variables a Spin user would set
+//! (`SPIN_VARIABLE_*`), else development defaults that make a fresh checkout run as is.
+
+use anyhow::{Context, Result};
+use runtime::VariableSources;
+use std::path::Path;
+
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/detailing?sslmode=disable";
+
+/// Kept beside the app, git-ignored: a development signing key, never used when one is set.
+const DEV_SECRET_FILE: &str = ".detailing/dev-jwt-secret";
+
+pub struct Settings {
+    pub postgres_url: String,
+    pub variables: VariableSources,
+}
+
+impl Settings {
+    /// Resolve the settings for the app in `app_dir`.
+    pub fn load(app_dir: &Path) -> Result<Self> {
+        let mut variables = VariableSources::env();
+        let postgres_url =
+            std::env::var("SPIN_VARIABLE_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_string());
+        variables.fallbacks.insert("postgres_url".into(), postgres_url.clone());
+        if let Some(host) = host_port(&postgres_url) {
+            variables.fallbacks.insert("postgres_host".into(), host);
+        }
+        if std::env::var("SPIN_VARIABLE_JWT_SECRET").is_err() {
+            variables
+                .fallbacks
+                .insert("jwt_secret".into(), dev_secret(app_dir)?);
+        }
+        Ok(Self {
+            postgres_url,
+            variables,
+        })
+    }
+}
+
+/// `host:port` of a `postgres://` URL, as `allowed_outbound_hosts` wants it.
+pub fn host_port(url: &str) -> Option<String> {
+    let config: tokio_postgres::Config = url.parse().ok()?;
+    let host = match config.get_hosts().first()? {
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        #[cfg(unix)]
+        tokio_postgres::config::Host::Unix(_) => return None,
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    Some(format!("{host}:{port}"))
+}
+
+fn dev_secret(app_dir: &Path) -> Result<String> {
+    let path = app_dir.join(DEV_SECRET_FILE);
+    if let Ok(secret) = std::fs::read_to_string(&path) {
+        let secret = secret.trim().to_string();
+        if secret.len() >= 32 {
+            tracing::warn!(
+                "using the development JWT secret in {}; set SPIN_VARIABLE_JWT_SECRET in production",
+                path.display()
+            );
+            return Ok(secret);
+        }
+    }
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    write_private(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
+    tracing::warn!(
+        "generated a development JWT secret in {}; set SPIN_VARIABLE_JWT_SECRET in production",
+        path.display()
+    );
+    Ok(secret)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_defaults_the_port() {
+        assert_eq!(host_port("postgres://u@db.local/x").as_deref(), Some("db.local:5432"));
+        assert_eq!(host_port(DEFAULT_POSTGRES_URL).as_deref(), Some("127.0.0.1:5432"));
+        assert_eq!(host_port("postgres://u@h:6000/x?sslmode=disable").as_deref(), Some("h:6000"));
+    }
+
+    #[test]
+    fn dev_secret_is_generated_once_and_long_enough() {
+        let dir = std::env::temp_dir().join(format!("secret-{}", uuid::Uuid::new_v4()));
+        let first = dev_secret(&dir).unwrap();
+        let second = dev_secret(&dir).unwrap();
+        assert_eq!(first, second);
+        assert!(first.len() >= 32);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,289 @@
+//! Test harness: the real `detailing` binary on port 0, against a fresh PostgreSQL database
+//! made for the test and dropped after it. Readiness is the `Serving http://...` line.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable";
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+pub fn wasm_dir() -> PathBuf {
+    repo_root().join("target/wasm32-wasip1/wasm")
+}
+
+/// Builds the wasm components once per test binary (cargo serialises concurrent builds).
+pub fn ensure_components_built() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .current_dir(repo_root())
+            .args([
+                "build",
+                "--profile",
+                "wasm",
+                "--target",
+                "wasm32-wasip1",
+                "-p",
+                "car-service",
+                "-p",
+                "order-service",
+                "-p",
+                "probe",
+            ])
+            .status()
+            .expect("cannot run cargo to build the components");
+        assert!(status.success(), "building the wasm components failed");
+    });
+}
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub name: String,
+}
+
+impl TestDb {
+    pub fn create() -> Self {
+        let name = format!("detailing_test_{}", uuid::Uuid::new_v4().simple());
+        psql(&format!("CREATE DATABASE {name}"));
+        Self { name }
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}?sslmode=disable", self.name)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+pub fn psql(sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([ADMIN_URL, "-v", "ON_ERROR_STOP=1", "-Atc", sql])
+        .output()
+        .expect("psql must be installed");
+    assert!(
+        out.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+pub fn psql_db(db: &TestDb, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([&db.url(), "-v", "ON_ERROR_STOP=1", "-Atc", sql])
+        .output()
+        .expect("psql must be installed");
+    assert!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// How to start the server.
+#[derive(Clone)]
+pub struct ServerConfig {
+    pub manifest: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub args: Vec<String>,
+}
+
+impl ServerConfig {
+    pub fn app() -> Self {
+        Self {
+            manifest: repo_root().join("spin.toml"),
+            env: Vec::new(),
+            args: Vec::new(),
+        }
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn arg(mut self, a: &str) -> Self {
+        self.args.push(a.into());
+        self
+    }
+}
+
+pub struct TestServer {
+    pub db: TestDb,
+    pub base: String,
+    config: ServerConfig,
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+}
+
+impl TestServer {
+    pub fn start(config: ServerConfig) -> Self {
+        ensure_components_built();
+        let db = TestDb::create();
+        let mut server = Self {
+            db,
+            base: String::new(),
+            config,
+            child: None,
+            log: Default::default(),
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&mut self) {
+        let cache = repo_root().join("target/test-compile-cache");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_detailing"));
+        cmd.arg("--manifest")
+            .arg(&self.config.manifest)
+            .arg("--migrations")
+            .arg(repo_root().join("migrations"))
+            .args(["up", "--listen", "127.0.0.1:0", "--cache-dir"])
+            .arg(&cache)
+            .args(&self.config.args)
+            .env("SPIN_VARIABLE_POSTGRES_URL", self.db.url())
+            .env("SPIN_VARIABLE_JWT_SECRET", "test-secret-that-is-at-least-32-bytes-long")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.config.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("cannot start detailing");
+        let stderr = child.stderr.take().unwrap();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                log.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                if let Some(url) = line.trim().strip_prefix("Serving ") {
+                    let _ = tx.send(url.to_string());
+                }
+                log.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+            let mut rest = String::new();
+            let _ = reader.read_to_string(&mut rest);
+        });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(url) = rx.recv_timeout(Duration::from_millis(100)) {
+                self.base = url;
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("detailing exited early ({status}):\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "detailing did not start:\n{}", self.log());
+        }
+        self.child = Some(child);
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// SIGTERM, wait for exit, start again on the same database.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        unsafe_kill(child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return child.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn client(&self) -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status();
+}
+
+/// A manifest in a temp file: the app's own manifest plus extra TOML, sources made absolute.
+pub fn manifest_with(extra: &str) -> PathBuf {
+    let root = repo_root();
+    let text = std::fs::read_to_string(root.join("spin.toml")).unwrap();
+    let text = text.replace("source = \"target/", &format!("source = \"{}/target/", root.display()));
+    write_manifest(&format!("{text}\n{extra}"))
+}
+
+/// A manifest of only the probe component, for host behaviour tests.
+pub fn probe_manifest(extra: &str) -> PathBuf {
+    let probe = wasm_dir().join("probe.wasm");
+    let text = format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "probe-app"
+version = "9.9.9"
+[variables]
+postgres_url = {{ required = true }}
+postgres_host = {{ default = "127.0.0.1:5432" }}
+jwt_secret = {{ required = true, secret = true }}
+[component.probe]
+source = "{probe}"
+allowed_outbound_hosts = ["http://*.spin.internal", "postgres://{{{{ postgres_host }}}}"]
+[component.probe.variables]
+postgres_url = "{{{{ postgres_url }}}}"
+{extra}
+"#,
+        probe = probe.display()
+    );
+    write_manifest(&text)
+}
+
+fn write_manifest(text: &str) -> PathBuf {
+    let dir = repo_root().join("target/test-manifests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{}.toml", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&path, text).unwrap();
+    path
+}

@@ -1,0 +1,283 @@
+//! A loaded application: the engine, the linker with every capability, each component compiled
+//! and pre-instantiated once, and the router. `serve` runs one request in a fresh instance.
+
+use crate::compile::{CacheOutcome, CompileCache};
+use crate::limits::{start_epoch_ticker, Limits};
+use crate::manifest::{LoadedManifest, RouteDecl};
+use crate::outbound::AllowedHosts;
+use crate::postgres::{Postgres, PostgresConfig};
+use crate::routes::Router;
+use crate::spin_headers::{self, SpinRequestInfo};
+use crate::state::InstanceState;
+use crate::variables::{AppVariables, ComponentVariables, VariableSources};
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiBody, WasiHttpView};
+
+/// `http://<component-id>.spin.internal` reaches a component of the same app in-process.
+pub const CHAINING_SUFFIX: &str = ".spin.internal";
+
+/// How to load an application.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    pub manifest: PathBuf,
+    pub variables: VariableSources,
+    pub cache: CompileCache,
+    pub limits: Limits,
+    pub postgres: PostgresConfig,
+}
+
+/// What a component's instances are allowed to do and see.
+#[derive(Debug)]
+pub struct ComponentConfig {
+    pub id: String,
+    pub allowed_hosts: AllowedHosts,
+    pub variables: ComponentVariables,
+}
+
+/// A component ready to serve: its configuration and its pre-instantiated handle.
+pub struct LoadedComponent {
+    pub config: Arc<ComponentConfig>,
+    pre: ProxyPre<InstanceState>,
+}
+
+pub struct App {
+    pub name: String,
+    pub version: String,
+    pub(crate) limits: Limits,
+    pub(crate) postgres: Postgres,
+    engine: Engine,
+    router: Router,
+    components: RwLock<HashMap<String, Arc<LoadedComponent>>>,
+}
+
+/// How a component load went, for startup output and tests.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    pub component: String,
+    pub outcome: CacheOutcome,
+    pub millis: u128,
+}
+
+impl App {
+    pub fn load(options: AppOptions) -> Result<(Arc<App>, Vec<LoadReport>)> {
+        let loaded = LoadedManifest::from_file(&options.manifest)?;
+        let manifest = &loaded.manifest;
+        let variables = AppVariables::resolve(&manifest.variables, &options.variables)?;
+        let engine = options.limits.engine()?;
+        start_epoch_ticker(&engine);
+        let linker = linker(&engine)?;
+
+        let mut components = HashMap::new();
+        let mut reports = Vec::new();
+        for (id, decl) in &manifest.component {
+            let started = Instant::now();
+            let allowed: Vec<String> = decl
+                .allowed_outbound_hosts
+                .iter()
+                .map(|h| variables.render(h))
+                .collect::<Result<_>>()
+                .with_context(|| format!("component `{id}` allowed_outbound_hosts"))?;
+            let config = ComponentConfig {
+                id: id.clone(),
+                allowed_hosts: AllowedHosts::parse(&allowed)
+                    .with_context(|| format!("component `{id}`"))?,
+                variables: variables
+                    .render_component(&decl.variables)
+                    .with_context(|| format!("component `{id}` variables"))?,
+            };
+            let (component, outcome) = options.cache.load(&engine, &loaded.source_path(decl))?;
+            let pre = linker
+                .instantiate_pre(&component)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("component `{id}` needs an import this host lacks"))?;
+            let pre = ProxyPre::new(pre)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("component `{id}` does not export wasi:http/incoming-handler"))?;
+            components.insert(
+                id.clone(),
+                Arc::new(LoadedComponent {
+                    config: Arc::new(config),
+                    pre,
+                }),
+            );
+            reports.push(LoadReport {
+                component: id.clone(),
+                outcome,
+                millis: started.elapsed().as_millis(),
+            });
+        }
+
+        let mut router = Router::new();
+        for trigger in &manifest.trigger.http {
+            if let RouteDecl::Path(route) = &trigger.route {
+                if let Some(previous) = router.add(route, &trigger.component) {
+                    tracing::warn!(
+                        "duplicate route `{route}`: `{}` replaces `{previous}`",
+                        trigger.component
+                    );
+                }
+            }
+        }
+
+        let app = App {
+            name: manifest.application.name.clone(),
+            version: manifest.application.version.clone(),
+            limits: options.limits,
+            postgres: Postgres::new(options.postgres),
+            engine,
+            router,
+            components: RwLock::new(components),
+        };
+        Ok((Arc::new(app), reports))
+    }
+
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    pub fn postgres(&self) -> &Postgres {
+        &self.postgres
+    }
+
+    fn component(&self, id: &str) -> Option<Arc<LoadedComponent>> {
+        self.components.read().expect("components lock").get(id).cloned()
+    }
+
+    /// Service chaining: `http://<id>.spin.internal/<path>` as Spin presents it to the callee.
+    pub(crate) async fn serve_chained(
+        self: Arc<Self>,
+        target: &str,
+        mut request: http::Request<WasiBody>,
+    ) -> Result<http::Response<WasiBody>, wasmtime_wasi_http::Error> {
+        if self.component(target).is_none() {
+            tracing::error!("service chaining to unknown component `{target}`");
+            return Err(wasmtime_wasi_http::Error::DestinationNotFound);
+        }
+        let info = SpinRequestInfo::chained(request.uri());
+        spin_headers::apply(request.headers_mut(), &info);
+        Ok(self.serve(target, request).await)
+    }
+
+    /// Runs one request in a fresh instance of `component` and returns its response, or a JSON
+    /// error when the guest traps, exceeds its limits or never answers.
+    pub(crate) async fn serve(
+        self: Arc<Self>,
+        component: &str,
+        request: http::Request<WasiBody>,
+    ) -> http::Response<HyperOutgoingBody> {
+        let Some(loaded) = self.component(component) else {
+            return error_response(404, "not_found", "no such component");
+        };
+        let mut store = Store::new(
+            &self.engine,
+            InstanceState::new(self.clone(), loaded.config.clone()),
+        );
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(self.limits.deadline_ticks());
+
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let prepared = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)
+            .and_then(|req| Ok((req, store.data_mut().http().new_response_outparam(sender)?)));
+        let (req, out) = match prepared {
+            Ok(pair) => pair,
+            Err(e) => return error_response(400, "bad_request", &format!("{e:#}")),
+        };
+
+        let timeout = self.limits.request_timeout;
+        let id = loaded.config.id.clone();
+        let task = tokio::spawn(async move {
+            let run = async {
+                let proxy = loaded.pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
+            };
+            match tokio::time::timeout(timeout, run).await {
+                Ok(result) => result.map_err(Failure::Guest),
+                Err(_) => Err(Failure::Deadline),
+            }
+        });
+
+        match receiver.await {
+            Ok(Ok(response)) => response,
+            Ok(Err(code)) => {
+                tracing::error!(component = %id, "guest answered with error code {code:?}");
+                error_response(500, "component_error", &format!("the component failed: {code:?}"))
+            }
+            Err(_) => match task.await {
+                Ok(Err(Failure::Deadline)) => deadline_response(&id, timeout),
+                Ok(Err(Failure::Guest(e))) if is_interrupt(&e) => deadline_response(&id, timeout),
+                Ok(Err(Failure::Guest(e))) => {
+                    tracing::error!(component = %id, "component trapped: {e:?}");
+                    error_response(500, "component_failed", "the component failed while handling the request")
+                }
+                Ok(Ok(())) => {
+                    tracing::error!(component = %id, "component returned without a response");
+                    error_response(500, "component_failed", "the component returned no response")
+                }
+                Err(join) => {
+                    tracing::error!(component = %id, "request task failed: {join}");
+                    error_response(500, "component_failed", "the component failed while handling the request")
+                }
+            },
+        }
+    }
+}
+
+enum Failure {
+    Guest(wasmtime::Error),
+    Deadline,
+}
+
+fn is_interrupt(e: &wasmtime::Error) -> bool {
+    matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt))
+}
+
+fn deadline_response(component: &str, timeout: std::time::Duration) -> http::Response<HyperOutgoingBody> {
+    tracing::error!(component, "request stopped at its {timeout:?} deadline");
+    error_response(
+        504,
+        "deadline_exceeded",
+        &format!("the component did not answer within {} ms", timeout.as_millis()),
+    )
+}
+
+/// The API's error shape, `{"error":{"code","message"}}`, for answers the host gives itself.
+pub fn error_response(status: u16, code: &str, message: &str) -> http::Response<HyperOutgoingBody> {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+    http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(full_body(Bytes::from(body)))
+        .expect("static response parts are valid")
+}
+
+pub fn full_body(bytes: Bytes) -> HyperOutgoingBody {
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// Every capability the host offers, linked once per engine.
+fn linker(engine: &Engine) -> Result<Linker<InstanceState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    crate::bindings::SpinHost::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+    Ok(linker)
+}

@@ -1,0 +1,186 @@
+//! The HTTP trigger: accept connections, answer Spin's well-known paths, route, cap bodies,
+//! present the request to the guest as Spin does, and shut down gracefully.
+
+use crate::app::{error_response, full_body, App};
+use crate::spin_headers::{self, SpinRequestInfo};
+use anyhow::Result;
+use bytes::Bytes;
+use http::{header, HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Headers that describe one hop, not the request; Spin removes them before the guest sees it.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-connection",
+    "http2-settings",
+];
+
+/// The route table as Spin prints it at startup.
+pub fn describe_routes(app: &App, base: &str) -> Vec<String> {
+    app.router()
+        .routes()
+        .map(|(route, component)| {
+            let suffix = if route.is_wildcard() { " (wildcard)" } else { "" };
+            format!("  {component}: {base}{}{suffix}", route.component_route())
+        })
+        .collect()
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish (up to the grace period).
+pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let service = service_fn(move |req| handle(app.clone(), req, peer));
+                let conn = http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!("connection from {peer} ended: {e}");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing in-flight requests");
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("grace period over, closing anyway"),
+    }
+    Ok(())
+}
+
+async fn handle(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    client: SocketAddr,
+) -> Result<Response<HyperOutgoingBody>, Infallible> {
+    Ok(route_and_serve(app, req, client).await)
+}
+
+async fn route_and_serve(app: Arc<App>, req: Request<Incoming>, client: SocketAddr) -> Response<HyperOutgoingBody> {
+    let path = req.uri().path().to_string();
+    match path.as_str() {
+        "/.well-known/spin/health" => {
+            return Response::new(full_body(Bytes::from_static(b"OK")));
+        }
+        "/.well-known/spin/info" => {
+            let body = serde_json::json!({ "name": app.name, "version": app.version }).to_string();
+            return json(StatusCode::OK, body);
+        }
+        _ => {}
+    }
+    if let Some(bad) = req.headers().iter().find(|(_, v)| v.to_str().is_err()) {
+        let message = format!("header `{}` is not valid UTF-8 text", bad.0);
+        return error_response(400, "invalid_header", &message);
+    }
+    let Some(host) = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
+    else {
+        return error_response(400, "missing_host", "the request has no Host header");
+    };
+    let Some(m) = app.router().route(&path) else {
+        return Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(full_body(Bytes::new()))
+            .expect("static response parts are valid");
+    };
+
+    let limit = app.limits.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large(limit);
+    }
+    let (mut parts, body) = req.into_parts();
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(limit),
+        Err(e) => return error_response(400, "bad_request", &format!("cannot read the request body: {e}")),
+    };
+
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let full_url = format!("http://{host}{path_and_query}");
+    parts.uri = match full_url.parse() {
+        Ok(uri) => uri,
+        Err(_) => return error_response(400, "bad_request", "the request target or Host header is invalid"),
+    };
+    strip_hop_by_hop(&mut parts.headers);
+    let info = SpinRequestInfo::inbound(&m, full_url, client.to_string());
+    spin_headers::apply(&mut parts.headers, &info);
+    let component = m.component.to_string();
+    let body = Full::new(body).map_err(|never| match never {}).boxed_unsync();
+    app.clone().serve(&component, Request::from_parts(parts, body)).await
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .collect();
+    for name in HOP_BY_HOP.iter().map(|s| s.to_string()).chain(listed) {
+        headers.remove(name.as_str());
+    }
+    headers.remove(header::HOST);
+}
+
+fn too_large(limit: usize) -> Response<HyperOutgoingBody> {
+    error_response(
+        413,
+        "payload_too_large",
+        &format!("the request body is larger than {limit} bytes"),
+    )
+}
+
+fn json(status: StatusCode, body: String) -> Response<HyperOutgoingBody> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(full_body(Bytes::from(body)))
+        .expect("static response parts are valid")
+}

@@ -1,0 +1,34 @@
+//! A Spin-compatible WebAssembly component host on wasmtime.
+//!
+//! It reads a Spin manifest (v2), serves its HTTP triggers and gives guests the Spin and WASI
+//! interfaces they import. It knows nothing about the application it runs.
+
+pub mod app;
+pub mod compile;
+pub mod http_trigger;
+pub mod limits;
+pub mod manifest;
+pub mod outbound;
+pub mod postgres;
+pub mod routes;
+pub mod spin_headers;
+pub mod state;
+pub mod variables;
+
+pub use app::{App, AppOptions, LoadReport};
+pub use compile::{CacheOutcome, CompileCache};
+pub use limits::Limits;
+pub use postgres::PostgresConfig;
+pub use variables::VariableSources;
+
+/// Host bindings for the Spin interfaces in `wit/` (WASI comes from wasmtime-wasi{,-http}).
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "detailing:host/spin-host",
+        imports: { default: async | trappable },
+        with: {
+            "spin:postgres/postgres.connection": crate::postgres::PgConnection,
+        },
+    });
+}

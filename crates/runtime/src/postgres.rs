@@ -1,0 +1,504 @@
+//! `spin:postgres/postgres@3.0.0` for guests, over one connection pool per database URL.
+//!
+//! Spin's API has no transaction call: a guest sends `BEGIN` ... `COMMIT` on one opened
+//! connection, so a guest connection holds one pooled client for its whole life. A client
+//! that may still be inside a transaction, or had a query cut off, is rolled back or discarded
+//! before anyone else gets it. Column types follow what Spin 3.x converts; others are
+//! `unsupported` (cast them to text in SQL), so a component behaves the same under real Spin.
+
+use crate::bindings::spin::postgres::postgres::{
+    self as pg, Column, DbDataType, DbValue, ParameterValue, RowSet,
+};
+use crate::outbound::AllowedHosts;
+use crate::state::InstanceState;
+use bytes::BytesMut;
+use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_postgres::types::{IsNull, ToSql, Type};
+use wasmtime::component::Resource;
+
+/// Pool settings shared by every database URL a guest opens.
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    pub max_connections_per_url: usize,
+    pub wait_timeout: Duration,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            max_connections_per_url: 16,
+            wait_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The host side: pools keyed by connection string, created on first use.
+#[derive(Clone, Default)]
+pub struct Postgres {
+    config: PostgresConfig,
+    pools: Arc<Mutex<HashMap<String, Pool>>>,
+}
+
+impl Postgres {
+    pub fn new(config: PostgresConfig) -> Self {
+        Self {
+            config,
+            pools: Default::default(),
+        }
+    }
+
+    fn pool(&self, url: &str) -> Result<Pool, pg::Error> {
+        let mut pools = self.pools.lock().expect("pool map poisoned");
+        if let Some(pool) = pools.get(url) {
+            return Ok(pool.clone());
+        }
+        let config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| pg::Error::ConnectionFailed(format!("invalid connection string: {e}")))?;
+        let manager = Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(self.config.max_connections_per_url)
+            .wait_timeout(Some(self.config.wait_timeout))
+            .create_timeout(Some(self.config.wait_timeout))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| pg::Error::ConnectionFailed(e.to_string()))?;
+        pools.insert(url.to_string(), pool.clone());
+        Ok(pool)
+    }
+
+    /// Open statistics for metrics and tests: (url-free index, size, available) per pool.
+    pub fn pool_status(&self) -> Vec<(usize, usize)> {
+        let pools = self.pools.lock().expect("pool map poisoned");
+        pools
+            .values()
+            .map(|p| {
+                let s = p.status();
+                (s.size, s.available)
+            })
+            .collect()
+    }
+}
+
+enum Op {
+    Query,
+    Execute,
+}
+
+enum Outcome {
+    Rows(tokio_postgres::Statement, Vec<tokio_postgres::Row>),
+    Count(u64),
+}
+
+/// The `connection` resource: one pooled client, lent to the guest until it drops it.
+pub struct PgConnection {
+    client: Option<Object>,
+    /// The guest may have an open transaction (it sent BEGIN without COMMIT/ROLLBACK yet).
+    in_transaction: bool,
+    /// A query was sent and its future dropped before the answer (instance killed mid-query).
+    in_flight: bool,
+}
+
+impl PgConnection {
+    fn client(&mut self) -> Result<&Object, pg::Error> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| pg::Error::Other("connection already closed".into()))
+    }
+
+    fn track_transaction(&mut self, statement: &str) {
+        let head: String = statement
+            .trim_start()
+            .chars()
+            .take(24)
+            .collect::<String>()
+            .to_ascii_uppercase();
+        let word = head.split_whitespace().next().unwrap_or("");
+        match word {
+            "BEGIN" | "START" => self.in_transaction = true,
+            "COMMIT" | "END" | "ABORT" => self.in_transaction = false,
+            "ROLLBACK" if !head.contains(" TO ") => self.in_transaction = false,
+            _ => {}
+        }
+    }
+
+    async fn run(&mut self, statement: &str, params: Vec<ParameterValue>, op: Op) -> Result<Outcome, pg::Error> {
+        let params: Vec<Param> = params.into_iter().map(Param::from).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        self.in_flight = true;
+        let client = self.client()?;
+        let result = async {
+            let stmt = client.prepare_cached(statement).await?;
+            match op {
+                Op::Query => {
+                    let rows = client.query(&stmt, &refs).await?;
+                    Ok(Outcome::Rows(stmt, rows))
+                }
+                Op::Execute => Ok(Outcome::Count(client.execute(&stmt, &refs).await?)),
+            }
+        }
+        .await;
+        self.in_flight = false;
+        self.track_transaction(statement);
+        result.map_err(query_error)
+    }
+
+    /// Give the client back to the pool when it is clean, or throw it away.
+    async fn release(mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        if self.in_flight {
+            drop(Object::take(client));
+        } else if self.in_transaction {
+            if client.batch_execute("ROLLBACK").await.is_err() {
+                drop(Object::take(client));
+            }
+        }
+    }
+}
+
+impl Drop for PgConnection {
+    fn drop(&mut self) {
+        // Dropped without `release` (the store died): no await is possible here, so a client
+        // that is not known to be clean is closed instead of being returned to the pool.
+        if let Some(client) = self.client.take() {
+            if self.in_flight || self.in_transaction {
+                drop(Object::take(client));
+            }
+        }
+    }
+}
+
+fn query_error(e: tokio_postgres::Error) -> pg::Error {
+    match e.as_db_error() {
+        Some(db) => pg::Error::QueryFailed(format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        )),
+        None => pg::Error::QueryFailed(e.to_string()),
+    }
+}
+
+/// Checks that `postgres://host:port` of `url` is allowed for the calling component.
+fn check_allowed(allowed: &AllowedHosts, url: &str) -> Result<(), pg::Error> {
+    let config = tokio_postgres::Config::from_str(url)
+        .map_err(|e| pg::Error::ConnectionFailed(format!("invalid connection string: {e}")))?;
+    let ports = config.get_ports();
+    for (i, host) in config.get_hosts().iter().enumerate() {
+        let host = match host {
+            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        };
+        let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+        if !allowed.allows("postgres", &host, port) {
+            tracing::error!(
+                "a component tried to connect to postgres://{host}:{port}, which is not allowed: \
+                 add \"postgres://{host}:{port}\" to its allowed_outbound_hosts"
+            );
+            return Err(pg::Error::ConnectionFailed(format!(
+                "destination postgres://{host}:{port} is not in allowed_outbound_hosts"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl pg::Host for InstanceState {}
+
+impl pg::HostConnection for InstanceState {
+    async fn open(&mut self, address: String) -> wasmtime::Result<Result<Resource<PgConnection>, pg::Error>> {
+        if let Err(e) = check_allowed(&self.component.allowed_hosts, &address) {
+            return Ok(Err(e));
+        }
+        let pool = match self.app.postgres.pool(&address) {
+            Ok(pool) => pool,
+            Err(e) => return Ok(Err(e)),
+        };
+        let client = match pool.get().await {
+            Ok(client) => client,
+            Err(e) => return Ok(Err(pg::Error::ConnectionFailed(e.to_string()))),
+        };
+        let conn = PgConnection {
+            client: Some(client),
+            in_transaction: false,
+            in_flight: false,
+        };
+        Ok(Ok(self.table.push(conn)?))
+    }
+
+    async fn query(
+        &mut self,
+        conn: Resource<PgConnection>,
+        statement: String,
+        params: Vec<ParameterValue>,
+    ) -> wasmtime::Result<Result<RowSet, pg::Error>> {
+        let conn = self.table.get_mut(&conn)?;
+        Ok(match conn.run(&statement, params, Op::Query).await {
+            Ok(Outcome::Rows(stmt, rows)) => row_set(stmt.columns(), &rows),
+            Ok(Outcome::Count(_)) => unreachable!("a query yields rows"),
+            Err(e) => Err(e),
+        })
+    }
+
+    async fn execute(
+        &mut self,
+        conn: Resource<PgConnection>,
+        statement: String,
+        params: Vec<ParameterValue>,
+    ) -> wasmtime::Result<Result<u64, pg::Error>> {
+        let conn = self.table.get_mut(&conn)?;
+        Ok(match conn.run(&statement, params, Op::Execute).await {
+            Ok(Outcome::Count(n)) => Ok(n),
+            Ok(Outcome::Rows(..)) => unreachable!("an execute yields a count"),
+            Err(e) => Err(e),
+        })
+    }
+
+    async fn drop(&mut self, conn: Resource<PgConnection>) -> wasmtime::Result<()> {
+        let conn = self.table.delete(conn)?;
+        conn.release().await;
+        Ok(())
+    }
+}
+
+fn data_type(ty: &Type) -> DbDataType {
+    match *ty {
+        Type::BOOL => DbDataType::Boolean,
+        Type::CHAR => DbDataType::Int8,
+        Type::INT2 => DbDataType::Int16,
+        Type::INT4 => DbDataType::Int32,
+        Type::INT8 => DbDataType::Int64,
+        Type::FLOAT4 => DbDataType::Floating32,
+        Type::FLOAT8 => DbDataType::Floating64,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => DbDataType::Str,
+        Type::BYTEA => DbDataType::Binary,
+        Type::DATE => DbDataType::Date,
+        Type::TIME => DbDataType::Time,
+        Type::TIMESTAMP | Type::TIMESTAMPTZ => DbDataType::Datetime,
+        _ => DbDataType::Other,
+    }
+}
+
+fn row_set(columns: &[tokio_postgres::Column], rows: &[tokio_postgres::Row]) -> Result<RowSet, pg::Error> {
+    let columns_out = columns
+        .iter()
+        .map(|c| Column {
+            name: c.name().to_string(),
+            data_type: data_type(c.type_()),
+        })
+        .collect();
+    let mut rows_out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let mut values = Vec::with_capacity(columns.len());
+        for (i, column) in columns.iter().enumerate() {
+            values.push(db_value(row, i, column.type_()).map_err(|e| {
+                pg::Error::ValueConversionFailed(format!("column `{}`: {e}", column.name()))
+            })?);
+        }
+        rows_out.push(values);
+    }
+    Ok(RowSet {
+        columns: columns_out,
+        rows: rows_out,
+    })
+}
+
+fn db_value(row: &tokio_postgres::Row, i: usize, ty: &Type) -> Result<DbValue, tokio_postgres::Error> {
+    fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+        row: &'a tokio_postgres::Row,
+        i: usize,
+        f: impl FnOnce(T) -> DbValue,
+    ) -> Result<DbValue, tokio_postgres::Error> {
+        Ok(row.try_get::<_, Option<T>>(i)?.map_or(DbValue::DbNull, f))
+    }
+    match *ty {
+        Type::BOOL => get(row, i, DbValue::Boolean),
+        Type::CHAR => get(row, i, DbValue::Int8),
+        Type::INT2 => get(row, i, DbValue::Int16),
+        Type::INT4 => get(row, i, DbValue::Int32),
+        Type::INT8 => get(row, i, DbValue::Int64),
+        Type::FLOAT4 => get(row, i, DbValue::Floating32),
+        Type::FLOAT8 => get(row, i, DbValue::Floating64),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => get(row, i, DbValue::Str),
+        Type::BYTEA => get(row, i, DbValue::Binary),
+        Type::DATE => get(row, i, |d: NaiveDate| {
+            DbValue::Date((d.year(), d.month() as u8, d.day() as u8))
+        }),
+        Type::TIME => get(row, i, |t: NaiveTime| {
+            DbValue::Time((t.hour() as u8, t.minute() as u8, t.second() as u8, t.nanosecond()))
+        }),
+        Type::TIMESTAMP => get(row, i, datetime),
+        Type::TIMESTAMPTZ => get(row, i, |t: chrono::DateTime<chrono::Utc>| datetime(t.naive_utc())),
+        _ => Ok(DbValue::Unsupported),
+    }
+}
+
+fn datetime(t: NaiveDateTime) -> DbValue {
+    DbValue::Datetime((
+        t.year(),
+        t.month() as u8,
+        t.day() as u8,
+        t.hour() as u8,
+        t.minute() as u8,
+        t.second() as u8,
+        t.nanosecond(),
+    ))
+}
+
+/// A guest parameter, bound with the Postgres type the statement expects where it is compatible.
+#[derive(Debug)]
+enum Param {
+    Bool(bool),
+    I8(i8),
+    I16(i16),
+    I32(i32),
+    I64(i64),
+    F32(f32),
+    F64(f64),
+    Str(String),
+    Binary(Vec<u8>),
+    Date(Option<NaiveDate>),
+    Time(Option<NaiveTime>),
+    DateTime(Option<NaiveDateTime>),
+    Null,
+}
+
+impl From<ParameterValue> for Param {
+    fn from(v: ParameterValue) -> Self {
+        match v {
+            ParameterValue::Boolean(b) => Param::Bool(b),
+            ParameterValue::Int8(n) => Param::I8(n),
+            ParameterValue::Int16(n) => Param::I16(n),
+            ParameterValue::Int32(n) => Param::I32(n),
+            ParameterValue::Int64(n) => Param::I64(n),
+            ParameterValue::Floating32(n) => Param::F32(n),
+            ParameterValue::Floating64(n) => Param::F64(n),
+            ParameterValue::Str(s) => Param::Str(s),
+            ParameterValue::Binary(b) => Param::Binary(b),
+            ParameterValue::Date((y, m, d)) => Param::Date(NaiveDate::from_ymd_opt(y, m.into(), d.into())),
+            ParameterValue::Time((h, m, s, ns)) => {
+                Param::Time(NaiveTime::from_hms_nano_opt(h.into(), m.into(), s.into(), ns))
+            }
+            ParameterValue::Datetime((y, mo, d, h, mi, s, ns)) => Param::DateTime(
+                NaiveDate::from_ymd_opt(y, mo.into(), d.into())
+                    .and_then(|date| date.and_hms_nano_opt(h.into(), mi.into(), s.into(), ns)),
+            ),
+            ParameterValue::Timestamp(secs) => {
+                Param::DateTime(chrono::DateTime::from_timestamp(secs, 0).map(|t| t.naive_utc()))
+            }
+            ParameterValue::DbNull => Param::Null,
+        }
+    }
+}
+
+fn invalid(what: &str) -> Box<dyn std::error::Error + Sync + Send> {
+    format!("invalid {what} parameter").into()
+}
+
+impl ToSql for Param {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Param::Bool(v) => v.to_sql(ty, out),
+            Param::I8(v) => v.to_sql(ty, out),
+            Param::I16(v) => v.to_sql(ty, out),
+            Param::I32(v) => v.to_sql(ty, out),
+            Param::I64(v) => v.to_sql(ty, out),
+            Param::F32(v) => v.to_sql(ty, out),
+            Param::F64(v) => v.to_sql(ty, out),
+            Param::Str(v) => v.to_sql(ty, out),
+            Param::Binary(v) => v.to_sql(ty, out),
+            Param::Date(v) => v.ok_or_else(|| invalid("date"))?.to_sql(ty, out),
+            Param::Time(v) => v.ok_or_else(|| invalid("time"))?.to_sql(ty, out),
+            Param::DateTime(v) => {
+                let v = v.ok_or_else(|| invalid("datetime"))?;
+                if *ty == Type::TIMESTAMPTZ {
+                    v.and_utc().to_sql(ty, out)
+                } else {
+                    v.to_sql(ty, out)
+                }
+            }
+            Param::Null => Ok(IsNull::Yes),
+        }
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        // Checked per value in `to_sql_checked` below, since the variant decides.
+        true
+    }
+
+    fn to_sql_checked(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        let accepted = match self {
+            Param::Bool(_) => <bool as ToSql>::accepts(ty),
+            Param::I8(_) => <i8 as ToSql>::accepts(ty),
+            Param::I16(_) => <i16 as ToSql>::accepts(ty),
+            Param::I32(_) => <i32 as ToSql>::accepts(ty),
+            Param::I64(_) => <i64 as ToSql>::accepts(ty),
+            Param::F32(_) => <f32 as ToSql>::accepts(ty),
+            Param::F64(_) => <f64 as ToSql>::accepts(ty),
+            Param::Str(_) => <String as ToSql>::accepts(ty),
+            Param::Binary(_) => <Vec<u8> as ToSql>::accepts(ty),
+            Param::Date(_) => <NaiveDate as ToSql>::accepts(ty),
+            Param::Time(_) => <NaiveTime as ToSql>::accepts(ty),
+            Param::DateTime(_) => matches!(*ty, Type::TIMESTAMP | Type::TIMESTAMPTZ),
+            Param::Null => true,
+        };
+        if !accepted {
+            return Err(format!("cannot bind {self:?} to a parameter of type {ty}").into());
+        }
+        self.to_sql(ty, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> PgConnection {
+        PgConnection {
+            client: None,
+            in_transaction: false,
+            in_flight: false,
+        }
+    }
+
+    #[test]
+    fn transaction_state_follows_the_statements() {
+        let mut c = conn();
+        c.track_transaction("  begin;");
+        assert!(c.in_transaction);
+        c.track_transaction("SAVEPOINT a");
+        c.track_transaction("rollback to savepoint a");
+        assert!(c.in_transaction);
+        c.track_transaction("COMMIT");
+        assert!(!c.in_transaction);
+        c.track_transaction("START TRANSACTION ISOLATION LEVEL SERIALIZABLE");
+        assert!(c.in_transaction);
+        c.track_transaction("rollback");
+        assert!(!c.in_transaction);
+    }
+
+    #[test]
+    fn datetime_binds_to_timestamp_and_timestamptz_but_not_text() {
+        let p = Param::from(ParameterValue::Datetime((2026, 11, 25, 10, 30, 0, 0)));
+        let mut buf = BytesMut::new();
+        assert!(p.to_sql_checked(&Type::TIMESTAMPTZ, &mut buf).is_ok());
+        assert!(p.to_sql_checked(&Type::TIMESTAMP, &mut buf).is_ok());
+        assert!(p.to_sql_checked(&Type::TEXT, &mut buf).is_err());
+        let s = Param::from(ParameterValue::Str("x".into()));
+        assert!(s.to_sql_checked(&Type::UUID, &mut buf).is_err());
+    }
+}
