@@ -19,7 +19,11 @@ pub fn build_all(manifest: &LoadedManifest) -> Result<()> {
             Some(w) => manifest.dir.join(w),
             None => manifest.dir.clone(),
         };
-        eprintln!("[{}/{total}] Building component {id} with `{}`", n + 1, build.command);
+        eprintln!(
+            "[{}/{total}] Building component {id} with `{}`",
+            n + 1,
+            build.command
+        );
         let step = Instant::now();
         let status = Command::new("sh")
             .arg("-c")
@@ -30,7 +34,11 @@ pub fn build_all(manifest: &LoadedManifest) -> Result<()> {
         if !status.success() {
             bail!("building component `{id}` failed ({status})");
         }
-        eprintln!("[{}/{total}] Built {id} in {:.1}s", n + 1, step.elapsed().as_secs_f64());
+        eprintln!(
+            "[{}/{total}] Built {id} in {:.1}s",
+            n + 1,
+            step.elapsed().as_secs_f64()
+        );
     }
     eprintln!(
         "Finished building all Spin components in {:.1}s",

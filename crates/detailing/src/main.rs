@@ -14,7 +14,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "detailing", version, about = "The car-detailing platform on a Spin-compatible host")]
+#[command(
+    name = "detailing",
+    version,
+    about = "The car-detailing platform on a Spin-compatible host"
+)]
 struct Cli {
     /// The Spin manifest of the application.
     #[arg(long, short = 'f', global = true, default_value = "spin.toml")]
@@ -97,7 +101,9 @@ fn main() -> Result<()> {
 }
 
 fn runtime_for_cli() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 async fn migrate_app(migrations: &Path, url: &str) -> Result<()> {

@@ -20,7 +20,8 @@ pub struct Migration {
 
 pub fn discover(dir: &Path) -> Result<Vec<Migration>> {
     let mut migrations = Vec::new();
-    let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
     for entry in entries {
         let path = entry?.path();
         if path.extension().and_then(|e| e.to_str()) != Some("sql") {
@@ -76,19 +77,31 @@ fn is_missing_database(e: &tokio_postgres::Error) -> bool {
 
 async fn create_database(url: &str) -> Result<()> {
     let config: tokio_postgres::Config = url.parse()?;
-    let name = config.get_dbname().context("the connection string names no database")?.to_string();
+    let name = config
+        .get_dbname()
+        .context("the connection string names no database")?
+        .to_string();
     let mut admin = config.clone();
     admin.dbname("postgres");
     let (client, connection) = admin.connect(NoTls).await?;
     tokio::spawn(connection);
     let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-    match client.batch_execute(&format!("CREATE DATABASE {quoted}")).await {
+    match client
+        .batch_execute(&format!("CREATE DATABASE {quoted}"))
+        .await
+    {
         Ok(()) => {
             tracing::info!("created database {name}");
             Ok(())
         }
         // Another process created it between our connect and this statement.
-        Err(e) if e.as_db_error().is_some_and(|db| db.code() == &tokio_postgres::error::SqlState::DUPLICATE_DATABASE) => Ok(()),
+        Err(e)
+            if e.as_db_error().is_some_and(|db| {
+                db.code() == &tokio_postgres::error::SqlState::DUPLICATE_DATABASE
+            }) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(anyhow::Error::new(e).context(format!("cannot create database {name}"))),
     }
 }
@@ -179,7 +192,10 @@ mod tests {
 
     #[test]
     fn redact_hides_only_the_password() {
-        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("host=x"), "host=x");
     }

@@ -5,7 +5,8 @@ use anyhow::{Context, Result};
 use runtime::VariableSources;
 use std::path::Path;
 
-pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/detailing?sslmode=disable";
+pub const DEFAULT_POSTGRES_URL: &str =
+    "postgres://postgres@127.0.0.1:5432/detailing?sslmode=disable";
 
 /// Kept beside the app, git-ignored: a development signing key, never used when one is set.
 const DEV_SECRET_FILE: &str = ".detailing/dev-jwt-secret";
@@ -19,9 +20,11 @@ impl Settings {
     /// Resolve the settings for the app in `app_dir`.
     pub fn load(app_dir: &Path) -> Result<Self> {
         let mut variables = VariableSources::env();
-        let postgres_url =
-            std::env::var("SPIN_VARIABLE_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_string());
-        variables.fallbacks.insert("postgres_url".into(), postgres_url.clone());
+        let postgres_url = std::env::var("SPIN_VARIABLE_POSTGRES_URL")
+            .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_string());
+        variables
+            .fallbacks
+            .insert("postgres_url".into(), postgres_url.clone());
         if let Some(host) = host_port(&postgres_url) {
             variables.fallbacks.insert("postgres_host".into(), host);
         }
@@ -101,9 +104,18 @@ mod tests {
 
     #[test]
     fn host_port_defaults_the_port() {
-        assert_eq!(host_port("postgres://u@db.local/x").as_deref(), Some("db.local:5432"));
-        assert_eq!(host_port(DEFAULT_POSTGRES_URL).as_deref(), Some("127.0.0.1:5432"));
-        assert_eq!(host_port("postgres://u@h:6000/x?sslmode=disable").as_deref(), Some("h:6000"));
+        assert_eq!(
+            host_port("postgres://u@db.local/x").as_deref(),
+            Some("db.local:5432")
+        );
+        assert_eq!(
+            host_port(DEFAULT_POSTGRES_URL).as_deref(),
+            Some("127.0.0.1:5432")
+        );
+        assert_eq!(
+            host_port("postgres://u@h:6000/x?sslmode=disable").as_deref(),
+            Some("h:6000")
+        );
     }
 
     #[test]

@@ -65,7 +65,10 @@ fn wildcard_route_presents_spin_headers_and_drops_spoofed_ones() {
     assert_eq!(h["spin-base-path"], "/");
     assert_eq!(h["spin-full-url"], server.url("/probe/echo/x?y=1"));
     assert_eq!(body["uri"], server.url("/probe/echo/x?y=1"));
-    assert!(h["spin-client-addr"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(h["spin-client-addr"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
     assert!(h.get("spin-path-match-evil").is_none());
     assert!(h.get("host").is_none());
 }
@@ -82,7 +85,11 @@ fn param_routes_exact_routes_and_unrouted_paths() {
     assert_eq!(get_json(&server, "/exact/").0, 200);
     assert_eq!(get_json(&server, "/exact/more").0, 404);
     assert_eq!(get_json(&server, "/probex").0, 404);
-    let res = server.client().delete(server.url("/nowhere")).send().unwrap();
+    let res = server
+        .client()
+        .delete(server.url("/nowhere"))
+        .send()
+        .unwrap();
     assert_eq!(res.status(), 404);
     assert_eq!(res.text().unwrap(), "");
 }
@@ -91,7 +98,10 @@ fn param_routes_exact_routes_and_unrouted_paths() {
 fn private_routes_are_reachable_only_by_chaining() {
     let server = probe_server(&[]);
     assert_eq!(get_json(&server, "/hidden").0, 404);
-    let (status, body) = get_json(&server, "/probe/outbound?url=http://hidden.spin.internal/inside?q=1");
+    let (status, body) = get_json(
+        &server,
+        "/probe/outbound?url=http://hidden.spin.internal/inside?q=1",
+    );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], 200);
     let inner: Value = serde_json::from_str(body["body"].as_str().unwrap()).unwrap();
@@ -106,10 +116,20 @@ fn outbound_to_a_host_not_allowed_is_refused_and_logged() {
     let server = probe_server(&[]);
     let (status, body) = get_json(&server, "/probe/outbound?url=http://example.com/");
     assert_eq!(status, 502, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("HttpRequestDenied"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("HttpRequestDenied"),
+        "{body}"
+    );
     let (status, body) = get_json(&server, "/probe/outbound?url=http://nosuch.spin.internal/");
     assert_eq!(status, 502, "{body}");
-    assert!(server.log().contains("http://example.com:80"), "{}", server.log());
+    assert!(
+        server.log().contains("http://example.com:80"),
+        "{}",
+        server.log()
+    );
     // The host is unharmed.
     assert_eq!(get_json(&server, "/probe/echo").0, 200);
 }
@@ -121,7 +141,11 @@ fn a_looping_guest_hits_the_deadline_while_others_are_served() {
     let looping = std::thread::spawn(move || {
         let started = Instant::now();
         let res = reqwest::blocking::Client::new().get(base).send().unwrap();
-        (res.status().as_u16(), res.text().unwrap(), started.elapsed())
+        (
+            res.status().as_u16(),
+            res.text().unwrap(),
+            started.elapsed(),
+        )
     });
     std::thread::sleep(Duration::from_millis(300));
     for _ in 0..5 {
@@ -148,12 +172,23 @@ fn traps_and_memory_exhaustion_cost_one_500_not_the_host() {
 fn bodies_over_the_cap_get_413() {
     let server = probe_server(&["--max-body-bytes", "1024"]);
     let client = server.client();
-    let ok = client.post(server.url("/probe/echo")).body(vec![b'a'; 1000]).send().unwrap();
+    let ok = client
+        .post(server.url("/probe/echo"))
+        .body(vec![b'a'; 1000])
+        .send()
+        .unwrap();
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.json::<Value>().unwrap()["body_len"], 1000);
-    let big = client.post(server.url("/probe/echo")).body(vec![b'a'; 4096]).send().unwrap();
+    let big = client
+        .post(server.url("/probe/echo"))
+        .body(vec![b'a'; 4096])
+        .send()
+        .unwrap();
     assert_eq!(big.status(), 413);
-    assert_eq!(big.json::<Value>().unwrap()["error"]["code"], "payload_too_large");
+    assert_eq!(
+        big.json::<Value>().unwrap()["error"]["code"],
+        "payload_too_large"
+    );
     // Without a Content-Length (chunked), the cap still holds.
     let response = chunked_request(&server, "/probe/echo", 8);
     assert!(response.starts_with("HTTP/1.1 413"), "{response}");
@@ -164,7 +199,9 @@ fn chunked_request(server: &TestServer, path: &str, chunks: usize) -> String {
     use std::io::{Read, Write};
     let addr = server.base.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let head = format!("POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
     stream.write_all(head.as_bytes()).unwrap();
     for _ in 0..chunks {
@@ -188,7 +225,10 @@ fn postgres_types_empty_results_and_transactions() {
     assert_eq!(body["i"], 42);
     assert_eq!(body["b"], 9_000_000_000i64);
     assert_eq!(body["flag"], true);
-    assert_eq!(body["at"], "DbValue::Datetime((2026, 11, 25, 10, 30, 0, 0))");
+    assert_eq!(
+        body["at"],
+        "DbValue::Datetime((2026, 11, 25, 10, 30, 0, 0))"
+    );
     assert_eq!(body["id"].as_str().unwrap().len(), 36);
     assert_eq!(body["doc"], "{\"a\": 1}");
     assert_eq!(body["nothing"], Value::Null);
@@ -196,7 +236,10 @@ fn postgres_types_empty_results_and_transactions() {
     assert_eq!(body["empty_rows"], 0);
     assert_eq!(body["empty_columns"], 1);
     assert_eq!(body["inserted"], 2);
-    assert!(body["bad_uuid_error"].as_str().unwrap().contains("uuid"), "{body}");
+    assert!(
+        body["bad_uuid_error"].as_str().unwrap().contains("uuid"),
+        "{body}"
+    );
 }
 
 #[test]
@@ -211,7 +254,11 @@ fn variables_are_scoped_to_the_component() {
 #[test]
 fn well_known_paths_answer_before_routing() {
     let server = probe_server(&[]);
-    let res = server.client().get(server.url("/.well-known/spin/health")).send().unwrap();
+    let res = server
+        .client()
+        .get(server.url("/.well-known/spin/health"))
+        .send()
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.text().unwrap(), "OK");
     let (status, body) = get_json(&server, "/.well-known/spin/info");
@@ -230,7 +277,16 @@ fn restart_uses_the_compile_cache_and_shutdown_finishes_in_flight_requests() {
     });
     std::thread::sleep(Duration::from_millis(400));
     server.restart();
-    assert_eq!(slow.join().unwrap(), 200, "in-flight request was cut:\n{}", server.log());
-    assert!(server.log().contains("component probe ready (from cache"), "{}", server.log());
+    assert_eq!(
+        slow.join().unwrap(),
+        200,
+        "in-flight request was cut:\n{}",
+        server.log()
+    );
+    assert!(
+        server.log().contains("component probe ready (from cache"),
+        "{}",
+        server.log()
+    );
     assert_eq!(get_json(&server, "/probe/echo").0, 200);
 }

@@ -103,7 +103,9 @@ impl App {
                 .with_context(|| format!("component `{id}` needs an import this host lacks"))?;
             let pre = ProxyPre::new(pre)
                 .map_err(anyhow::Error::from)
-                .with_context(|| format!("component `{id}` does not export wasi:http/incoming-handler"))?;
+                .with_context(|| {
+                    format!("component `{id}` does not export wasi:http/incoming-handler")
+                })?;
             components.insert(
                 id.clone(),
                 Arc::new(LoadedComponent {
@@ -151,7 +153,11 @@ impl App {
     }
 
     fn component(&self, id: &str) -> Option<Arc<LoadedComponent>> {
-        self.components.read().expect("components lock").get(id).cloned()
+        self.components
+            .read()
+            .expect("components lock")
+            .get(id)
+            .cloned()
     }
 
     /// Service chaining: `http://<id>.spin.internal/<path>` as Spin presents it to the callee.
@@ -217,22 +223,38 @@ impl App {
             Ok(Ok(response)) => response,
             Ok(Err(code)) => {
                 tracing::error!(component = %id, "guest answered with error code {code:?}");
-                error_response(500, "component_error", &format!("the component failed: {code:?}"))
+                error_response(
+                    500,
+                    "component_error",
+                    &format!("the component failed: {code:?}"),
+                )
             }
             Err(_) => match task.await {
                 Ok(Err(Failure::Deadline)) => deadline_response(&id, timeout),
                 Ok(Err(Failure::Guest(e))) if is_interrupt(&e) => deadline_response(&id, timeout),
                 Ok(Err(Failure::Guest(e))) => {
                     tracing::error!(component = %id, "component trapped: {e:?}");
-                    error_response(500, "component_failed", "the component failed while handling the request")
+                    error_response(
+                        500,
+                        "component_failed",
+                        "the component failed while handling the request",
+                    )
                 }
                 Ok(Ok(())) => {
                     tracing::error!(component = %id, "component returned without a response");
-                    error_response(500, "component_failed", "the component returned no response")
+                    error_response(
+                        500,
+                        "component_failed",
+                        "the component returned no response",
+                    )
                 }
                 Err(join) => {
                     tracing::error!(component = %id, "request task failed: {join}");
-                    error_response(500, "component_failed", "the component failed while handling the request")
+                    error_response(
+                        500,
+                        "component_failed",
+                        "the component failed while handling the request",
+                    )
                 }
             },
         }
@@ -245,15 +267,24 @@ enum Failure {
 }
 
 fn is_interrupt(e: &wasmtime::Error) -> bool {
-    matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt))
+    matches!(
+        e.downcast_ref::<wasmtime::Trap>(),
+        Some(wasmtime::Trap::Interrupt)
+    )
 }
 
-fn deadline_response(component: &str, timeout: std::time::Duration) -> http::Response<HyperOutgoingBody> {
+fn deadline_response(
+    component: &str,
+    timeout: std::time::Duration,
+) -> http::Response<HyperOutgoingBody> {
     tracing::error!(component, "request stopped at its {timeout:?} deadline");
     error_response(
         504,
         "deadline_exceeded",
-        &format!("the component did not answer within {} ms", timeout.as_millis()),
+        &format!(
+            "the component did not answer within {} ms",
+            timeout.as_millis()
+        ),
     )
 }
 

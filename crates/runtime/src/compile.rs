@@ -46,7 +46,9 @@ impl CompileCache {
             // compatibility hash (it is part of the name) and is only ever replaced atomically.
             match unsafe { Component::deserialize_file(engine, &file) } {
                 Ok(component) => return Ok((component, CacheOutcome::Cached)),
-                Err(e) => tracing::warn!(file = %file.display(), "ignoring unreadable cache entry: {e:#}"),
+                Err(e) => {
+                    tracing::warn!(file = %file.display(), "ignoring unreadable cache entry: {e:#}")
+                }
             }
         }
         let component = compile(engine, bytes)?;
@@ -89,7 +91,9 @@ pub fn componentize(bytes: &[u8]) -> Result<Vec<u8>> {
 
 fn cache_key(engine: &Engine, bytes: &[u8]) -> String {
     let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut engine_hash);
+    engine
+        .precompile_compatibility_hash()
+        .hash(&mut engine_hash);
     let mut sha = Sha256::new();
     sha.update(engine_hash.finish().to_le_bytes());
     sha.update(bytes);

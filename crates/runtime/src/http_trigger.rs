@@ -41,14 +41,22 @@ pub fn describe_routes(app: &App, base: &str) -> Vec<String> {
     app.router()
         .routes()
         .map(|(route, component)| {
-            let suffix = if route.is_wildcard() { " (wildcard)" } else { "" };
+            let suffix = if route.is_wildcard() {
+                " (wildcard)"
+            } else {
+                ""
+            };
             format!("  {component}: {base}{}{suffix}", route.component_route())
         })
         .collect()
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish (up to the grace period).
-pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<()> {
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -94,7 +102,11 @@ async fn handle(
     Ok(route_and_serve(app, req, client).await)
 }
 
-async fn route_and_serve(app: Arc<App>, req: Request<Incoming>, client: SocketAddr) -> Response<HyperOutgoingBody> {
+async fn route_and_serve(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    client: SocketAddr,
+) -> Response<HyperOutgoingBody> {
     let path = req.uri().path().to_string();
     match path.as_str() {
         "/.well-known/spin/health" => {
@@ -139,21 +151,41 @@ async fn route_and_serve(app: Arc<App>, req: Request<Incoming>, client: SocketAd
     let body = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(limit),
-        Err(e) => return error_response(400, "bad_request", &format!("cannot read the request body: {e}")),
+        Err(e) => {
+            return error_response(
+                400,
+                "bad_request",
+                &format!("cannot read the request body: {e}"),
+            )
+        }
     };
 
-    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
     let full_url = format!("http://{host}{path_and_query}");
     parts.uri = match full_url.parse() {
         Ok(uri) => uri,
-        Err(_) => return error_response(400, "bad_request", "the request target or Host header is invalid"),
+        Err(_) => {
+            return error_response(
+                400,
+                "bad_request",
+                "the request target or Host header is invalid",
+            )
+        }
     };
     strip_hop_by_hop(&mut parts.headers);
     let info = SpinRequestInfo::inbound(&m, full_url, client.to_string());
     spin_headers::apply(&mut parts.headers, &info);
     let component = m.component.to_string();
-    let body = Full::new(body).map_err(|never| match never {}).boxed_unsync();
-    app.clone().serve(&component, Request::from_parts(parts, body)).await
+    let body = Full::new(body)
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    app.clone()
+        .serve(&component, Request::from_parts(parts, body))
+        .await
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {

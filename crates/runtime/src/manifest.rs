@@ -128,8 +128,7 @@ impl Manifest {
         for (id, component) in &self.component {
             check_component_id(id)?;
             for name in component.variables.keys() {
-                check_variable_name(name)
-                    .with_context(|| format!("component `{id}` variables"))?;
+                check_variable_name(name).with_context(|| format!("component `{id}` variables"))?;
             }
         }
         for trigger in &self.trigger.http {
@@ -167,7 +166,8 @@ fn check_component_id(id: &str) -> Result<()> {
         && id.split('-').all(|w| {
             !w.is_empty()
                 && w.starts_with(|c: char| c.is_ascii_lowercase())
-                && w.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && w.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         });
     if !ok {
         bail!("invalid component id `{id}`: use lower-case kebab-case words");
@@ -221,9 +221,15 @@ watch = ["src/**/*.rs"]
 
     #[test]
     fn rejects_unknown_component_in_trigger() {
-        let text = SAMPLE.replace("component = \"hello\"\n[[trigger.http]]", "component = \"nope\"\n[[trigger.http]]");
+        let text = SAMPLE.replace(
+            "component = \"hello\"\n[[trigger.http]]",
+            "component = \"nope\"\n[[trigger.http]]",
+        );
         let err = Manifest::parse(&text).unwrap_err();
-        assert!(err.to_string().contains("unknown component `nope`"), "{err}");
+        assert!(
+            err.to_string().contains("unknown component `nope`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -51,7 +51,11 @@ impl AllowedHosts {
     pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self> {
         let entries = entries
             .iter()
-            .map(|e| parse_entry(e.as_ref()).with_context(|| format!("invalid allowed_outbound_hosts entry `{}`", e.as_ref())))
+            .map(|e| {
+                parse_entry(e.as_ref()).with_context(|| {
+                    format!("invalid allowed_outbound_hosts entry `{}`", e.as_ref())
+                })
+            })
             .collect::<Result<_>>()?;
         Ok(Self { entries })
     }
@@ -207,7 +211,11 @@ mod tests {
 
     #[test]
     fn exact_hosts_use_the_scheme_default_port() {
-        let a = AllowedHosts::parse(&["http://car-service.spin.internal", "postgres://127.0.0.1:5432"]).unwrap();
+        let a = AllowedHosts::parse(&[
+            "http://car-service.spin.internal",
+            "postgres://127.0.0.1:5432",
+        ])
+        .unwrap();
         assert!(a.allows("http", "car-service.spin.internal", 80));
         assert!(!a.allows("https", "car-service.spin.internal", 443));
         assert!(!a.allows("http", "car-service.spin.internal", 8080));
@@ -218,7 +226,12 @@ mod tests {
 
     #[test]
     fn wildcards_for_scheme_host_subdomain_and_port() {
-        let a = AllowedHosts::parse(&["http://*.spin.internal", "*://db.local:*", "https://*:8000..8010"]).unwrap();
+        let a = AllowedHosts::parse(&[
+            "http://*.spin.internal",
+            "*://db.local:*",
+            "https://*:8000..8010",
+        ])
+        .unwrap();
         assert!(a.allows("http", "anything.spin.internal", 80));
         assert!(!a.allows("http", "spin.internal", 80));
         assert!(!a.allows("http", "evilspin.internal", 80));
@@ -229,9 +242,15 @@ mod tests {
 
     #[test]
     fn malformed_entries_are_rejected() {
-        for bad in ["car-service", "http://", "http://a/b", "http://a*b", "foo://host"] {
+        for bad in [
+            "car-service",
+            "http://",
+            "http://a/b",
+            "http://a*b",
+            "foo://host",
+        ] {
             assert!(AllowedHosts::parse(&[bad]).is_err(), "{bad}");
         }
-        assert!(AllowedHosts::default().allows("http", "x", 80) == false);
+        assert!(!AllowedHosts::default().allows("http", "x", 80));
     }
 }

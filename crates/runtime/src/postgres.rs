@@ -90,16 +90,6 @@ impl Postgres {
     }
 }
 
-enum Op {
-    Query,
-    Execute,
-}
-
-enum Outcome {
-    Rows(tokio_postgres::Statement, Vec<tokio_postgres::Row>),
-    Count(u64),
-}
-
 /// The `connection` resource: one pooled client, lent to the guest until it drops it.
 pub struct PgConnection {
     client: Option<Object>,
@@ -110,12 +100,6 @@ pub struct PgConnection {
 }
 
 impl PgConnection {
-    fn client(&mut self) -> Result<&Object, pg::Error> {
-        self.client
-            .as_ref()
-            .ok_or_else(|| pg::Error::Other("connection already closed".into()))
-    }
-
     fn track_transaction(&mut self, statement: &str) {
         let head: String = statement
             .trim_start()
@@ -123,8 +107,8 @@ impl PgConnection {
             .take(24)
             .collect::<String>()
             .to_ascii_uppercase();
-        let word = head.split_whitespace().next().unwrap_or("");
-        match word {
+        let word: String = head.chars().take_while(char::is_ascii_alphabetic).collect();
+        match word.as_str() {
             "BEGIN" | "START" => self.in_transaction = true,
             "COMMIT" | "END" | "ABORT" => self.in_transaction = false,
             "ROLLBACK" if !head.contains(" TO ") => self.in_transaction = false,
@@ -132,25 +116,46 @@ impl PgConnection {
         }
     }
 
-    async fn run(&mut self, statement: &str, params: Vec<ParameterValue>, op: Op) -> Result<Outcome, pg::Error> {
-        let params: Vec<Param> = params.into_iter().map(Param::from).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+    async fn query(
+        &mut self,
+        statement: &str,
+        params: Vec<ParameterValue>,
+    ) -> Result<RowSet, pg::Error> {
+        let params = bind(params);
+        let client = self.client.as_ref().ok_or_else(closed)?;
         self.in_flight = true;
-        let client = self.client()?;
         let result = async {
             let stmt = client.prepare_cached(statement).await?;
-            match op {
-                Op::Query => {
-                    let rows = client.query(&stmt, &refs).await?;
-                    Ok(Outcome::Rows(stmt, rows))
-                }
-                Op::Execute => Ok(Outcome::Count(client.execute(&stmt, &refs).await?)),
-            }
+            let rows = client.query(&stmt, &refs(&params)).await?;
+            Ok((stmt, rows))
         }
         .await;
+        self.finished(statement);
+        let (stmt, rows) = result.map_err(query_error)?;
+        row_set(stmt.columns(), &rows)
+    }
+
+    async fn execute(
+        &mut self,
+        statement: &str,
+        params: Vec<ParameterValue>,
+    ) -> Result<u64, pg::Error> {
+        let params = bind(params);
+        let client = self.client.as_ref().ok_or_else(closed)?;
+        self.in_flight = true;
+        let result = async {
+            let stmt = client.prepare_cached(statement).await?;
+            client.execute(&stmt, &refs(&params)).await
+        }
+        .await;
+        self.finished(statement);
+        result.map_err(query_error)
+    }
+
+    /// The statement came back (either way): the client is idle again.
+    fn finished(&mut self, statement: &str) {
         self.in_flight = false;
         self.track_transaction(statement);
-        result.map_err(query_error)
     }
 
     /// Give the client back to the pool when it is clean, or throw it away.
@@ -158,12 +163,12 @@ impl PgConnection {
         let Some(client) = self.client.take() else {
             return;
         };
-        if self.in_flight {
+        // A query cut off mid-flight leaves the protocol state unknown; a failed ROLLBACK
+        // leaves the transaction open. Either way the client is closed, not reused.
+        let dirty = self.in_flight
+            || (self.in_transaction && client.batch_execute("ROLLBACK").await.is_err());
+        if dirty {
             drop(Object::take(client));
-        } else if self.in_transaction {
-            if client.batch_execute("ROLLBACK").await.is_err() {
-                drop(Object::take(client));
-            }
         }
     }
 }
@@ -178,6 +183,18 @@ impl Drop for PgConnection {
             }
         }
     }
+}
+
+fn closed() -> pg::Error {
+    pg::Error::Other("connection already closed".into())
+}
+
+fn bind(params: Vec<ParameterValue>) -> Vec<Param> {
+    params.into_iter().map(Param::from).collect()
+}
+
+fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
 }
 
 fn query_error(e: tokio_postgres::Error) -> pg::Error {
@@ -220,7 +237,10 @@ fn check_allowed(allowed: &AllowedHosts, url: &str) -> Result<(), pg::Error> {
 impl pg::Host for InstanceState {}
 
 impl pg::HostConnection for InstanceState {
-    async fn open(&mut self, address: String) -> wasmtime::Result<Result<Resource<PgConnection>, pg::Error>> {
+    async fn open(
+        &mut self,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<PgConnection>, pg::Error>> {
         if let Err(e) = check_allowed(&self.component.allowed_hosts, &address) {
             return Ok(Err(e));
         }
@@ -247,11 +267,7 @@ impl pg::HostConnection for InstanceState {
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<RowSet, pg::Error>> {
         let conn = self.table.get_mut(&conn)?;
-        Ok(match conn.run(&statement, params, Op::Query).await {
-            Ok(Outcome::Rows(stmt, rows)) => row_set(stmt.columns(), &rows),
-            Ok(Outcome::Count(_)) => unreachable!("a query yields rows"),
-            Err(e) => Err(e),
-        })
+        Ok(conn.query(&statement, params).await)
     }
 
     async fn execute(
@@ -261,11 +277,7 @@ impl pg::HostConnection for InstanceState {
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<u64, pg::Error>> {
         let conn = self.table.get_mut(&conn)?;
-        Ok(match conn.run(&statement, params, Op::Execute).await {
-            Ok(Outcome::Count(n)) => Ok(n),
-            Ok(Outcome::Rows(..)) => unreachable!("an execute yields a count"),
-            Err(e) => Err(e),
-        })
+        Ok(conn.execute(&statement, params).await)
     }
 
     async fn drop(&mut self, conn: Resource<PgConnection>) -> wasmtime::Result<()> {
@@ -293,7 +305,10 @@ fn data_type(ty: &Type) -> DbDataType {
     }
 }
 
-fn row_set(columns: &[tokio_postgres::Column], rows: &[tokio_postgres::Row]) -> Result<RowSet, pg::Error> {
+fn row_set(
+    columns: &[tokio_postgres::Column],
+    rows: &[tokio_postgres::Row],
+) -> Result<RowSet, pg::Error> {
     let columns_out = columns
         .iter()
         .map(|c| Column {
@@ -317,7 +332,11 @@ fn row_set(columns: &[tokio_postgres::Column], rows: &[tokio_postgres::Row]) -> 
     })
 }
 
-fn db_value(row: &tokio_postgres::Row, i: usize, ty: &Type) -> Result<DbValue, tokio_postgres::Error> {
+fn db_value(
+    row: &tokio_postgres::Row,
+    i: usize,
+    ty: &Type,
+) -> Result<DbValue, tokio_postgres::Error> {
     fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
         row: &'a tokio_postgres::Row,
         i: usize,
@@ -339,10 +358,17 @@ fn db_value(row: &tokio_postgres::Row, i: usize, ty: &Type) -> Result<DbValue, t
             DbValue::Date((d.year(), d.month() as u8, d.day() as u8))
         }),
         Type::TIME => get(row, i, |t: NaiveTime| {
-            DbValue::Time((t.hour() as u8, t.minute() as u8, t.second() as u8, t.nanosecond()))
+            DbValue::Time((
+                t.hour() as u8,
+                t.minute() as u8,
+                t.second() as u8,
+                t.nanosecond(),
+            ))
         }),
         Type::TIMESTAMP => get(row, i, datetime),
-        Type::TIMESTAMPTZ => get(row, i, |t: chrono::DateTime<chrono::Utc>| datetime(t.naive_utc())),
+        Type::TIMESTAMPTZ => get(row, i, |t: chrono::DateTime<chrono::Utc>| {
+            datetime(t.naive_utc())
+        }),
         _ => Ok(DbValue::Unsupported),
     }
 }
@@ -389,10 +415,15 @@ impl From<ParameterValue> for Param {
             ParameterValue::Floating64(n) => Param::F64(n),
             ParameterValue::Str(s) => Param::Str(s),
             ParameterValue::Binary(b) => Param::Binary(b),
-            ParameterValue::Date((y, m, d)) => Param::Date(NaiveDate::from_ymd_opt(y, m.into(), d.into())),
-            ParameterValue::Time((h, m, s, ns)) => {
-                Param::Time(NaiveTime::from_hms_nano_opt(h.into(), m.into(), s.into(), ns))
+            ParameterValue::Date((y, m, d)) => {
+                Param::Date(NaiveDate::from_ymd_opt(y, m.into(), d.into()))
             }
+            ParameterValue::Time((h, m, s, ns)) => Param::Time(NaiveTime::from_hms_nano_opt(
+                h.into(),
+                m.into(),
+                s.into(),
+                ns,
+            )),
             ParameterValue::Datetime((y, mo, d, h, mi, s, ns)) => Param::DateTime(
                 NaiveDate::from_ymd_opt(y, mo.into(), d.into())
                     .and_then(|date| date.and_hms_nano_opt(h.into(), mi.into(), s.into(), ns)),
@@ -410,7 +441,11 @@ fn invalid(what: &str) -> Box<dyn std::error::Error + Sync + Send> {
 }
 
 impl ToSql for Param {
-    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         match self {
             Param::Bool(v) => v.to_sql(ty, out),
             Param::I8(v) => v.to_sql(ty, out),
@@ -440,7 +475,11 @@ impl ToSql for Param {
         true
     }
 
-    fn to_sql_checked(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+    fn to_sql_checked(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         let accepted = match self {
             Param::Bool(_) => <bool as ToSql>::accepts(ty),
             Param::I8(_) => <i8 as ToSql>::accepts(ty),
@@ -483,7 +522,7 @@ mod tests {
         c.track_transaction("SAVEPOINT a");
         c.track_transaction("rollback to savepoint a");
         assert!(c.in_transaction);
-        c.track_transaction("COMMIT");
+        c.track_transaction("COMMIT;");
         assert!(!c.in_transaction);
         c.track_transaction("START TRANSACTION ISOLATION LEVEL SERIALIZABLE");
         assert!(c.in_transaction);

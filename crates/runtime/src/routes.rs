@@ -66,8 +66,8 @@ impl Route {
         self.wildcard
     }
 
-    /// Match `path` (no query); returns the specificity key, path-info and parameters.
-    fn matches(&self, path: &str) -> Option<(Vec<u8>, String, Vec<(String, String)>)> {
+    /// Match `path` (no query).
+    fn matches(&self, path: &str) -> Option<Matched> {
         if !path.starts_with('/') {
             return None;
         }
@@ -95,15 +95,30 @@ impl Route {
         let rest = &path[pos..];
         if self.wildcard {
             key.push(0);
-            Some((key, rest.to_string(), params))
+            Some(Matched {
+                key,
+                path_info: rest.to_string(),
+                params,
+            })
         } else if rest.is_empty() || rest == "/" {
             // A single trailing slash is ignored; anything more is another path.
             key.push(1);
-            Some((key, String::new(), params))
+            Some(Matched {
+                key,
+                path_info: String::new(),
+                params,
+            })
         } else {
             None
         }
     }
+}
+
+/// A route's match: its specificity key (compared left to right), path-info and parameters.
+struct Matched {
+    key: Vec<u8>,
+    path_info: String,
+    params: Vec<(String, String)>,
 }
 
 /// The outcome of routing a request path.
@@ -145,7 +160,12 @@ impl Router {
     pub fn route(&self, path: &str) -> Option<RouteMatch<'_>> {
         let mut best: Option<(Vec<u8>, RouteMatch<'_>)> = None;
         for (route, component) in &self.routes {
-            let Some((key, path_info, params)) = route.matches(path) else {
+            let Some(Matched {
+                key,
+                path_info,
+                params,
+            }) = route.matches(path)
+            else {
                 continue;
             };
             let better = match &best {
@@ -189,7 +209,10 @@ mod tests {
     #[test]
     fn wildcard_gives_path_info_and_component_route() {
         let r = router(&[("/api/cars/...", "cars")]);
-        assert_eq!(hit(&r, "/api/cars/123/x"), Some(("cars".into(), "/123/x".into())));
+        assert_eq!(
+            hit(&r, "/api/cars/123/x"),
+            Some(("cars".into(), "/123/x".into()))
+        );
         assert_eq!(hit(&r, "/api/cars"), Some(("cars".into(), "".into())));
         assert_eq!(hit(&r, "/api/cars/"), Some(("cars".into(), "/".into())));
         assert_eq!(hit(&r, "/api/carsx"), None);
@@ -210,11 +233,7 @@ mod tests {
 
     #[test]
     fn exact_beats_param_beats_wildcard() {
-        let r = router(&[
-            ("/a/...", "wild"),
-            ("/a/:x", "param"),
-            ("/a/b", "exact"),
-        ]);
+        let r = router(&[("/a/...", "wild"), ("/a/:x", "param"), ("/a/b", "exact")]);
         assert_eq!(hit(&r, "/a/b").unwrap().0, "exact");
         assert_eq!(hit(&r, "/a/c").unwrap().0, "param");
         assert_eq!(hit(&r, "/a/c/d").unwrap().0, "wild");

@@ -67,7 +67,10 @@ pub fn apply(headers: &mut HeaderMap, info: &SpinRequestInfo) {
     set("spin-base-path", "/");
     set("spin-client-addr", &info.client_addr);
     for (name, value) in &info.params {
-        set(&format!("spin-path-match-{}", name.to_ascii_lowercase()), value);
+        set(
+            &format!("spin-path-match-{}", name.to_ascii_lowercase()),
+            value,
+        );
     }
 }
 
@@ -101,12 +104,17 @@ mod tests {
 
     #[test]
     fn chained_requests_see_the_whole_path_as_path_info() {
-        let uri: http::Uri = "http://car-service.spin.internal/api/cars/1?x=2".parse().unwrap();
+        let uri: http::Uri = "http://car-service.spin.internal/api/cars/1?x=2"
+            .parse()
+            .unwrap();
         let info = SpinRequestInfo::chained(&uri);
         assert_eq!(info.path_info, "/api/cars/1");
         assert_eq!(info.matched_route, "/...");
         assert_eq!(info.component_route, "");
         assert_eq!(info.client_addr, "0.0.0.0:0");
-        assert_eq!(info.full_url, "http://car-service.spin.internal/api/cars/1?x=2");
+        assert_eq!(
+            info.full_url,
+            "http://car-service.spin.internal/api/cars/1?x=2"
+        );
     }
 }

@@ -26,10 +26,7 @@ impl InstanceState {
         let limits = wasmtime::StoreLimitsBuilder::new()
             .memory_size(app.limits.memory_bytes)
             .build();
-        let wasi = WasiCtx::builder()
-            .inherit_stdout()
-            .inherit_stderr()
-            .build();
+        let wasi = WasiCtx::builder().inherit_stdout().inherit_stderr().build();
         let hooks = OutboundHttp::new(app.clone(), component.clone());
         Self {
             app,

@@ -47,7 +47,10 @@ pub struct AppVariables {
 }
 
 impl AppVariables {
-    pub fn resolve(decls: &BTreeMap<String, VariableDecl>, sources: &VariableSources) -> Result<Self> {
+    pub fn resolve(
+        decls: &BTreeMap<String, VariableDecl>,
+        sources: &VariableSources,
+    ) -> Result<Self> {
         let mut values = HashMap::new();
         let mut missing = Vec::new();
         for (name, decl) in decls {
@@ -124,7 +127,9 @@ pub enum GetError {
 impl ComponentVariables {
     pub fn get(&self, name: &str) -> Result<String, GetError> {
         if check_variable_name(name).is_err() {
-            return Err(GetError::InvalidName(format!("invalid variable name `{name}`")));
+            return Err(GetError::InvalidName(format!(
+                "invalid variable name `{name}`"
+            )));
         }
         self.values
             .get(name)
@@ -159,14 +164,19 @@ mod tests {
 
     fn sources(pairs: &[(&str, &str)]) -> VariableSources {
         VariableSources {
-            fallbacks: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            fallbacks: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             from_env: false,
         }
     }
 
     #[test]
     fn missing_required_variable_names_it_and_its_env_var() {
-        let err = AppVariables::resolve(&decls(), &sources(&[])).unwrap_err().to_string();
+        let err = AppVariables::resolve(&decls(), &sources(&[]))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("secret_key"), "{err}");
         assert!(err.contains("SPIN_VARIABLE_SECRET_KEY"), "{err}");
     }
@@ -174,9 +184,16 @@ mod tests {
     #[test]
     fn sources_override_defaults_and_templates_render() {
         let vars =
-            AppVariables::resolve(&decls(), &sources(&[("secret_key", "s3"), ("host", "h:1")])).unwrap();
-        assert_eq!(vars.render("postgres://{{ host }}").unwrap(), "postgres://h:1");
-        assert_eq!(vars.render("{{secret_key}}-{{ host }}!").unwrap(), "s3-h:1!");
+            AppVariables::resolve(&decls(), &sources(&[("secret_key", "s3"), ("host", "h:1")]))
+                .unwrap();
+        assert_eq!(
+            vars.render("postgres://{{ host }}").unwrap(),
+            "postgres://h:1"
+        );
+        assert_eq!(
+            vars.render("{{secret_key}}-{{ host }}!").unwrap(),
+            "s3-h:1!"
+        );
         assert_eq!(vars.render("plain").unwrap(), "plain");
         let err = vars.render("{{ nope }}").unwrap_err().to_string();
         assert_eq!(err, "invalid variable template: unknown variable \"nope\"");

@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable";
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 pub fn wasm_dir() -> PathBuf {
@@ -56,13 +59,19 @@ impl TestDb {
     }
 
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}?sslmode=disable", self.name)
+        format!(
+            "postgres://postgres@127.0.0.1:5432/{}?sslmode=disable",
+            self.name
+        )
     }
 }
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
     }
 }
 
@@ -84,7 +93,11 @@ pub fn psql_db(db: &TestDb, sql: &str) -> String {
         .args([&db.url(), "-v", "ON_ERROR_STOP=1", "-Atc", sql])
         .output()
         .expect("psql must be installed");
-    assert!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -150,7 +163,10 @@ impl TestServer {
             .arg(&cache)
             .args(&self.config.args)
             .env("SPIN_VARIABLE_POSTGRES_URL", self.db.url())
-            .env("SPIN_VARIABLE_JWT_SECRET", "test-secret-that-is-at-least-32-bytes-long")
+            .env(
+                "SPIN_VARIABLE_JWT_SECRET",
+                "test-secret-that-is-at-least-32-bytes-long",
+            )
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -190,7 +206,11 @@ impl TestServer {
             if let Some(status) = child.try_wait().unwrap() {
                 panic!("detailing exited early ({status}):\n{}", self.log());
             }
-            assert!(Instant::now() < deadline, "detailing did not start:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "detailing did not start:\n{}",
+                self.log()
+            );
         }
         self.child = Some(child);
     }
@@ -252,7 +272,10 @@ fn unsafe_kill(pid: u32, signal: &str) {
 pub fn manifest_with(extra: &str) -> PathBuf {
     let root = repo_root();
     let text = std::fs::read_to_string(root.join("spin.toml")).unwrap();
-    let text = text.replace("source = \"target/", &format!("source = \"{}/target/", root.display()));
+    let text = text.replace(
+        "source = \"target/",
+        &format!("source = \"{}/target/", root.display()),
+    );
     write_manifest(&format!("{text}\n{extra}"))
 }
 

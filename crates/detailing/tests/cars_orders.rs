@@ -1,0 +1,230 @@
+//! car-service and order-service end to end: the real binary, the real components, a fresh
+//! PostgreSQL database per test.
+
+mod common;
+
+use common::{manifest_with, psql_db, ServerConfig, TestServer};
+use serde_json::{json, Value};
+
+fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
+    let res = server
+        .client()
+        .post(server.url(path))
+        .json(body)
+        .send()
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().unwrap_or(Value::Null))
+}
+
+fn get(server: &TestServer, path: &str) -> (u16, Value) {
+    let res = server.client().get(server.url(path)).send().unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().unwrap_or(Value::Null))
+}
+
+fn new_car(vin: &str) -> Value {
+    json!({
+        "owner_id": uuid::Uuid::new_v4().to_string(),
+        "license_plate": "А123БВ799",
+        "vin": vin,
+        "make": "Toyota",
+        "model": "Camry",
+        "year": 2020
+    })
+}
+
+fn create_car(server: &TestServer, vin: &str) -> Value {
+    let (status, car) = post(server, "/api/cars", &new_car(vin));
+    assert_eq!(status, 201, "{car}\n{}", server.log());
+    car
+}
+
+fn order_for(car_id: &str) -> Value {
+    json!({ "car_id": car_id, "desired_time": "2030-12-20T10:00:00Z", "description": "Full detailing" })
+}
+
+#[test]
+fn seed_flow_create_car_then_order_then_read_both() {
+    let server = TestServer::start(ServerConfig::app());
+    let car = create_car(&server, "1HGBH41JXMN109186");
+    assert_eq!(car["license_plate"], "А123БВ799");
+    assert_eq!(car["vin"], "1HGBH41JXMN109186");
+    let id = car["id"].as_str().unwrap();
+    assert_eq!(get(&server, &format!("/api/cars/{id}")), (200, car.clone()));
+
+    let (status, order) = post(&server, "/api/orders", &order_for(id));
+    assert_eq!(status, 201, "{order}");
+    assert_eq!(order["status"], "created");
+    assert_eq!(order["car_id"], car["id"]);
+    assert_eq!(order["user_id"], car["owner_id"]);
+    let order_id = order["id"].as_str().unwrap();
+    assert_eq!(
+        get(&server, &format!("/api/orders/{order_id}")),
+        (200, order)
+    );
+}
+
+#[test]
+fn create_order_returns_404_when_car_does_not_exist() {
+    let server = TestServer::start(ServerConfig::app());
+    let missing = uuid::Uuid::new_v4().to_string();
+    let (status, body) = post(&server, "/api/orders", &order_for(&missing));
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "car_not_found");
+    assert_eq!(
+        psql_db(&server.db, "SELECT count(*) FROM orders.orders"),
+        "0"
+    );
+}
+
+#[test]
+fn invalid_car_fields_are_all_reported_with_422() {
+    let server = TestServer::start(ServerConfig::app());
+    let (status, body) = post(
+        &server,
+        "/api/cars",
+        &json!({"owner_id": "nope", "license_plate": "", "vin": "IOQ", "make": "", "model": "M", "year": 1500}),
+    );
+    assert_eq!(status, 422);
+    let fields: Vec<&str> = body["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    for field in ["owner_id", "license_plate", "vin", "make", "year"] {
+        assert!(fields.contains(&field), "{field} missing in {body}");
+    }
+    let res = server
+        .client()
+        .post(server.url("/api/cars"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<Value>().unwrap()["error"]["code"],
+        "malformed_json"
+    );
+}
+
+#[test]
+fn duplicate_vin_is_409() {
+    let server = TestServer::start(ServerConfig::app());
+    create_car(&server, "WVWZZZ1JZXW000001");
+    let (status, body) = post(&server, "/api/cars", &new_car("WVWZZZ1JZXW000001"));
+    assert_eq!(status, 409);
+    assert_eq!(body["error"]["code"], "duplicate_vin");
+    assert_eq!(psql_db(&server.db, "SELECT count(*) FROM cars.cars"), "1");
+}
+
+#[test]
+fn order_is_503_when_car_service_is_unroutable() {
+    let config = ServerConfig::app().env(
+        "SPIN_VARIABLE_CAR_SERVICE_URL",
+        "http://nosuch.spin.internal",
+    );
+    let server = TestServer::start(config);
+    let (status, body) = post(
+        &server,
+        "/api/orders",
+        &order_for(&uuid::Uuid::new_v4().to_string()),
+    );
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "car_service_unavailable");
+}
+
+#[test]
+fn order_is_502_when_car_service_fails() {
+    // The probe stands in for car-service and answers 500 to every /api/... call.
+    let probe = common::wasm_dir().join("probe.wasm");
+    let manifest = manifest_with(&format!(
+        "[component.probe]\nsource = \"{}\"\n",
+        probe.display()
+    ));
+    let config = ServerConfig {
+        manifest,
+        env: vec![(
+            "SPIN_VARIABLE_CAR_SERVICE_URL".into(),
+            "http://probe.spin.internal".into(),
+        )],
+        args: Vec::new(),
+    };
+    let server = TestServer::start(config);
+    let (status, body) = post(
+        &server,
+        "/api/orders",
+        &order_for(&uuid::Uuid::new_v4().to_string()),
+    );
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "car_service_failed");
+}
+
+#[test]
+fn health_routes_check_the_database() {
+    let server = TestServer::start(ServerConfig::app());
+    assert_eq!(get(&server, "/api/cars/health").0, 200);
+    assert_eq!(get(&server, "/api/orders/health").0, 200);
+}
+
+#[test]
+fn cars_and_orders_survive_a_restart() {
+    let mut server = TestServer::start(ServerConfig::app());
+    let car = create_car(&server, "JH4KA8260MC000002");
+    let (_, order) = post(
+        &server,
+        "/api/orders",
+        &order_for(car["id"].as_str().unwrap()),
+    );
+    server.restart();
+    let car_path = format!("/api/cars/{}", car["id"].as_str().unwrap());
+    assert_eq!(get(&server, &car_path), (200, car));
+    let order_path = format!("/api/orders/{}", order["id"].as_str().unwrap());
+    assert_eq!(get(&server, &order_path), (200, order));
+}
+
+#[test]
+fn migrations_are_safe_twice_and_from_two_processes_at_once() {
+    let db = common::TestDb::create();
+    let run = |db_url: String| {
+        std::thread::spawn(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_detailing"))
+                .arg("--manifest")
+                .arg(common::repo_root().join("spin.toml"))
+                .arg("migrate")
+                .env("SPIN_VARIABLE_POSTGRES_URL", db_url)
+                .env(
+                    "SPIN_VARIABLE_JWT_SECRET",
+                    "test-secret-that-is-at-least-32-bytes-long",
+                )
+                .output()
+                .unwrap()
+        })
+    };
+    let (a, b) = (run(db.url()), run(db.url()));
+    for out in [a.join().unwrap(), b.join().unwrap()] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let again = run(db.url()).join().unwrap();
+    assert!(again.status.success());
+    let files = std::fs::read_dir(common::repo_root().join("migrations"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "sql")
+        })
+        .count();
+    assert_eq!(
+        psql_db(&db, "SELECT count(*) FROM public.schema_migrations"),
+        files.to_string()
+    );
+}
