@@ -25,6 +25,11 @@ pub fn wasm_dir() -> PathBuf {
 pub fn ensure_components_built() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
+        // rustup does not add rust-toolchain.toml's targets to an installed toolchain.
+        let _ = Command::new("rustup")
+            .args(["target", "add", "wasm32-wasip1"])
+            .current_dir(repo_root())
+            .status();
         let status = Command::new(env!("CARGO"))
             .current_dir(repo_root())
             .args([
