@@ -148,10 +148,6 @@ impl App {
         &self.router
     }
 
-    pub fn postgres(&self) -> &Postgres {
-        &self.postgres
-    }
-
     fn component(&self, id: &str) -> Option<Arc<LoadedComponent>> {
         self.components
             .read()

@@ -76,18 +76,6 @@ impl Postgres {
         pools.insert(url.to_string(), pool.clone());
         Ok(pool)
     }
-
-    /// Open statistics for metrics and tests: (url-free index, size, available) per pool.
-    pub fn pool_status(&self) -> Vec<(usize, usize)> {
-        let pools = self.pools.lock().expect("pool map poisoned");
-        pools
-            .values()
-            .map(|p| {
-                let s = p.status();
-                (s.size, s.available)
-            })
-            .collect()
-    }
 }
 
 /// The `connection` resource: one pooled client, lent to the guest until it drops it.
