@@ -148,7 +148,7 @@ impl App {
         &self.router
     }
 
-    fn component(&self, id: &str) -> Option<Arc<LoadedComponent>> {
+    pub(crate) fn component(&self, id: &str) -> Option<Arc<LoadedComponent>> {
         self.components
             .read()
             .expect("components lock")
@@ -162,25 +162,22 @@ impl App {
         target: &str,
         mut request: http::Request<WasiBody>,
     ) -> Result<http::Response<WasiBody>, wasmtime_wasi_http::Error> {
-        if self.component(target).is_none() {
+        let Some(loaded) = self.component(target) else {
             tracing::error!("service chaining to unknown component `{target}`");
             return Err(wasmtime_wasi_http::Error::DestinationNotFound);
-        }
+        };
         let info = SpinRequestInfo::chained(request.uri());
         spin_headers::apply(request.headers_mut(), &info);
-        Ok(self.serve(target, request).await)
+        Ok(self.serve(loaded, request).await)
     }
 
-    /// Runs one request in a fresh instance of `component` and returns its response, or a JSON
+    /// Runs one request in a fresh instance of `loaded` and returns its response, or a JSON
     /// error when the guest traps, exceeds its limits or never answers.
     pub(crate) async fn serve(
         self: Arc<Self>,
-        component: &str,
+        loaded: Arc<LoadedComponent>,
         request: http::Request<WasiBody>,
     ) -> http::Response<HyperOutgoingBody> {
-        let Some(loaded) = self.component(component) else {
-            return error_response(404, "not_found", "no such component");
-        };
         let mut store = Store::new(
             &self.engine,
             InstanceState::new(self.clone(), loaded.config.clone()),

@@ -131,7 +131,12 @@ async fn route_and_serve(
     else {
         return error_response(400, "missing_host", "the request has no Host header");
     };
-    let Some(m) = app.router().route(&path) else {
+    // The manifest check guarantees every route names a loaded component.
+    let Some((m, loaded)) = app
+        .router()
+        .route(&path)
+        .and_then(|m| app.component(m.component).map(|c| (m, c)))
+    else {
         return Response::builder()
             .status(StatusCode::NOT_FOUND)
             .body(full_body(Bytes::new()))
@@ -179,12 +184,11 @@ async fn route_and_serve(
     strip_hop_by_hop(&mut parts.headers);
     let info = SpinRequestInfo::inbound(&m, full_url, client.to_string());
     spin_headers::apply(&mut parts.headers, &info);
-    let component = m.component.to_string();
     let body = Full::new(body)
         .map_err(|never| match never {})
         .boxed_unsync();
     app.clone()
-        .serve(&component, Request::from_parts(parts, body))
+        .serve(loaded, Request::from_parts(parts, body))
         .await
 }
 

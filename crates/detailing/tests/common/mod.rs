@@ -80,22 +80,19 @@ impl Drop for TestDb {
     }
 }
 
+/// Runs `sql` as the admin user on the server's `postgres` database.
 pub fn psql(sql: &str) -> String {
-    let out = Command::new("psql")
-        .args([ADMIN_URL, "-v", "ON_ERROR_STOP=1", "-Atc", sql])
-        .output()
-        .expect("psql must be installed");
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    psql_at(ADMIN_URL, sql)
 }
 
+/// Runs `sql` in the test's own database.
 pub fn psql_db(db: &TestDb, sql: &str) -> String {
+    psql_at(&db.url(), sql)
+}
+
+fn psql_at(url: &str, sql: &str) -> String {
     let out = Command::new("psql")
-        .args([&db.url(), "-v", "ON_ERROR_STOP=1", "-Atc", sql])
+        .args([url, "-v", "ON_ERROR_STOP=1", "-Atc", sql])
         .output()
         .expect("psql must be installed");
     assert!(
