@@ -3,7 +3,7 @@
 //! these rules natively.
 
 use api::json::{self, Object};
-use api::{FieldError, FieldErrors};
+use api::{Caller, FieldError, FieldErrors};
 use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
 use uuid::Uuid;
@@ -144,7 +144,8 @@ pub fn parse_uuid(field: &str, s: &str) -> Result<Uuid, FieldError> {
 /// A car to register, every field valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCar {
-    pub owner_id: Uuid,
+    /// As given; [`NewCar::owner`] decides whose car it becomes.
+    pub owner_id: Option<Uuid>,
     pub license_plate: LicensePlate,
     pub vin: Vin,
     pub make: Name,
@@ -153,12 +154,14 @@ pub struct NewCar {
 }
 
 impl NewCar {
-    /// Reads `{owner_id, license_plate, vin, make, model, year}`, reporting every invalid
+    /// Reads `{owner_id?, license_plate, vin, make, model, year}`, reporting every invalid
     /// field. Unknown fields are ignored, as the seed's API did.
     pub fn parse(body: &Object) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let owner_id = errors
-            .check(json::required_str(body, "owner_id").and_then(|s| parse_uuid("owner_id", s)));
+        let owner_id = errors.check(
+            json::optional_str(body, "owner_id")
+                .and_then(|s| s.map(|s| parse_uuid("owner_id", s)).transpose()),
+        );
         let license_plate =
             errors.check(json::required_str(body, "license_plate").and_then(LicensePlate::parse));
         let vin = errors.check(json::required_str(body, "vin").and_then(Vin::parse));
@@ -187,7 +190,21 @@ impl NewCar {
             _ => Err(errors),
         }
     }
+
+    /// Whose car this becomes: the caller's, unless staff registers it for someone else.
+    /// The seed's body names the owner; a customer naming anyone but themselves is refused.
+    pub fn owner(&self, caller: &Caller) -> Result<Uuid, ForeignOwner> {
+        match self.owner_id {
+            None => Ok(caller.user_id),
+            Some(owner) if caller.may_access(owner) => Ok(owner),
+            Some(owner) => Err(ForeignOwner(owner)),
+        }
+    }
 }
+
+/// A customer tried to register a car for another user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForeignOwner(pub Uuid);
 
 /// A registered car, as stored and as the API returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -205,6 +222,7 @@ pub struct Car {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use api::auth::Role;
     use serde_json::{json, Value};
 
     fn object(value: Value) -> Object {
@@ -331,7 +349,7 @@ mod tests {
     fn new_car_parses_the_seed_example() {
         let car = NewCar::parse(&object(seed_car())).unwrap();
         assert_eq!(
-            car.owner_id.to_string(),
+            car.owner_id.unwrap().to_string(),
             "550e8400-e29b-41d4-a716-446655440000"
         );
         assert_eq!(car.license_plate.as_str(), "А123БВ799");
@@ -365,6 +383,33 @@ mod tests {
             errors.get("year").unwrap().message,
             "must be an integer, not a string"
         );
+    }
+
+    #[test]
+    fn owner_id_may_be_left_out() {
+        let mut body = seed_car();
+        body.as_object_mut().unwrap().remove("owner_id");
+        assert_eq!(NewCar::parse(&object(body)).unwrap().owner_id, None);
+    }
+
+    #[test]
+    fn a_customer_owns_what_they_register_and_nothing_else() {
+        let me = Caller {
+            user_id: Uuid::from_u128(1),
+            role: Role::Customer,
+        };
+        let staff = Caller {
+            user_id: Uuid::from_u128(9),
+            role: Role::Staff,
+        };
+        let mut car = NewCar::parse(&object(seed_car())).unwrap();
+        car.owner_id = None;
+        assert_eq!(car.owner(&me), Ok(me.user_id));
+        car.owner_id = Some(me.user_id);
+        assert_eq!(car.owner(&me), Ok(me.user_id));
+        car.owner_id = Some(Uuid::from_u128(2));
+        assert_eq!(car.owner(&me), Err(ForeignOwner(Uuid::from_u128(2))));
+        assert_eq!(car.owner(&staff), Ok(Uuid::from_u128(2)));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use api::{ApiError, FieldErrors};
 use spin_sdk::http::{IntoResponse, Response};
 
-use crate::domain::Vin;
+use crate::domain::{ForeignOwner, Vin};
 
 #[derive(Debug)]
 pub enum CarError {
@@ -12,6 +12,8 @@ pub enum CarError {
     Invalid(FieldErrors),
     /// 404: no car with this id (also for ids that are not UUIDs).
     CarNotFound(String),
+    /// 403: a customer named another user as the owner.
+    ForeignOwner(ForeignOwner),
     /// 409: a car with this VIN is already registered.
     DuplicateVin(Vin),
     /// Malformed JSON, configuration, database: already an API error.
@@ -31,6 +33,13 @@ impl From<CarError> for ApiError {
             CarError::CarNotFound(id) => {
                 ApiError::not_found("car_not_found", format!("no car with id {id}"))
             }
+            CarError::ForeignOwner(ForeignOwner(owner)) => ApiError::forbidden(
+                "foreign_owner",
+                format!(
+                    "owner_id {owner} is not you: a car can only be registered for yourself \
+                     (leave owner_id out, or use your own id)"
+                ),
+            ),
             CarError::DuplicateVin(vin) => ApiError::conflict(
                 "duplicate_vin",
                 format!("a car with VIN {} is already registered", vin.as_str()),
@@ -43,6 +52,12 @@ impl From<CarError> for ApiError {
 impl From<ApiError> for CarError {
     fn from(error: ApiError) -> Self {
         Self::Api(error)
+    }
+}
+
+impl From<ForeignOwner> for CarError {
+    fn from(error: ForeignOwner) -> Self {
+        Self::ForeignOwner(error)
     }
 }
 

@@ -8,7 +8,6 @@
 
 use api::db::{self, Row};
 use api::ApiError;
-use chrono::{DateTime, Utc};
 use spin_sdk::pg3::Connection;
 use uuid::Uuid;
 
@@ -17,9 +16,12 @@ use crate::domain::{Car, NewCar};
 /// The columns of a car, read from the relation aliased `c`.
 macro_rules! car_columns {
     () => {
-        "c.id::text AS id, c.owner_id::text AS owner_id, c.license_plate, c.vin, c.make, \
-         c.model, c.year, \
-         to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at"
+        concat!(
+            "c.id::text AS id, c.owner_id::text AS owner_id, c.license_plate, c.vin, c.make, \
+             c.model, c.year, ",
+            api::rfc3339!("c.created_at"),
+            " AS created_at"
+        )
     };
 }
 
@@ -48,9 +50,10 @@ pub enum Inserted {
     DuplicateVin,
 }
 
-pub fn insert(db: &Connection, car: &NewCar) -> Result<Inserted, ApiError> {
+/// Registers `car` for `owner`.
+pub fn insert(db: &Connection, car: &NewCar, owner: Uuid) -> Result<Inserted, ApiError> {
     let params = [
-        car.owner_id.to_string().into(),
+        owner.to_string().into(),
         car.license_plate.as_str().to_owned().into(),
         car.vin.as_str().to_owned().into(),
         car.make.as_str().to_owned().into(),
@@ -75,30 +78,13 @@ fn car_from_row(row: &Row) -> Result<Option<Car>, ApiError> {
         return Ok(None);
     }
     Ok(Some(Car {
-        id: uuid(row, "id")?,
-        owner_id: uuid(row, "owner_id")?,
+        id: row.uuid("id")?,
+        owner_id: row.uuid("owner_id")?,
         license_plate: row.get("license_plate")?,
         vin: row.get("vin")?,
         make: row.get("make")?,
         model: row.get("model")?,
         year: row.get("year")?,
-        created_at: timestamp(row, "created_at")?,
+        created_at: row.timestamp("created_at")?,
     }))
-}
-
-fn uuid(row: &Row, column: &str) -> Result<Uuid, ApiError> {
-    let text: String = row.get(column)?;
-    Uuid::parse_str(&text).map_err(|error| unexpected(column, error))
-}
-
-fn timestamp(row: &Row, column: &str) -> Result<DateTime<Utc>, ApiError> {
-    let text: String = row.get(column)?;
-    DateTime::parse_from_rfc3339(&text)
-        .map(|time| time.with_timezone(&Utc))
-        .map_err(|error| unexpected(column, error))
-}
-
-fn unexpected(column: &str, error: impl std::fmt::Display) -> ApiError {
-    ApiError::internal("a database query returned an unexpected result")
-        .with_detail(format!("column `{column}`: {error}"))
 }

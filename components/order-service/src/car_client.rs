@@ -14,8 +14,8 @@ pub struct CarRef {
     pub owner_id: Uuid,
 }
 
-/// Looks the car up, forwarding the caller's `Authorization` header so that, once auth
-/// lands, car-service answers 404 for a car the caller does not own.
+/// Looks the car up, forwarding the caller's `Authorization` header so that car-service
+/// answers 404 for a car the caller does not own.
 pub async fn fetch_car(
     base_url: &str,
     car_id: Uuid,

@@ -8,7 +8,7 @@
 
 use api::db::{self, Row};
 use api::ApiError;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use spin_sdk::pg3::Connection;
 use uuid::Uuid;
 
@@ -17,10 +17,13 @@ use crate::domain::{NewOrder, Order, OrderStatus};
 /// The columns of an order, read from the relation aliased `o`.
 macro_rules! order_columns {
     () => {
-        "o.id::text AS id, o.car_id::text AS car_id, o.user_id::text AS user_id, \
-         to_char(o.desired_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS desired_time, \
-         o.description, o.status, \
-         to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at"
+        concat!(
+            "o.id::text AS id, o.car_id::text AS car_id, o.user_id::text AS user_id, ",
+            api::rfc3339!("o.desired_time"),
+            " AS desired_time, o.description, o.status, ",
+            api::rfc3339!("o.created_at"),
+            " AS created_at"
+        )
     };
 }
 
@@ -69,30 +72,13 @@ fn order_from_row(row: &Row) -> Result<Option<Order>, ApiError> {
     }
     let status: String = row.get("status")?;
     Ok(Some(Order {
-        id: uuid(row, "id")?,
-        car_id: uuid(row, "car_id")?,
-        user_id: uuid(row, "user_id")?,
-        desired_time: timestamp(row, "desired_time")?,
+        id: row.uuid("id")?,
+        car_id: row.uuid("car_id")?,
+        user_id: row.uuid("user_id")?,
+        desired_time: row.timestamp("desired_time")?,
         description: row.get("description")?,
         status: OrderStatus::parse(&status)
-            .ok_or_else(|| unexpected("status", format!("unknown status {status:?}")))?,
-        created_at: timestamp(row, "created_at")?,
+            .ok_or_else(|| db::unexpected("status", format!("unknown status {status:?}")))?,
+        created_at: row.timestamp("created_at")?,
     }))
-}
-
-fn uuid(row: &Row, column: &str) -> Result<Uuid, ApiError> {
-    let text: String = row.get(column)?;
-    Uuid::parse_str(&text).map_err(|error| unexpected(column, error))
-}
-
-fn timestamp(row: &Row, column: &str) -> Result<DateTime<Utc>, ApiError> {
-    let text: String = row.get(column)?;
-    DateTime::parse_from_rfc3339(&text)
-        .map(|time| time.with_timezone(&Utc))
-        .map_err(|error| unexpected(column, error))
-}
-
-fn unexpected(column: &str, error: impl std::fmt::Display) -> ApiError {
-    ApiError::internal("a database query returned an unexpected result")
-        .with_detail(format!("column `{column}`: {error}"))
 }

@@ -5,11 +5,29 @@
 //! Spin 4.0.2 hangs when a `pg3` query returns no rows (SPIN_BEHAVIOUR.md), so callers
 //! shape lookups to return exactly one row and read it with [`one_row`].
 
+use std::fmt::Display;
+
+use chrono::{DateTime, Utc};
 use spin_sdk::pg3::{self, Connection, Decode, ParameterValue, RowSet};
+use uuid::Uuid;
 
 use crate::error::ApiError;
 
 pub use spin_sdk::pg3::DbValue;
+
+/// SQL for a `timestamptz` column as RFC 3339 text in UTC (`2030-05-01T10:30:00.000000Z`).
+/// pg3's datetime value carries no zone, so timestamps travel as text every host passes
+/// through unchanged; read them back with [`Row::timestamp`].
+#[macro_export]
+macro_rules! rfc3339 {
+    ($column:literal) => {
+        concat!(
+            "to_char(",
+            $column,
+            " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+        )
+    };
+}
 
 const UNAVAILABLE: &str = "database_unavailable";
 
@@ -73,17 +91,33 @@ impl Row {
             .iter()
             .position(|name| name == column)
             .and_then(|index| self.values.get(index))
-            .ok_or_else(|| {
-                ApiError::internal("a database query returned an unexpected result")
-                    .with_detail(format!("no column `{column}`"))
-            })
+            .ok_or_else(|| unexpected(column, "no such column"))
     }
 
     /// The value of `column` as `T` (use `Option<T>` for nullable columns).
     pub fn get<T: Decode>(&self, column: &str) -> Result<T, ApiError> {
-        T::decode(self.value(column)?).map_err(|error| {
-            ApiError::internal("a database query returned an unexpected result")
-                .with_detail(format!("column `{column}`: {error}"))
+        T::decode(self.value(column)?).map_err(|error| unexpected(column, error))
+    }
+
+    /// A text column turned into `T` by `parse`; a failure names the column.
+    pub fn parse<T, E: Display>(
+        &self,
+        column: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<T, ApiError> {
+        let text: String = self.get(column)?;
+        parse(&text).map_err(|error| unexpected(column, error))
+    }
+
+    /// A UUID column selected as text (`id::text`: Spin's pg3 has no uuid value).
+    pub fn uuid(&self, column: &str) -> Result<Uuid, ApiError> {
+        self.parse(column, Uuid::parse_str)
+    }
+
+    /// A timestamp column selected with [`rfc3339!`].
+    pub fn timestamp(&self, column: &str) -> Result<DateTime<Utc>, ApiError> {
+        self.parse(column, |text| {
+            DateTime::parse_from_rfc3339(text).map(|time| time.with_timezone(&Utc))
         })
     }
 
@@ -91,4 +125,10 @@ impl Row {
     pub fn is_null(&self, column: &str) -> Result<bool, ApiError> {
         Ok(matches!(self.value(column)?, DbValue::DbNull))
     }
+}
+
+/// A row that does not hold what the statement promised: a bug or a schema drift, so 500.
+pub fn unexpected(column: &str, error: impl Display) -> ApiError {
+    ApiError::internal("a database query returned an unexpected result")
+        .with_detail(format!("column `{column}`: {error}"))
 }

@@ -131,6 +131,16 @@ impl ApiError {
         Self::bad_request("malformed_json", message)
     }
 
+    /// 401: no valid credentials. The response carries `WWW-Authenticate: Bearer`.
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(401, code, message)
+    }
+
+    /// 403: authenticated, but this caller may not do this.
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(403, code, message)
+    }
+
     /// 404 for a resource that does not exist (or that the caller may not see).
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(404, code, message)

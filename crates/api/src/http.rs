@@ -18,11 +18,20 @@ impl IntoResponse for ApiError {
         if self.status >= 500 {
             eprintln!("{self}");
         }
-        Response::builder()
+        let mut response = Response::builder()
             .status(self.status)
             .header("content-type", JSON)
             .body(self.to_json())
-            .build()
+            .build();
+        if self.status == 401 {
+            // RFC 6750 §3: say which scheme to use, and why a presented token failed.
+            let challenge = match self.code {
+                "missing_token" => "Bearer".to_owned(),
+                _ => "Bearer error=\"invalid_token\"".to_owned(),
+            };
+            response.set_header("www-authenticate", challenge);
+        }
+        response
     }
 }
 

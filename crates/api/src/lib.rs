@@ -3,10 +3,12 @@
 //! Spin variables and Postgres connections mapped to honest statuses.
 //! Nothing here knows about cars or orders.
 
+pub mod auth;
 pub mod config;
 pub mod db;
 mod error;
 pub mod http;
 pub mod json;
 
+pub use crate::auth::Caller;
 pub use error::{ApiError, FieldError, FieldErrors};

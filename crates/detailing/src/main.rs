@@ -3,6 +3,7 @@
 mod builder;
 mod migrate;
 mod settings;
+mod users;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -38,6 +39,30 @@ enum Command {
     Migrate,
     /// Apply migrations and serve the application.
     Up(UpArgs),
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a staff account; the password is prompted for, or read from stdin when piped.
+    CreateStaff(CreateStaffArgs),
+}
+
+#[derive(Args)]
+struct CreateStaffArgs {
+    /// The account's email (its login).
+    #[arg(long)]
+    email: String,
+    /// The name shown for the account.
+    #[arg(long, default_value = "Staff")]
+    full_name: String,
+    /// A phone number in E.164, like +79991234567.
+    #[arg(long)]
+    phone: Option<String>,
 }
 
 #[derive(Args)]
@@ -91,6 +116,13 @@ fn main() -> Result<()> {
             let settings = Settings::load(&manifest.dir)?;
             runtime_for_cli()?.block_on(migrate_app(&migrations, &settings.postgres_url))
         }
+        Command::User {
+            command: UserCommand::CreateStaff(args),
+        } => {
+            let settings = Settings::load(&manifest.dir)?;
+            let variables = settings.resolve(&manifest)?;
+            runtime_for_cli()?.block_on(create_staff(&migrations, &settings, &variables, args))
+        }
         Command::Up(args) => {
             if args.build {
                 builder::build_all(&manifest)?;
@@ -114,8 +146,34 @@ async fn migrate_app(migrations: &Path, url: &str) -> Result<()> {
     Ok(())
 }
 
+async fn create_staff(
+    migrations: &Path,
+    settings: &Settings,
+    variables: &runtime::AppVariables,
+    args: CreateStaffArgs,
+) -> Result<()> {
+    let email = auth::Email::parse(&args.email).context("--email")?;
+    let cost = settings::bcrypt_cost(variables)?;
+    let password = users::read_password(&email)?;
+    migrate_app(migrations, &settings.postgres_url).await?;
+    let db = migrate::connect_creating(&settings.postgres_url).await?;
+    let id = users::create_staff(
+        &db,
+        &email,
+        &args.full_name,
+        args.phone.as_deref(),
+        &password,
+        cost,
+    )
+    .await?;
+    println!("created staff account {} ({id})", email.as_str());
+    Ok(())
+}
+
 async fn up(manifest_path: &Path, app_dir: &Path, migrations: &Path, args: UpArgs) -> Result<()> {
     let settings = Settings::load(app_dir)?;
+    // A weak signing key is refused before anything serves (components check it again).
+    settings.resolve(&LoadedManifest::from_file(manifest_path)?)?;
     if !args.skip_migrations {
         migrate_app(migrations, &settings.postgres_url).await?;
     }

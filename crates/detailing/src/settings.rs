@@ -2,7 +2,8 @@
 //! (`SPIN_VARIABLE_*`), else development defaults that make a fresh checkout run as is.
 
 use anyhow::{Context, Result};
-use runtime::VariableSources;
+use runtime::manifest::LoadedManifest;
+use runtime::{AppVariables, VariableSources};
 use std::path::Path;
 
 pub const DEFAULT_POSTGRES_URL: &str =
@@ -37,6 +38,31 @@ impl Settings {
             postgres_url,
             variables,
         })
+    }
+}
+
+impl Settings {
+    /// The manifest's variables with these settings applied, refusing a `jwt_secret`
+    /// too short to sign with: the app must not start with a guessable key.
+    pub fn resolve(&self, manifest: &LoadedManifest) -> Result<AppVariables> {
+        let variables = AppVariables::resolve(&manifest.manifest.variables, &self.variables)?;
+        if let Some(secret) = variables.get("jwt_secret") {
+            auth::Secret::new(secret.as_bytes()).with_context(|| {
+                format!(
+                    "{} is too short",
+                    runtime::variables::env_name("jwt_secret")
+                )
+            })?;
+        }
+        Ok(variables)
+    }
+}
+
+/// The bcrypt cost the app hashes with (`bcrypt_cost`, default 12).
+pub fn bcrypt_cost(variables: &AppVariables) -> Result<auth::Cost> {
+    match variables.get("bcrypt_cost") {
+        Some(raw) => Ok(auth::Cost::parse(raw)?),
+        None => Ok(auth::Cost::DEFAULT),
     }
 }
 

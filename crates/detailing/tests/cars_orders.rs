@@ -3,29 +3,20 @@
 
 mod common;
 
-use common::{manifest_with, psql_db, ServerConfig, TestServer};
+use common::{manifest_with, psql_db, Actor, ServerConfig, TestServer};
 use serde_json::{json, Value};
 
-fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
-    let res = server
-        .client()
-        .post(server.url(path))
-        .json(body)
-        .send()
-        .unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().unwrap_or(Value::Null))
+fn post(server: &TestServer, who: &Actor, path: &str, body: &Value) -> (u16, Value) {
+    server.call("POST", path, who.token(), Some(body))
 }
 
-fn get(server: &TestServer, path: &str) -> (u16, Value) {
-    let res = server.client().get(server.url(path)).send().unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().unwrap_or(Value::Null))
+fn get(server: &TestServer, who: &Actor, path: &str) -> (u16, Value) {
+    server.call("GET", path, who.token(), None)
 }
 
-fn new_car(vin: &str) -> Value {
+fn new_car(owner: &Actor, vin: &str) -> Value {
     json!({
-        "owner_id": uuid::Uuid::new_v4().to_string(),
+        "owner_id": owner.id.to_string(),
         "license_plate": "А123БВ799",
         "vin": vin,
         "make": "Toyota",
@@ -34,8 +25,8 @@ fn new_car(vin: &str) -> Value {
     })
 }
 
-fn create_car(server: &TestServer, vin: &str) -> Value {
-    let (status, car) = post(server, "/api/cars", &new_car(vin));
+fn create_car(server: &TestServer, owner: &Actor, vin: &str) -> Value {
+    let (status, car) = post(server, owner, "/api/cars", &new_car(owner, vin));
     assert_eq!(status, 201, "{car}\n{}", server.log());
     car
 }
@@ -47,20 +38,25 @@ fn order_for(car_id: &str) -> Value {
 #[test]
 fn seed_flow_create_car_then_order_then_read_both() {
     let server = TestServer::start(ServerConfig::app());
-    let car = create_car(&server, "1HGBH41JXMN109186");
+    let me = server.customer();
+    let car = create_car(&server, &me, "1HGBH41JXMN109186");
     assert_eq!(car["license_plate"], "А123БВ799");
     assert_eq!(car["vin"], "1HGBH41JXMN109186");
+    assert_eq!(car["owner_id"], me.id.to_string());
     let id = car["id"].as_str().unwrap();
-    assert_eq!(get(&server, &format!("/api/cars/{id}")), (200, car.clone()));
+    assert_eq!(
+        get(&server, &me, &format!("/api/cars/{id}")),
+        (200, car.clone())
+    );
 
-    let (status, order) = post(&server, "/api/orders", &order_for(id));
+    let (status, order) = post(&server, &me, "/api/orders", &order_for(id));
     assert_eq!(status, 201, "{order}");
     assert_eq!(order["status"], "created");
     assert_eq!(order["car_id"], car["id"]);
     assert_eq!(order["user_id"], car["owner_id"]);
     let order_id = order["id"].as_str().unwrap();
     assert_eq!(
-        get(&server, &format!("/api/orders/{order_id}")),
+        get(&server, &me, &format!("/api/orders/{order_id}")),
         (200, order)
     );
 }
@@ -69,7 +65,12 @@ fn seed_flow_create_car_then_order_then_read_both() {
 fn create_order_returns_404_when_car_does_not_exist() {
     let server = TestServer::start(ServerConfig::app());
     let missing = uuid::Uuid::new_v4().to_string();
-    let (status, body) = post(&server, "/api/orders", &order_for(&missing));
+    let (status, body) = post(
+        &server,
+        &server.customer(),
+        "/api/orders",
+        &order_for(&missing),
+    );
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "car_not_found");
     assert_eq!(
@@ -81,8 +82,10 @@ fn create_order_returns_404_when_car_does_not_exist() {
 #[test]
 fn invalid_car_fields_are_all_reported_with_422() {
     let server = TestServer::start(ServerConfig::app());
+    let me = server.customer();
     let (status, body) = post(
         &server,
+        &me,
         "/api/cars",
         &json!({"owner_id": "nope", "license_plate": "", "vin": "IOQ", "make": "", "model": "M", "year": 1500}),
     );
@@ -99,6 +102,7 @@ fn invalid_car_fields_are_all_reported_with_422() {
     let res = server
         .client()
         .post(server.url("/api/cars"))
+        .bearer_auth(&me.token)
         .header("content-type", "application/json")
         .body("{not json")
         .send()
@@ -113,8 +117,15 @@ fn invalid_car_fields_are_all_reported_with_422() {
 #[test]
 fn duplicate_vin_is_409() {
     let server = TestServer::start(ServerConfig::app());
-    create_car(&server, "WVWZZZ1JZXW000001");
-    let (status, body) = post(&server, "/api/cars", &new_car("WVWZZZ1JZXW000001"));
+    let (me, other) = (server.customer(), server.customer());
+    create_car(&server, &me, "WVWZZZ1JZXW000001");
+    // Another user cannot register the same VIN either.
+    let (status, body) = post(
+        &server,
+        &other,
+        "/api/cars",
+        &new_car(&other, "wvwzzz1jzxw000001"),
+    );
     assert_eq!(status, 409);
     assert_eq!(body["error"]["code"], "duplicate_vin");
     assert_eq!(psql_db(&server.db, "SELECT count(*) FROM cars.cars"), "1");
@@ -129,6 +140,7 @@ fn order_is_503_when_car_service_is_unroutable() {
     let server = TestServer::start(config);
     let (status, body) = post(
         &server,
+        &server.customer(),
         "/api/orders",
         &order_for(&uuid::Uuid::new_v4().to_string()),
     );
@@ -155,6 +167,7 @@ fn order_is_502_when_car_service_fails() {
     let server = TestServer::start(config);
     let (status, body) = post(
         &server,
+        &server.customer(),
         "/api/orders",
         &order_for(&uuid::Uuid::new_v4().to_string()),
     );
@@ -165,24 +178,32 @@ fn order_is_502_when_car_service_fails() {
 #[test]
 fn health_routes_check_the_database() {
     let server = TestServer::start(ServerConfig::app());
-    assert_eq!(get(&server, "/api/cars/health").0, 200);
-    assert_eq!(get(&server, "/api/orders/health").0, 200);
+    // Health is public: no token.
+    for path in [
+        "/api/users/health",
+        "/api/cars/health",
+        "/api/orders/health",
+    ] {
+        assert_eq!(server.call("GET", path, None, None).0, 200, "{path}");
+    }
 }
 
 #[test]
 fn cars_and_orders_survive_a_restart() {
     let mut server = TestServer::start(ServerConfig::app());
-    let car = create_car(&server, "JH4KA8260MC000002");
+    let me = server.customer();
+    let car = create_car(&server, &me, "JH4KA8260MC000002");
     let (_, order) = post(
         &server,
+        &me,
         "/api/orders",
         &order_for(car["id"].as_str().unwrap()),
     );
     server.restart();
     let car_path = format!("/api/cars/{}", car["id"].as_str().unwrap());
-    assert_eq!(get(&server, &car_path), (200, car));
+    assert_eq!(get(&server, &me, &car_path), (200, car));
     let order_path = format!("/api/orders/{}", order["id"].as_str().unwrap());
-    assert_eq!(get(&server, &order_path), (200, order));
+    assert_eq!(get(&server, &me, &order_path), (200, order));
 }
 
 #[test]
@@ -195,10 +216,7 @@ fn migrations_are_safe_twice_and_from_two_processes_at_once() {
                 .arg(common::repo_root().join("spin.toml"))
                 .arg("migrate")
                 .env("SPIN_VARIABLE_POSTGRES_URL", db_url)
-                .env(
-                    "SPIN_VARIABLE_JWT_SECRET",
-                    "test-secret-that-is-at-least-32-bytes-long",
-                )
+                .env("SPIN_VARIABLE_JWT_SECRET", common::TEST_JWT_SECRET)
                 .output()
                 .unwrap()
         })

@@ -19,7 +19,7 @@ pub use app::{App, AppOptions, LoadReport};
 pub use compile::{CacheOutcome, CompileCache};
 pub use limits::Limits;
 pub use postgres::PostgresConfig;
-pub use variables::VariableSources;
+pub use variables::{AppVariables, VariableSources};
 
 /// Host bindings for the Spin interfaces in `wit/` (WASI comes from wasmtime-wasi{,-http}).
 pub mod bindings {

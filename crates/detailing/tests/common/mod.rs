@@ -10,6 +10,12 @@ use std::time::{Duration, Instant};
 
 pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable";
 
+/// The signing key every test server gets, so tests can mint tokens of their own.
+pub const TEST_JWT_SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
+
+/// The bcrypt cost test servers hash with: the floor, to keep registrations quick.
+pub const TEST_BCRYPT_COST: &str = "10";
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -21,7 +27,25 @@ pub fn wasm_dir() -> PathBuf {
     repo_root().join("target/wasm32-wasip1/wasm")
 }
 
-/// Builds the wasm components once per test binary (cargo serialises concurrent builds).
+/// The cargo packages spin.toml's build commands build (`... -p <package>`).
+pub fn app_packages() -> Vec<String> {
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(repo_root().join("spin.toml")).unwrap()).unwrap();
+    let mut packages = Vec::new();
+    for component in manifest["component"].as_table().unwrap().values() {
+        let command = component["build"]["command"].as_str().unwrap();
+        let mut words = command.split_whitespace();
+        while let Some(word) = words.next() {
+            if word == "-p" {
+                packages.push(words.next().unwrap().to_owned());
+            }
+        }
+    }
+    packages
+}
+
+/// Builds the app's components and the probe once per test binary, in one cargo run
+/// (cargo serialises concurrent builds from several test binaries).
 pub fn ensure_components_built() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
@@ -30,21 +54,12 @@ pub fn ensure_components_built() {
             .args(["target", "add", "wasm32-wasip1"])
             .current_dir(repo_root())
             .status();
+        let mut packages = app_packages();
+        packages.push("probe".into());
         let status = Command::new(env!("CARGO"))
             .current_dir(repo_root())
-            .args([
-                "build",
-                "--profile",
-                "wasm",
-                "--target",
-                "wasm32-wasip1",
-                "-p",
-                "car-service",
-                "-p",
-                "order-service",
-                "-p",
-                "probe",
-            ])
+            .args(["build", "--profile", "wasm", "--target", "wasm32-wasip1"])
+            .args(packages.iter().flat_map(|p| ["-p", p.as_str()]))
             .status()
             .expect("cannot run cargo to build the components");
         assert!(status.success(), "building the wasm components failed");
@@ -165,10 +180,8 @@ impl TestServer {
             .arg(&cache)
             .args(&self.config.args)
             .env("SPIN_VARIABLE_POSTGRES_URL", self.db.url())
-            .env(
-                "SPIN_VARIABLE_JWT_SECRET",
-                "test-secret-that-is-at-least-32-bytes-long",
-            )
+            .env("SPIN_VARIABLE_JWT_SECRET", TEST_JWT_SECRET)
+            .env("SPIN_VARIABLE_BCRYPT_COST", TEST_BCRYPT_COST)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -253,6 +266,92 @@ impl TestServer {
             .build()
             .unwrap()
     }
+
+    /// `method path` with an optional bearer token and JSON body: the status and the JSON
+    /// answer (`Null` when the body is not JSON).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.client().request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().unwrap_or(serde_json::Value::Null))
+    }
+
+    /// A customer with a token minted by the test (no account row; the services other than
+    /// user-service only know users by the token).
+    pub fn customer(&self) -> Actor {
+        Actor::minted(auth::Role::Customer)
+    }
+
+    /// A staff member with a minted token.
+    pub fn staff(&self) -> Actor {
+        Actor::minted(auth::Role::Staff)
+    }
+
+    /// A customer made the way a client does it: register, then log in.
+    pub fn register(&self, email: &str) -> Actor {
+        let password = "correct horse battery";
+        let body = serde_json::json!({"email": email, "password": password,
+            "full_name": "Test User", "phone_number": "+79991234567"});
+        let (status, user) = self.call("POST", "/api/users/register", None, Some(&body));
+        assert_eq!(status, 201, "{user}\n{}", self.log());
+        Actor {
+            id: user["id"].as_str().unwrap().parse().unwrap(),
+            token: self.login(email, password),
+        }
+    }
+
+    /// Logs in and returns the access token.
+    pub fn login(&self, email: &str, password: &str) -> String {
+        let body = serde_json::json!({"email": email, "password": password});
+        let (status, answer) = self.call("POST", "/api/users/login", None, Some(&body));
+        assert_eq!(status, 200, "{answer}\n{}", self.log());
+        answer["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Someone calling the API: a user id and a bearer token for it.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub id: uuid::Uuid,
+    pub token: String,
+}
+
+impl Actor {
+    pub fn minted(role: auth::Role) -> Self {
+        let id = uuid::Uuid::new_v4();
+        Self {
+            id,
+            token: mint_token(id, role, 0, 3600),
+        }
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        Some(&self.token)
+    }
+}
+
+/// A token signed with the test servers' key, issued `issued_ago` seconds ago.
+pub fn mint_token(user: uuid::Uuid, role: auth::Role, issued_ago: i64, ttl: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let secret = auth::Secret::new(TEST_JWT_SECRET.as_bytes()).unwrap();
+    let claims = auth::Claims::new(user, role, now - issued_ago, ttl);
+    auth::token::issue(&secret, &claims)
 }
 
 impl Drop for TestServer {

@@ -1,0 +1,59 @@
+//! Every way a user-service request can fail, and the one place each maps to a status
+//! and a stable `code`. Handlers return `Result<_, UserError>` and use `?`.
+
+use api::{ApiError, FieldErrors};
+use spin_sdk::http::{IntoResponse, Response};
+
+use auth::Email;
+
+#[derive(Debug)]
+pub enum UserError {
+    /// 422: the body has invalid fields.
+    Invalid(FieldErrors),
+    /// 409: an account with this email exists.
+    EmailTaken(Email),
+    /// 401: unknown email or wrong password; the two are not told apart.
+    InvalidCredentials,
+    /// 401: the token is valid but its user no longer exists.
+    UnknownUser,
+    /// Malformed JSON, missing token, configuration, database: already an API error.
+    Api(ApiError),
+}
+
+impl From<UserError> for ApiError {
+    fn from(error: UserError) -> Self {
+        match error {
+            UserError::Invalid(fields) => ApiError::unprocessable(fields),
+            UserError::EmailTaken(email) => ApiError::conflict(
+                "email_taken",
+                format!("an account with email {} already exists", email.as_str()),
+            ),
+            UserError::InvalidCredentials => ApiError::unauthorized(
+                "invalid_credentials",
+                "the email or the password is incorrect",
+            ),
+            UserError::UnknownUser => {
+                ApiError::unauthorized("invalid_token", "the access token's user does not exist")
+            }
+            UserError::Api(error) => error,
+        }
+    }
+}
+
+impl From<ApiError> for UserError {
+    fn from(error: ApiError) -> Self {
+        Self::Api(error)
+    }
+}
+
+impl From<FieldErrors> for UserError {
+    fn from(fields: FieldErrors) -> Self {
+        Self::Invalid(fields)
+    }
+}
+
+impl IntoResponse for UserError {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
+    }
+}

@@ -1,0 +1,248 @@
+//! user-service: registration, login and profiles, as a Spin HTTP component routed at
+//! `/api/users/...`. Login issues the HS256 access token every other component checks.
+//! This file only maps HTTP to the domain (`domain`), the rules (`auth`) and the table
+//! (`store`); it must not hold business rules.
+
+pub mod domain;
+mod error;
+mod store;
+
+use api::http::{json_response, method_not_allowed, not_found, read_json_object};
+use api::ApiError;
+use auth::token::Claims;
+use auth::Cost;
+use serde::Serialize;
+use spin_sdk::http::{Params, Request, Response, Router};
+
+use crate::domain::{Credentials, NewUser};
+use crate::error::UserError;
+use crate::store::Inserted;
+
+const SERVICE: &str = "user-service";
+
+// Exported only in the wasm build: a native cdylib cannot carry the WIT export's symbol
+// name (`wasi:http/incoming-handler@0.2.0#handle`), and native builds exist for tests.
+#[cfg(target_arch = "wasm32")]
+#[spin_sdk::http_component]
+async fn handle(request: Request) -> Response {
+    router().handle_async(request).await
+}
+
+/// The component's routes, on the full path (see car-service for why not the suffix).
+pub fn router() -> Router {
+    let mut router = Router::new();
+    router.get("/api/users/health", health);
+    router.post("/api/users/register", register);
+    router.post("/api/users/login", login);
+    router.get("/api/users/me", me);
+    // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
+    router.any("/api/users/health", method_not_allowed("GET"));
+    router.any("/api/users/register", method_not_allowed("POST"));
+    router.any("/api/users/login", method_not_allowed("POST"));
+    router.any("/api/users/me", method_not_allowed("GET"));
+    router.any("/*", not_found);
+    router
+}
+
+/// What the component needs from Spin variables, read per request.
+struct Config {
+    postgres_url: String,
+}
+
+impl Config {
+    fn load() -> Result<Self, ApiError> {
+        Ok(Self {
+            postgres_url: api::config::variable("postgres_url")?,
+        })
+    }
+
+    /// The bcrypt work factor for new hashes and for the dummy check (`bcrypt_cost`, >= 10).
+    fn bcrypt_cost() -> Result<Cost, ApiError> {
+        let raw = api::config::variable("bcrypt_cost")?;
+        Cost::parse(&raw).map_err(|error| {
+            ApiError::configuration(format!(
+                "the Spin variable `bcrypt_cost` is invalid: {error}"
+            ))
+        })
+    }
+
+    /// Token lifetime (`jwt_access_token_expire_seconds`, the seed's
+    /// `JWT_ACCESS_TOKEN_EXPIRE_SECONDS`): 60 seconds to 30 days.
+    fn token_ttl() -> Result<i64, ApiError> {
+        let raw = api::config::variable("jwt_access_token_expire_seconds")?;
+        match raw.trim().parse::<i64>() {
+            Ok(seconds) if (60..=30 * 24 * 3600).contains(&seconds) => Ok(seconds),
+            _ => Err(ApiError::configuration(
+                "the Spin variable `jwt_access_token_expire_seconds` must be a whole number \
+                 of seconds from 60 to 2592000",
+            )),
+        }
+    }
+}
+
+fn health(_request: Request, _params: Params) -> Result<Response, UserError> {
+    let config = Config::load()?;
+    let db = api::db::open(&config.postgres_url)?;
+    api::db::ping(&db)?;
+    Ok(json_response(
+        200,
+        &serde_json::json!({"status": "ok", "service": SERVICE}),
+    ))
+}
+
+fn register(request: Request, _params: Params) -> Result<Response, UserError> {
+    let new_user = NewUser::parse(&read_json_object(&request)?)?;
+    let cost = Config::bcrypt_cost()?;
+    let config = Config::load()?;
+    // Hash before taking a pooled connection: bcrypt is the slow part of this request.
+    let password_hash = auth::password::hash(&new_user.password, cost).map_err(|error| {
+        ApiError::internal("the password could not be hashed").with_detail(error)
+    })?;
+    let db = api::db::open(&config.postgres_url)?;
+    match store::insert(&db, &new_user, &password_hash)? {
+        Inserted::Created(user) => {
+            let mut response = json_response(201, &user);
+            response.set_header("location", "/api/users/me");
+            Ok(response)
+        }
+        Inserted::EmailTaken => Err(UserError::EmailTaken(new_user.email)),
+    }
+}
+
+/// `{"access_token","token_type":"bearer","expires_in"}`, as the seed's OAuth2-style login.
+#[derive(Serialize)]
+struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+}
+
+fn login(request: Request, _params: Params) -> Result<Response, UserError> {
+    let credentials = Credentials::parse(&read_json_object(&request)?)?;
+    let cost = Config::bcrypt_cost()?;
+    let ttl = Config::token_ttl()?;
+    let secret = api::auth::secret()?;
+    let config = Config::load()?;
+    let stored = {
+        let db = api::db::open(&config.postgres_url)?;
+        store::credentials(&db, &credentials.email)?
+        // The connection goes back to the pool here, before bcrypt runs.
+    };
+    // An unknown email is checked against a dummy hash, so it costs what a wrong password does.
+    let hash = stored.as_ref().map(|user| user.password_hash.as_str());
+    if !auth::password::verify(&credentials.password, hash, cost) {
+        return Err(UserError::InvalidCredentials);
+    }
+    let user = stored.ok_or(UserError::InvalidCredentials)?;
+    let claims = Claims::new(user.id, user.role, api::auth::unix_now(), ttl);
+    Ok(json_response(
+        200,
+        &TokenResponse {
+            access_token: auth::token::issue(&secret, &claims),
+            token_type: "bearer",
+            expires_in: ttl,
+        },
+    ))
+}
+
+fn me(request: Request, _params: Params) -> Result<Response, UserError> {
+    let caller = api::auth::caller(&request)?;
+    let config = Config::load()?;
+    let db = api::db::open(&config.postgres_url)?;
+    match store::find(&db, caller.user_id)? {
+        Some(user) => Ok(json_response(200, &user)),
+        None => Err(UserError::UnknownUser),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Routing and input rejection, natively: these paths answer before touching a Spin
+    //! import (variables, Postgres), so no host is needed. End-to-end tests live in tests/.
+
+    use super::*;
+    use serde_json::{json, Value};
+    use spin_sdk::http::Method;
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    fn send(method: Method, path: &str, body: &str) -> (u16, Response) {
+        let mut request = Request::new(method, format!("http://127.0.0.1:3000{path}"));
+        *request.body_mut() = body.as_bytes().to_vec();
+        let router = router();
+        let mut future = std::pin::pin!(router.handle_async(request));
+        let Poll::Ready(response) = future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        else {
+            panic!("the handler waited on the host");
+        };
+        assert_eq!(
+            response.header("content-type").and_then(|v| v.as_str()),
+            Some("application/json")
+        );
+        (*response.status(), response)
+    }
+
+    fn body(response: &Response) -> Value {
+        serde_json::from_slice(response.body()).unwrap()
+    }
+
+    #[test]
+    fn register_with_invalid_fields_is_422_listing_them() {
+        let request = json!({"email": "test", "password": "x".repeat(73),
+                             "full_name": "Test User", "phone_number": "89991234567"});
+        let (status, response) = send(Method::Post, "/api/users/register", &request.to_string());
+        assert_eq!(status, 422);
+        let fields: Vec<String> = body(&response)["error"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(fields, ["email", "password", "phone_number"]);
+    }
+
+    #[test]
+    fn login_with_malformed_json_is_400_and_without_fields_422() {
+        let (status, response) = send(Method::Post, "/api/users/login", "{\"email\":");
+        assert_eq!(status, 400);
+        assert_eq!(body(&response)["error"]["code"], "malformed_json");
+        let (status, _) = send(Method::Post, "/api/users/login", "{}");
+        assert_eq!(status, 422);
+    }
+
+    #[test]
+    fn me_without_a_token_is_401_with_a_bearer_challenge() {
+        let (status, response) = send(Method::Get, "/api/users/me", "");
+        assert_eq!(status, 401);
+        assert_eq!(body(&response)["error"]["code"], "missing_token");
+        assert_eq!(
+            response.header("www-authenticate").and_then(|v| v.as_str()),
+            Some("Bearer")
+        );
+    }
+
+    #[test]
+    fn wrong_method_is_a_json_405_with_allow() {
+        for (method, path, allow) in [
+            (Method::Get, "/api/users/register", "POST"),
+            (Method::Get, "/api/users/login", "POST"),
+            (Method::Post, "/api/users/me", "GET"),
+        ] {
+            let (status, response) = send(method, path, "");
+            assert_eq!(status, 405, "{path}");
+            assert_eq!(
+                response.header("allow").and_then(|v| v.as_str()),
+                Some(allow)
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_path_is_a_json_404() {
+        let (status, response) = send(Method::Get, "/api/users/someone", "");
+        assert_eq!(status, 404);
+        assert_eq!(body(&response)["error"]["code"], "not_found");
+    }
+}

@@ -1,0 +1,150 @@
+//! Who is calling: the one function every component uses to turn `Authorization: Bearer
+//! <token>` into a [`Caller`], or a 401 in the shared error shape. The token rules live in
+//! the `auth` crate; this module only reads the header, the clock and the `jwt_secret` variable.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use auth::Role;
+use auth::{Secret, TokenError};
+use spin_sdk::http::Request;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// The Spin variable holding the HS256 key (required, secret, at least 32 bytes).
+pub const SECRET_VARIABLE: &str = "jwt_secret";
+
+/// The authenticated user a request acts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: Uuid,
+    pub role: Role,
+}
+
+impl Caller {
+    pub fn is_staff(&self) -> bool {
+        self.role == Role::Staff
+    }
+
+    /// Whether the caller may see or change a resource that `owner` owns: its owner or staff.
+    pub fn may_access(&self, owner: Uuid) -> bool {
+        self.user_id == owner || self.is_staff()
+    }
+}
+
+/// The caller of `request`, verified. A missing header is 401 `missing_token` (checked before
+/// the secret is read, so it needs no host); a token that fails any rule is 401
+/// `invalid_token` or `token_expired`; a missing or short secret is 500 `configuration`.
+pub fn caller(request: &Request) -> Result<Caller, ApiError> {
+    let header = request
+        .header("authorization")
+        .map(|value| value.as_str().ok_or_else(invalid_header))
+        .transpose()?;
+    let token = bearer_token(header)?;
+    let claims = auth::token::verify(&secret()?, token, unix_now()).map_err(|error| {
+        let code = match error {
+            TokenError::Expired => "token_expired",
+            _ => "invalid_token",
+        };
+        ApiError::unauthorized(code, error.to_string())
+    })?;
+    Ok(Caller {
+        user_id: claims.sub,
+        role: claims.role,
+    })
+}
+
+/// The signing key from the `jwt_secret` variable. There is no fallback: a deployment
+/// without a strong secret fails here, on first use.
+pub fn secret() -> Result<Secret, ApiError> {
+    let value = crate::config::variable(SECRET_VARIABLE)?;
+    Secret::new(value.as_bytes()).map_err(|weak| {
+        ApiError::configuration(format!(
+            "the Spin variable `{SECRET_VARIABLE}` is too short: {weak}"
+        ))
+    })
+}
+
+/// Seconds since the Unix epoch, as token times are written.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The token of an `Authorization` header value: the `Bearer` scheme (any case, RFC 9110
+/// §11.1) followed by the token.
+fn bearer_token(header: Option<&str>) -> Result<&str, ApiError> {
+    let Some(header) = header else {
+        return Err(ApiError::unauthorized(
+            "missing_token",
+            "this endpoint needs an `Authorization: Bearer <token>` header; get a token from POST /api/users/login",
+        ));
+    };
+    match header.trim().split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err(invalid_header()),
+    }
+}
+
+fn invalid_header() -> ApiError {
+    ApiError::unauthorized(
+        "invalid_token",
+        "the Authorization header must be `Bearer <token>`",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spin_sdk::http::Method;
+
+    #[test]
+    fn the_bearer_scheme_is_case_blind_and_trimmed() {
+        assert_eq!(bearer_token(Some("Bearer abc")).unwrap(), "abc");
+        assert_eq!(bearer_token(Some("bearer  abc ")).unwrap(), "abc");
+        assert_eq!(bearer_token(Some("BEARER abc")).unwrap(), "abc");
+    }
+
+    #[test]
+    fn other_schemes_and_empty_tokens_are_invalid() {
+        for header in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer   ", "abc", ""] {
+            let error = bearer_token(Some(header)).unwrap_err();
+            assert_eq!(
+                (error.status, error.code),
+                (401, "invalid_token"),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_request_without_the_header_is_401_before_any_host_call() {
+        // Natively there is no Spin host: reaching the variable would panic, so this also
+        // proves the header is checked first.
+        let request = Request::new(Method::Get, "/api/cars");
+        let error = caller(&request).unwrap_err();
+        assert_eq!((error.status, error.code), (401, "missing_token"));
+    }
+
+    #[test]
+    fn owners_and_staff_may_access_a_resource() {
+        let owner = Uuid::from_u128(1);
+        let customer = |id| Caller {
+            user_id: Uuid::from_u128(id),
+            role: Role::Customer,
+        };
+        assert!(customer(1).may_access(owner));
+        assert!(!customer(2).may_access(owner));
+        let staff = Caller {
+            role: Role::Staff,
+            ..customer(3)
+        };
+        assert!(staff.may_access(owner));
+    }
+}
