@@ -164,7 +164,24 @@ impl fmt::Display for OrderStatus {
     }
 }
 
-/// A status change the state machine forbids (answered with 409 once an endpoint exists).
+/// The body of `PATCH /api/orders/{id}/status`: `{"status": "confirmed"}`.
+pub fn parse_status_change(body: &Object) -> Result<OrderStatus, FieldErrors> {
+    let status = json::required_str(body, "status").and_then(|s| {
+        OrderStatus::parse(s.trim()).ok_or_else(|| {
+            let names: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+            FieldError::new("status", format!("must be one of {}", names.join(", ")))
+        })
+    });
+    status.map_err(FieldErrors::from)
+}
+
+/// Who may ask for a move to `to`: staff run the workshop and may make any legal move; an
+/// order's owner may only cancel it. Whether the move is legal is [`OrderStatus::transition`].
+pub fn may_request(to: OrderStatus, staff: bool) -> bool {
+    staff || to == OrderStatus::Cancelled
+}
+
+/// A status change the state machine forbids: 409.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IllegalTransition {
     pub from: OrderStatus,
@@ -326,6 +343,28 @@ mod tests {
         for from in [Completed, Cancelled] {
             assert!(OrderStatus::ALL.iter().all(|&to| !from.can_become(to)));
         }
+    }
+
+    #[test]
+    fn owners_may_only_cancel_and_staff_may_ask_for_anything() {
+        for to in OrderStatus::ALL {
+            assert!(may_request(to, true), "{to}");
+            assert_eq!(may_request(to, false), to == Cancelled, "{to}");
+        }
+    }
+
+    #[test]
+    fn status_change_body_names_the_allowed_values() {
+        assert_eq!(
+            parse_status_change(&object(json!({"status": " in_progress "}))),
+            Ok(InProgress)
+        );
+        let errors = parse_status_change(&object(json!({"status": "done"}))).unwrap_err();
+        assert_eq!(
+            errors.get("status").unwrap().message,
+            "must be one of created, confirmed, in_progress, completed, cancelled"
+        );
+        assert!(parse_status_change(&object(json!({}))).is_err());
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! and a stable `code`. Handlers return `Result<_, OrderError>` and use `?`.
 
 use api::{ApiError, FieldErrors};
+
+use crate::domain::{IllegalTransition, OrderStatus};
 use spin_sdk::http::{IntoResponse, Response};
 use uuid::Uuid;
 
@@ -11,6 +13,12 @@ pub enum OrderError {
     Invalid(FieldErrors),
     /// 404: no order with this id (also for ids that are not UUIDs).
     OrderNotFound(String),
+    /// 403: a customer asked for a status only staff may set.
+    StaffOnly(OrderStatus),
+    /// 409: the state machine forbids this move.
+    IllegalTransition(IllegalTransition),
+    /// 409: the status changed between reading the order and writing the new one.
+    StatusChanged(Uuid),
     /// 404: car-service knows no car with this id (the seed's check).
     CarNotFound(Uuid),
     /// 502: car-service answered, but with a failure or a body we cannot read.
@@ -30,6 +38,17 @@ impl From<OrderError> for ApiError {
             OrderError::OrderNotFound(id) => {
                 ApiError::not_found("order_not_found", format!("no order with id {id}"))
             }
+            OrderError::StaffOnly(to) => ApiError::forbidden(
+                "staff_only",
+                format!("only staff may set an order's status to {to}; its owner may cancel it"),
+            ),
+            OrderError::IllegalTransition(illegal) => {
+                ApiError::conflict("illegal_status_change", illegal.to_string())
+            }
+            OrderError::StatusChanged(id) => ApiError::conflict(
+                "status_changed",
+                format!("order {id} changed status meanwhile; read it again and retry"),
+            ),
             OrderError::CarNotFound(id) => {
                 ApiError::not_found("car_not_found", format!("no car with id {id}"))
             }
@@ -54,6 +73,12 @@ impl From<OrderError> for ApiError {
 impl From<ApiError> for OrderError {
     fn from(error: ApiError) -> Self {
         Self::Api(error)
+    }
+}
+
+impl From<IllegalTransition> for OrderError {
+    fn from(illegal: IllegalTransition) -> Self {
+        Self::IllegalTransition(illegal)
     }
 }
 

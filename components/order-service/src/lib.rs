@@ -9,11 +9,12 @@ mod error;
 mod store;
 
 use api::http::{json_response, method_not_allowed, not_found, read_json_object};
-use api::ApiError;
+use api::query::{Cursor, Page, Query};
+use api::{ApiError, Caller, FieldErrors};
 use spin_sdk::http::{Params, Request, Response, Router};
 use uuid::Uuid;
 
-use crate::domain::NewOrder;
+use crate::domain::{NewOrder, Order};
 use crate::error::OrderError;
 
 const SERVICE: &str = "order-service";
@@ -31,11 +32,14 @@ pub fn router() -> Router {
     let mut router = Router::new();
     router.get("/api/orders/health", health);
     router.post_async("/api/orders", create_order);
+    router.get("/api/orders", list_orders);
     router.get("/api/orders/:order_id", get_order);
+    router.patch("/api/orders/:order_id/status", change_status);
     // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
     router.any("/api/orders/health", method_not_allowed("GET"));
-    router.any("/api/orders", method_not_allowed("POST"));
+    router.any("/api/orders", method_not_allowed("GET, POST"));
     router.any("/api/orders/:order_id", method_not_allowed("GET"));
+    router.any("/api/orders/:order_id/status", method_not_allowed("PATCH"));
     router.any("/*", not_found);
     router
 }
@@ -94,16 +98,65 @@ async fn create_order(request: Request, _params: Params) -> Result<Response, Ord
     Ok(response)
 }
 
+/// The caller's orders, newest first (`?limit=&cursor=`). Staff see everyone's, or one
+/// user's with `?user_id=`.
+fn list_orders(request: Request, _params: Params) -> Result<Response, OrderError> {
+    let caller = api::auth::caller(&request)?;
+    let query = Query::parse(request.query())?;
+    let page = Page::parse(&query)?;
+    let user = if caller.is_staff() {
+        query
+            .get("user_id")
+            .map(|raw| domain::parse_uuid("user_id", raw))
+            .transpose()
+            .map_err(FieldErrors::from)?
+    } else {
+        Some(caller.user_id)
+    };
+    let config = Config::load()?;
+    let db = api::db::open(&config.postgres_url)?;
+    let orders = store::list(&db, user, &page)?;
+    let page = page.finish(orders, |order| Cursor {
+        created_at: order.created_at,
+        id: order.id,
+    });
+    Ok(json_response(200, &page))
+}
+
 fn get_order(request: Request, params: Params) -> Result<Response, OrderError> {
     let caller = api::auth::caller(&request)?;
+    let (_db, order) = visible_order(&caller, &params)?;
+    Ok(json_response(200, &order))
+}
+
+/// `{"status": ...}`: staff move an order through its lifecycle; its owner may cancel it.
+fn change_status(request: Request, params: Params) -> Result<Response, OrderError> {
+    let caller = api::auth::caller(&request)?;
+    let to = domain::parse_status_change(&read_json_object(&request)?)?;
+    let (db, order) = visible_order(&caller, &params)?;
+    if !domain::may_request(to, caller.is_staff()) {
+        return Err(OrderError::StaffOnly(to));
+    }
+    order.status.transition(to)?;
+    match store::set_status(&db, order.id, order.status, to)? {
+        Some(changed) => Ok(json_response(200, &changed)),
+        None => Err(OrderError::StatusChanged(order.id)),
+    }
+}
+
+/// The order named by the `order_id` route parameter, if the caller may see it (its owner
+/// or staff), with the connection it was read on. Another user's order answers exactly like
+/// a missing one, and so does an id that is not a UUID.
+fn visible_order(
+    caller: &Caller,
+    params: &Params,
+) -> Result<(spin_sdk::pg3::Connection, Order), OrderError> {
     let raw_id = params.get("order_id").unwrap_or_default();
-    // An id that is not a UUID names no order: 404, like an unknown one.
     let id = Uuid::parse_str(raw_id).map_err(|_| OrderError::OrderNotFound(raw_id.to_owned()))?;
     let config = Config::load()?;
     let db = api::db::open(&config.postgres_url)?;
-    // Another user's order answers exactly like a missing one.
     match store::find(&db, id)? {
-        Some(order) if caller.may_access(order.user_id) => Ok(json_response(200, &order)),
+        Some(order) if caller.may_access(order.user_id) => Ok((db, order)),
         _ => Err(OrderError::OrderNotFound(id.to_string())),
     }
 }
@@ -144,7 +197,7 @@ mod tests {
 
     #[test]
     fn unknown_path_is_a_json_404() {
-        let (status, _, body) = send(Method::Patch, "/api/orders/1/status", "{}");
+        let (status, _, body) = send(Method::Get, "/api/orders/1/lines/2", "");
         assert_eq!(status, 404);
         assert_eq!(body["error"]["code"], "not_found");
     }
@@ -157,7 +210,8 @@ mod tests {
                 "/api/orders/3fa85f64-5717-4562-b3fc-2c963f66afa6",
                 "GET",
             ),
-            (Method::Get, "/api/orders", "POST"),
+            (Method::Delete, "/api/orders", "GET, POST"),
+            (Method::Post, "/api/orders/first/status", "PATCH"),
             (Method::Delete, "/api/orders/health", "GET"),
         ] {
             let (status, allowed, body) = send(method, path, "");
@@ -171,7 +225,9 @@ mod tests {
     fn every_order_endpoint_needs_a_token() {
         for (method, path) in [
             (Method::Post, "/api/orders"),
+            (Method::Get, "/api/orders"),
             (Method::Get, "/api/orders/first"),
+            (Method::Patch, "/api/orders/first/status"),
         ] {
             let (status, _, body) = send(method, path, "{}");
             assert_eq!(status, 401, "{path}");

@@ -7,9 +7,10 @@
 //! a string bound to `$1::uuid`, and pg3's datetime value carries no zone.
 
 use api::db::{self, Row};
+use api::query::{Cursor, Page};
 use api::ApiError;
 use chrono::SecondsFormat;
-use spin_sdk::pg3::Connection;
+use spin_sdk::pg3::{Connection, ParameterValue};
 use uuid::Uuid;
 
 use crate::domain::{NewOrder, Order, OrderStatus};
@@ -58,6 +59,68 @@ pub fn insert(db: &Connection, order: &NewOrder, user_id: Uuid) -> Result<Order,
         ApiError::internal("a database query returned an unexpected result")
             .with_detail("INSERT ... RETURNING gave a NULL id")
     })
+}
+
+/// Newest first: `user` limits to one user's orders (`None`: everyone's, for staff),
+/// `page.after` starts after a cursor. The LATERAL join keeps the one-row shape when the
+/// page is empty (an all-NULL row, dropped below).
+const LIST: &str = concat!(
+    "SELECT ",
+    order_columns!(),
+    " FROM (SELECT 1) AS one LEFT JOIN LATERAL (\
+       SELECT * FROM orders.orders AS inner_o \
+       WHERE ($1::text IS NULL OR inner_o.user_id = $1::text::uuid) \
+         AND ($2::text IS NULL \
+              OR (inner_o.created_at, inner_o.id) < ($2::text::timestamptz, $3::text::uuid)) \
+       ORDER BY inner_o.created_at DESC, inner_o.id DESC \
+       LIMIT $4::int8\
+     ) AS o ON true \
+     ORDER BY o.created_at DESC, o.id DESC"
+);
+
+/// Moves the order from `from` to `to` only if it is still in `from` (compare and set), so
+/// two concurrent changes cannot both apply.
+const SET_STATUS: &str = concat!(
+    "WITH changed AS (\
+       UPDATE orders.orders SET status = $3::text, updated_at = now() \
+       WHERE id = $1::text::uuid AND status = $2::text \
+       RETURNING *\
+     ) \
+     SELECT ",
+    order_columns!(),
+    " FROM (SELECT 1) AS one LEFT JOIN changed AS o ON true"
+);
+
+pub fn list(db: &Connection, user: Option<Uuid>, page: &Page) -> Result<Vec<Order>, ApiError> {
+    let text_or_null = |value: Option<String>| value.map_or(ParameterValue::DbNull, Into::into);
+    let params = [
+        text_or_null(user.map(|id| id.to_string())),
+        text_or_null(page.after.as_ref().map(Cursor::created_at_sql)),
+        text_or_null(page.after.as_ref().map(|cursor| cursor.id.to_string())),
+        page.fetch().into(),
+    ];
+    let rows = db::rows(db::query(db, LIST, &params)?);
+    let mut orders = Vec::with_capacity(rows.len());
+    for row in &rows {
+        orders.extend(order_from_row(row)?);
+    }
+    Ok(orders)
+}
+
+/// The order after the move, or `None` when it was no longer in `from`.
+pub fn set_status(
+    db: &Connection,
+    id: Uuid,
+    from: OrderStatus,
+    to: OrderStatus,
+) -> Result<Option<Order>, ApiError> {
+    let params = [
+        id.to_string().into(),
+        from.as_str().to_owned().into(),
+        to.as_str().to_owned().into(),
+    ];
+    let row = db::one_row(db::query(db, SET_STATUS, &params)?)?;
+    order_from_row(&row)
 }
 
 pub fn find(db: &Connection, id: Uuid) -> Result<Option<Order>, ApiError> {

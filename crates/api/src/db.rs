@@ -6,6 +6,7 @@
 //! shape lookups to return exactly one row and read it with [`one_row`].
 
 use std::fmt::Display;
+use std::rc::Rc;
 
 use chrono::{DateTime, Utc};
 use spin_sdk::pg3::{self, Connection, Decode, ParameterValue, RowSet};
@@ -78,10 +79,23 @@ pub fn one_row(rows: RowSet) -> Result<Row, ApiError> {
     })
 }
 
+/// Every row of a result, each read by column name.
+pub fn rows(rows: RowSet) -> Vec<Row> {
+    let RowSet { columns, rows } = rows;
+    let columns: Rc<[String]> = columns.into_iter().map(|column| column.name).collect();
+    rows.into_iter()
+        .map(|values| Row {
+            columns: Rc::clone(&columns),
+            values,
+        })
+        .collect()
+}
+
 /// One result row whose values are read by column name.
 #[derive(Debug, Clone)]
 pub struct Row {
-    columns: Vec<String>,
+    /// Shared by every row of one result.
+    columns: Rc<[String]>,
     values: Vec<DbValue>,
 }
 

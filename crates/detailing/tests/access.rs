@@ -138,7 +138,9 @@ fn every_known_protected_endpoint_answers_401_without_a_token() {
         ("POST", "/api/cars".to_owned()),
         ("GET", format!("/api/cars/{id}")),
         ("POST", "/api/orders".to_owned()),
+        ("GET", "/api/orders".to_owned()),
         ("GET", format!("/api/orders/{id}")),
+        ("PATCH", format!("/api/orders/{id}/status")),
     ] {
         let (status, body) = server.call(method, &path, None, Some(&json!({})));
         assert_eq!(status, 401, "{method} {path}: {body}");

@@ -246,3 +246,159 @@ fn migrations_are_safe_twice_and_from_two_processes_at_once() {
         files.to_string()
     );
 }
+
+fn set_status(server: &TestServer, who: &Actor, order: &Value, status: &str) -> (u16, Value) {
+    let path = format!("/api/orders/{}/status", order["id"].as_str().unwrap());
+    server.call(
+        "PATCH",
+        &path,
+        who.token(),
+        Some(&json!({ "status": status })),
+    )
+}
+
+#[test]
+fn staff_move_an_order_through_its_lifecycle_and_owners_may_only_cancel() {
+    let server = TestServer::start(ServerConfig::app());
+    let (me, other, staff) = (server.customer(), server.customer(), server.staff());
+    let car = create_car(&server, &me, "XTA210930V0000100");
+    let car_id = car["id"].as_str().unwrap();
+    let (_, order) = post(&server, &me, "/api/orders", &order_for(car_id));
+
+    let (status, body) = set_status(&server, &me, &order, "confirmed");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("staff_only"))
+    );
+    let (status, body) = set_status(&server, &other, &order, "cancelled");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("order_not_found"))
+    );
+    let (status, body) = set_status(&server, &staff, &order, "completed");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("illegal_status_change"))
+    );
+    assert_eq!(
+        body["error"]["message"],
+        "an order that is created cannot become completed"
+    );
+    let (status, body) = set_status(&server, &staff, &order, "finished");
+    assert_eq!(
+        (status, body["error"]["fields"][0]["field"].as_str()),
+        (422, Some("status"))
+    );
+
+    for next in ["confirmed", "in_progress", "completed"] {
+        let (status, body) = set_status(&server, &staff, &order, next);
+        assert_eq!(
+            (status, body["status"].as_str()),
+            (200, Some(next)),
+            "{body}"
+        );
+    }
+    let (status, body) = set_status(&server, &me, &order, "cancelled");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("illegal_status_change"))
+    );
+
+    let (_, fresh) = post(&server, &me, "/api/orders", &order_for(car_id));
+    let (status, body) = set_status(&server, &me, &fresh, "cancelled");
+    assert_eq!((status, body["status"].as_str()), (200, Some("cancelled")));
+    let path = format!("/api/orders/{}", fresh["id"].as_str().unwrap());
+    assert_eq!(get(&server, &me, &path).1["status"], "cancelled");
+}
+
+#[test]
+fn concurrent_status_changes_apply_once() {
+    let server = TestServer::start(ServerConfig::app());
+    let (me, staff) = (server.customer(), server.staff());
+    let car = create_car(&server, &me, "XTA210930V0000101");
+    let (_, order) = post(
+        &server,
+        &me,
+        "/api/orders",
+        &order_for(car["id"].as_str().unwrap()),
+    );
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| set_status(&server, &staff, &order, "confirmed").0))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [200, 409].contains(s)),
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn order_lists_are_the_callers_own_paged_newest_first_and_staff_see_all() {
+    let server = TestServer::start(ServerConfig::app());
+    let (me, other, staff) = (server.customer(), server.customer(), server.staff());
+    let my_car = create_car(&server, &me, "XTA210930V0000102");
+    let other_car = create_car(&server, &other, "XTA210930V0000103");
+    let mut mine = Vec::new();
+    for _ in 0..5 {
+        let (_, order) = post(
+            &server,
+            &me,
+            "/api/orders",
+            &order_for(my_car["id"].as_str().unwrap()),
+        );
+        mine.push(order["id"].as_str().unwrap().to_owned());
+    }
+    let (_, theirs) = post(
+        &server,
+        &other,
+        "/api/orders",
+        &order_for(other_car["id"].as_str().unwrap()),
+    );
+
+    // Pages of 2 walk my five orders newest first, each once.
+    let mut seen = Vec::new();
+    let mut path = "/api/orders?limit=2".to_owned();
+    loop {
+        let (status, page) = get(&server, &me, &path);
+        assert_eq!(status, 200, "{page}");
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(items.iter().map(|o| o["id"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/orders?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    mine.reverse();
+    assert_eq!(seen, mine);
+
+    let (_, all) = get(&server, &staff, "/api/orders?limit=100");
+    assert_eq!(all["items"].as_array().unwrap().len(), 6);
+    let (_, filtered) = get(
+        &server,
+        &staff,
+        &format!("/api/orders?user_id={}", other.id),
+    );
+    assert_eq!(filtered["items"].as_array().unwrap().len(), 1);
+    assert_eq!(filtered["items"][0]["id"], theirs["id"]);
+    // A customer's user_id filter cannot widen the view.
+    let (_, still_mine) = get(&server, &other, &format!("/api/orders?user_id={}", me.id));
+    assert_eq!(still_mine["items"].as_array().unwrap().len(), 1);
+
+    let (status, body) = get(&server, &me, "/api/orders?limit=0&cursor=x");
+    assert_eq!(status, 422);
+    assert_eq!(body["error"]["fields"].as_array().unwrap().len(), 2);
+    let (_, empty) = get(
+        &server,
+        &staff,
+        &format!("/api/orders?user_id={}", uuid::Uuid::new_v4()),
+    );
+    assert_eq!(empty, json!({"items": [], "next_cursor": null}));
+}
