@@ -7,7 +7,8 @@ mod error;
 mod store;
 
 use api::http::{json_response, method_not_allowed, not_found, read_json_object};
-use api::ApiError;
+use api::query::{Cursor, Page, Query};
+use api::{ApiError, FieldErrors};
 use spin_sdk::http::{Params, Request, Response, Router};
 use uuid::Uuid;
 
@@ -32,10 +33,11 @@ pub fn router() -> Router {
     let mut router = Router::new();
     router.get("/api/cars/health", health);
     router.post("/api/cars", create_car);
+    router.get("/api/cars", list_cars);
     router.get("/api/cars/:car_id", get_car);
     // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
     router.any("/api/cars/health", method_not_allowed("GET"));
-    router.any("/api/cars", method_not_allowed("POST"));
+    router.any("/api/cars", method_not_allowed("GET, POST"));
     router.any("/api/cars/:car_id", method_not_allowed("GET"));
     router.any("/*", not_found);
     router
@@ -78,6 +80,31 @@ fn create_car(request: Request, _params: Params) -> Result<Response, CarError> {
         }
         Inserted::DuplicateVin => Err(CarError::DuplicateVin(new_car.vin)),
     }
+}
+
+/// The caller's cars, newest first (`?limit=&cursor=`). Staff see everyone's, or one
+/// owner's with `?owner_id=`.
+fn list_cars(request: Request, _params: Params) -> Result<Response, CarError> {
+    let caller = api::auth::caller(&request)?;
+    let query = Query::parse(request.query())?;
+    let page = Page::parse(&query)?;
+    let owner = if caller.is_staff() {
+        query
+            .get("owner_id")
+            .map(|raw| domain::parse_uuid("owner_id", raw))
+            .transpose()
+            .map_err(FieldErrors::from)?
+    } else {
+        Some(caller.user_id)
+    };
+    let config = Config::load()?;
+    let db = api::db::open(&config.postgres_url)?;
+    let cars = store::list(&db, owner, &page)?;
+    let page = page.finish(cars, |car| Cursor {
+        created_at: car.created_at,
+        id: car.id,
+    });
+    Ok(json_response(200, &page))
 }
 
 fn get_car(request: Request, params: Params) -> Result<Response, CarError> {
@@ -143,7 +170,7 @@ mod tests {
                 "/api/cars/3fa85f64-5717-4562-b3fc-2c963f66afa6",
                 "GET",
             ),
-            (Method::Get, "/api/cars", "POST"),
+            (Method::Delete, "/api/cars", "GET, POST"),
             (Method::Post, "/api/cars/health", "GET"),
         ] {
             let (status, allowed, body) = send(method, path, "");

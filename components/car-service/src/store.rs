@@ -7,6 +7,7 @@
 //! in UTC, which every host passes through unchanged (pg3's datetime value has no zone).
 
 use api::db::{self, Row};
+use api::query::{Cursor, Page};
 use api::ApiError;
 use spin_sdk::pg3::Connection;
 use uuid::Uuid;
@@ -45,6 +46,22 @@ const FIND: &str = concat!(
     " FROM (SELECT 1) AS one LEFT JOIN cars.cars AS c ON c.id = $1::text::uuid"
 );
 
+/// Newest first: `owner` limits to one owner's cars (`None`: everyone's, for staff); the
+/// LATERAL join keeps the one-row shape when the page is empty.
+const LIST: &str = concat!(
+    "SELECT ",
+    car_columns!(),
+    " FROM (SELECT 1) AS one LEFT JOIN LATERAL (\
+       SELECT * FROM cars.cars AS inner_c \
+       WHERE ($1::text IS NULL OR inner_c.owner_id = $1::text::uuid) \
+         AND ($2::text IS NULL \
+              OR (inner_c.created_at, inner_c.id) < ($2::text::timestamptz, $3::text::uuid)) \
+       ORDER BY inner_c.created_at DESC, inner_c.id DESC \
+       LIMIT $4::int8\
+     ) AS c ON true \
+     ORDER BY c.created_at DESC, c.id DESC"
+);
+
 pub enum Inserted {
     Created(Car),
     DuplicateVin,
@@ -65,6 +82,20 @@ pub fn insert(db: &Connection, car: &NewCar, owner: Uuid) -> Result<Inserted, Ap
         Some(car) => Inserted::Created(car),
         None => Inserted::DuplicateVin,
     })
+}
+
+pub fn list(db: &Connection, owner: Option<Uuid>, page: &Page) -> Result<Vec<Car>, ApiError> {
+    let params = [
+        db::text_or_null(owner.map(|id| id.to_string())),
+        db::text_or_null(page.after.as_ref().map(Cursor::created_at_sql)),
+        db::text_or_null(page.after.as_ref().map(|cursor| cursor.id.to_string())),
+        page.fetch().into(),
+    ];
+    let mut cars = Vec::new();
+    for row in db::rows(db::query(db, LIST, &params)?) {
+        cars.extend(car_from_row(&row)?);
+    }
+    Ok(cars)
 }
 
 pub fn find(db: &Connection, id: Uuid) -> Result<Option<Car>, ApiError> {

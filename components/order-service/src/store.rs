@@ -10,7 +10,7 @@ use api::db::{self, Row};
 use api::query::{Cursor, Page};
 use api::ApiError;
 use chrono::SecondsFormat;
-use spin_sdk::pg3::{Connection, ParameterValue};
+use spin_sdk::pg3::Connection;
 use uuid::Uuid;
 
 use crate::domain::{NewOrder, Order, OrderStatus};
@@ -92,17 +92,15 @@ const SET_STATUS: &str = concat!(
 );
 
 pub fn list(db: &Connection, user: Option<Uuid>, page: &Page) -> Result<Vec<Order>, ApiError> {
-    let text_or_null = |value: Option<String>| value.map_or(ParameterValue::DbNull, Into::into);
     let params = [
-        text_or_null(user.map(|id| id.to_string())),
-        text_or_null(page.after.as_ref().map(Cursor::created_at_sql)),
-        text_or_null(page.after.as_ref().map(|cursor| cursor.id.to_string())),
+        db::text_or_null(user.map(|id| id.to_string())),
+        db::text_or_null(page.after.as_ref().map(Cursor::created_at_sql)),
+        db::text_or_null(page.after.as_ref().map(|cursor| cursor.id.to_string())),
         page.fetch().into(),
     ];
-    let rows = db::rows(db::query(db, LIST, &params)?);
-    let mut orders = Vec::with_capacity(rows.len());
-    for row in &rows {
-        orders.extend(order_from_row(row)?);
+    let mut orders = Vec::new();
+    for row in db::rows(db::query(db, LIST, &params)?) {
+        orders.extend(order_from_row(&row)?);
     }
     Ok(orders)
 }

@@ -39,6 +39,11 @@ pub fn open(url: &str) -> Result<Connection, ApiError> {
     })
 }
 
+/// A text parameter, or SQL NULL for `None` (e.g. an optional filter: `$1::text IS NULL OR ...`).
+pub fn text_or_null(value: Option<String>) -> ParameterValue {
+    value.map_or(ParameterValue::DbNull, ParameterValue::Str)
+}
+
 /// Runs a statement that returns rows.
 pub fn query(db: &Connection, sql: &str, params: &[ParameterValue]) -> Result<RowSet, ApiError> {
     db.query(sql, params).map_err(from_pg_error)

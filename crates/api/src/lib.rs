@@ -9,6 +9,7 @@ pub mod db;
 mod error;
 pub mod http;
 pub mod json;
+pub mod money;
 pub mod query;
 
 pub use crate::auth::Caller;

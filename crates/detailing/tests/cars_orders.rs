@@ -402,3 +402,29 @@ fn order_lists_are_the_callers_own_paged_newest_first_and_staff_see_all() {
     );
     assert_eq!(empty, json!({"items": [], "next_cursor": null}));
 }
+
+#[test]
+fn car_lists_are_the_callers_own_and_staff_see_all() {
+    let server = TestServer::start(ServerConfig::app());
+    let (me, other, staff) = (server.customer(), server.customer(), server.staff());
+    let first = create_car(&server, &me, "XTA210930V0000110");
+    let second = create_car(&server, &me, "XTA210930V0000111");
+    create_car(&server, &other, "XTA210930V0000112");
+    let (status, mine) = get(&server, &me, "/api/cars");
+    assert_eq!(status, 200);
+    assert_eq!(mine, json!({"items": [second, first], "next_cursor": null}));
+    let (_, page) = get(&server, &me, "/api/cars?limit=1");
+    assert_eq!(page["items"], json!([second]));
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let (_, next) = get(&server, &me, &format!("/api/cars?limit=1&cursor={cursor}"));
+    assert_eq!(next, json!({"items": [first], "next_cursor": null}));
+    assert_eq!(
+        get(&server, &staff, "/api/cars").1["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let (_, theirs) = get(&server, &staff, &format!("/api/cars?owner_id={}", other.id));
+    assert_eq!(theirs["items"].as_array().unwrap().len(), 1);
+}

@@ -1,0 +1,189 @@
+//! Money: integer kopecks inside, a decimal number of roubles with at most two places at the
+//! JSON edge (`1500`, `1499.5`, `1499.99`). No float arithmetic ever touches an amount: JSON
+//! numbers are read from their text, and written from the integer.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+
+use crate::error::FieldError;
+
+/// An amount of money in kopecks (1/100 of a rouble), never negative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Money(i64);
+
+impl Money {
+    pub const ZERO: Money = Money(0);
+    /// Far above any bill a detailing shop writes; keeps sums far from overflow.
+    pub const MAX_KOPECKS: i64 = 100_000_000_000;
+
+    pub fn from_kopecks(kopecks: i64) -> Option<Self> {
+        (0..=Self::MAX_KOPECKS)
+            .contains(&kopecks)
+            .then_some(Self(kopecks))
+    }
+
+    pub fn kopecks(self) -> i64 {
+        self.0
+    }
+
+    /// `self * quantity`, or `None` past [`Money::MAX_KOPECKS`].
+    pub fn times(self, quantity: u32) -> Option<Self> {
+        self.0
+            .checked_mul(i64::from(quantity))
+            .and_then(Self::from_kopecks)
+    }
+
+    pub fn checked_add(self, other: Self) -> Option<Self> {
+        self.0.checked_add(other.0).and_then(Self::from_kopecks)
+    }
+
+    /// `numerator / denominator` of this amount, rounded half up to the kopeck (a bonus of
+    /// 1 % of 999.99 is 10.00). `None` for a zero denominator.
+    pub fn share(self, numerator: i64, denominator: i64) -> Option<Self> {
+        if denominator <= 0 || numerator < 0 {
+            return None;
+        }
+        let scaled = i128::from(self.0) * i128::from(numerator);
+        let rounded = (scaled * 2 + i128::from(denominator)) / (2 * i128::from(denominator));
+        i64::try_from(rounded).ok().and_then(Self::from_kopecks)
+    }
+
+    /// Parses a JSON amount in roubles: a non-negative number with at most two decimal
+    /// places, or the same as a string (`"1499.99"`).
+    pub fn parse_json(field: &str, value: &Value) -> Result<Self, FieldError> {
+        let text = match value {
+            Value::Number(number) => number.to_string(),
+            Value::String(text) => text.trim().to_owned(),
+            _ => return Err(FieldError::new(field, "must be an amount like 1499.99")),
+        };
+        Self::parse_decimal(&text).ok_or_else(|| {
+            FieldError::new(
+                field,
+                "must be a non-negative amount with at most two decimal places, like 1499.99",
+            )
+        })
+    }
+
+    /// `"1499.99"` → 149999 kopecks. Exponents, signs and a third decimal are refused.
+    pub fn parse_decimal(text: &str) -> Option<Self> {
+        let (whole, fraction) = match text.split_once('.') {
+            Some((_, "")) => return None,
+            Some(parts) => parts,
+            None => (text, ""),
+        };
+        let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+        if whole.is_empty()
+            || whole.len() > 12
+            || !digits(whole)
+            || fraction.len() > 2
+            || !digits(fraction)
+        {
+            return None;
+        }
+        let whole: i64 = whole.parse().ok()?;
+        let fraction: i64 = format!("{fraction:0<2}").parse().ok()?;
+        whole
+            .checked_mul(100)
+            .and_then(|k| k.checked_add(fraction))
+            .and_then(Self::from_kopecks)
+    }
+}
+
+impl fmt::Display for Money {
+    /// `1499.99`, always two places.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:02}", self.0 / 100, self.0 % 100)
+    }
+}
+
+impl Serialize for Money {
+    /// A JSON number in roubles, written from the decimal text (`1499.99`, `1500.0`).
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Every amount below MAX_KOPECKS has an exact shortest decimal as f64, so the
+        // number a client reads is the amount, not a neighbour.
+        let roubles: f64 = self
+            .to_string()
+            .parse()
+            .map_err(serde::ser::Error::custom)?;
+        serializer.serialize_f64(roubles)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn decimals_parse_to_kopecks() {
+        for (text, kopecks) in [
+            ("0", 0),
+            ("1500", 150_000),
+            ("1499.9", 149_990),
+            ("1499.99", 149_999),
+            ("0.01", 1),
+        ] {
+            assert_eq!(
+                Money::parse_decimal(text),
+                Money::from_kopecks(kopecks),
+                "{text}"
+            );
+        }
+        for bad in [
+            "",
+            "-1",
+            "1.999",
+            "1e3",
+            "+5",
+            "1.",
+            ".5",
+            "1,5",
+            "abc",
+            "9999999999999",
+        ] {
+            assert_eq!(Money::parse_decimal(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn json_numbers_and_strings_are_read_from_their_text() {
+        let amount = |value| Money::parse_json("amount", &value);
+        assert_eq!(amount(json!(19.99)).unwrap().kopecks(), 1999);
+        assert_eq!(amount(json!("19.99")).unwrap().kopecks(), 1999);
+        assert_eq!(amount(json!(20)).unwrap().kopecks(), 2000);
+        assert!(amount(json!(0.001)).is_err());
+        assert!(amount(json!(-5)).is_err());
+        assert!(amount(json!(null)).is_err());
+        assert_eq!(amount(json!(true)).unwrap_err().field, "amount");
+    }
+
+    #[test]
+    fn amounts_serialize_as_exact_numbers() {
+        let money = |k| Money::from_kopecks(k).unwrap();
+        assert_eq!(serde_json::to_string(&money(149_999)).unwrap(), "1499.99");
+        assert_eq!(serde_json::to_string(&money(150_000)).unwrap(), "1500.0");
+        assert_eq!(serde_json::to_string(&money(1)).unwrap(), "0.01");
+        assert_eq!(money(105).to_string(), "1.05");
+    }
+
+    #[test]
+    fn shares_round_half_up_to_the_kopeck() {
+        let money = |k| Money::from_kopecks(k).unwrap();
+        assert_eq!(money(99_999).share(1, 100), Some(money(1000)));
+        assert_eq!(money(150_000).share(1, 100), Some(money(1500)));
+        assert_eq!(money(49).share(1, 100), Some(money(0)));
+        assert_eq!(money(50).share(1, 100), Some(money(1)));
+        assert_eq!(money(100).share(1, 0), None);
+    }
+
+    #[test]
+    fn sums_and_products_stay_in_range() {
+        let money = |k| Money::from_kopecks(k).unwrap();
+        assert_eq!(money(250).times(3), Some(money(750)));
+        assert_eq!(money(Money::MAX_KOPECKS).times(2), None);
+        assert_eq!(money(1).checked_add(money(2)), Some(money(3)));
+        assert_eq!(Money::from_kopecks(-1), None);
+    }
+}
