@@ -21,13 +21,8 @@ pub enum OrderError {
     StatusChanged(Uuid),
     /// 404: car-service knows no car with this id (the seed's check).
     CarNotFound(Uuid),
-    /// 502: car-service answered, but with a failure or a body we cannot read.
-    CarServiceFailed(String),
-    /// 503: the request to car-service could not be made at all.
-    CarServiceUnavailable(String),
-    /// 504: car-service did not answer in time.
-    CarServiceTimeout(String),
-    /// Malformed JSON, configuration, database: already an API error.
+    /// Malformed JSON, configuration, database, car-service failing (502/503/504):
+    /// already an API error.
     Api(ApiError),
 }
 
@@ -52,19 +47,6 @@ impl From<OrderError> for ApiError {
             OrderError::CarNotFound(id) => {
                 ApiError::not_found("car_not_found", format!("no car with id {id}"))
             }
-            OrderError::CarServiceFailed(detail) => {
-                ApiError::bad_gateway("car_service_failed", "car-service failed to answer")
-                    .with_detail(detail)
-            }
-            OrderError::CarServiceUnavailable(detail) => {
-                ApiError::unavailable("car_service_unavailable", "car-service is unreachable")
-                    .with_detail(detail)
-            }
-            OrderError::CarServiceTimeout(detail) => ApiError::gateway_timeout(
-                "car_service_timeout",
-                "car-service did not answer in time",
-            )
-            .with_detail(detail),
             OrderError::Api(error) => error,
         }
     }

@@ -10,6 +10,7 @@ mod store;
 
 use api::http::{json_response, method_not_allowed, not_found, read_json_object};
 use api::query::{Cursor, Page, Query};
+use api::upstream::Upstream;
 use api::{ApiError, Caller, FieldErrors};
 use spin_sdk::http::{Params, Request, Response, Router};
 use uuid::Uuid;
@@ -56,17 +57,10 @@ impl Config {
         })
     }
 
-    /// Where car-service answers: `http://car-service.spin.internal` in one host, a
-    /// Service URL across pods (DESIGN.md §7).
-    fn car_service_url() -> Result<String, ApiError> {
-        let url = api::config::variable("car_service_url")?;
-        if url.starts_with("http://") || url.starts_with("https://") {
-            Ok(url)
-        } else {
-            Err(ApiError::configuration(
-                "the Spin variable `car_service_url` must be an http:// or https:// URL",
-            ))
-        }
+    /// Where car-service answers (`car_service_url`): `http://car-service.spin.internal`
+    /// in one host, a Service URL across pods (DESIGN.md §7).
+    fn cars() -> Result<Upstream, ApiError> {
+        Upstream::from_variable(car_client::CAR_SERVICE, "car_service_url")
     }
 }
 
@@ -83,14 +77,14 @@ fn health(_request: Request, _params: Params) -> Result<Response, OrderError> {
 async fn create_order(request: Request, _params: Params) -> Result<Response, OrderError> {
     let _caller = api::auth::caller(&request)?;
     let new_order = NewOrder::parse(&read_json_object(&request)?)?;
-    let car_service_url = Config::car_service_url()?;
+    let cars = Config::cars()?;
     let config = Config::load()?;
     let authorization = request.header("authorization").and_then(|v| v.as_str());
     // Ask car-service before opening the database, so no pooled connection is held
     // while waiting on another component. The caller's token goes along: car-service
     // answers 404 for a car that is not theirs, and staff may book any car. The order
     // belongs to the car's owner.
-    let car = car_client::fetch_car(&car_service_url, new_order.car_id, authorization).await?;
+    let car = car_client::fetch_car(&cars, new_order.car_id, authorization).await?;
     let db = api::db::open(&config.postgres_url)?;
     let order = store::insert(&db, &new_order, car.owner_id)?;
     let mut response = json_response(201, &order);

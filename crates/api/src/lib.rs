@@ -11,6 +11,7 @@ pub mod http;
 pub mod json;
 pub mod money;
 pub mod query;
+pub mod upstream;
 
 pub use crate::auth::Caller;
 pub use error::{ApiError, FieldError, FieldErrors};
