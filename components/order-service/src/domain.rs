@@ -4,9 +4,11 @@
 use std::fmt;
 
 use api::json::{self, Object};
+use api::money::Money;
 use api::{FieldError, FieldErrors};
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, FixedOffset, Timelike, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use uuid::Uuid;
 
 /// A UUID field (any form `uuid` accepts; stored and returned hyphenated, lower-case).
@@ -15,12 +17,13 @@ pub fn parse_uuid(field: &str, s: &str) -> Result<Uuid, FieldError> {
 }
 
 /// When the customer wants the car serviced: an RFC 3339 date-time with an explicit offset
-/// (`2030-05-01T10:30:00+03:00` or `...Z`), so there is never a guess about the time zone.
-/// The rules about the future and half-hour slots are a later issue; they belong here.
+/// (`2030-05-01T10:30:00+03:00` or `...Z`), so there is never a guess about the time zone,
+/// on a half-hour slot (the workshop books bays in 30-minute steps) and in the future.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DesiredTime(DateTime<FixedOffset>);
 
 impl DesiredTime {
+    /// The format only: for times read back, and for tests of the format.
     pub fn parse(s: &str) -> Result<Self, FieldError> {
         DateTime::parse_from_rfc3339(s.trim())
             .map(Self)
@@ -30,6 +33,29 @@ impl DesiredTime {
                     "must be an RFC 3339 date-time with an offset, e.g. 2030-05-01T10:30:00+03:00",
                 )
             })
+    }
+
+    /// A bookable time as of `now`: well-formed, on the hour or half hour, not yet past.
+    pub fn parse_bookable(s: &str, now: DateTime<Utc>) -> Result<Self, FieldError> {
+        let time = Self::parse(s)?;
+        let on_slot = time.0.minute() % 30 == 0 && time.0.second() == 0 && time.0.nanosecond() == 0;
+        if !on_slot {
+            return Err(FieldError::new(
+                "desired_time",
+                "must start on the hour or the half hour, e.g. 10:00 or 10:30",
+            ));
+        }
+        if time.utc() <= now {
+            return Err(FieldError::new(
+                "desired_time",
+                format!(
+                    "must be in the future: {} has passed",
+                    time.utc()
+                        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                ),
+            ));
+        }
+        Ok(time)
     }
 
     pub fn utc(self) -> DateTime<Utc> {
@@ -66,37 +92,235 @@ impl Description {
     }
 }
 
+/// One catalog entry asked for: `{catalog_id, quantity?}` (1 to 100, default 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemRequest {
+    pub catalog_id: Uuid,
+    pub quantity: u32,
+}
+
+/// The most lines one order may carry.
+pub const MAX_ITEMS: usize = 50;
+/// The most of one catalog entry one line may carry.
+pub const MAX_QUANTITY: u64 = 100;
+
+/// `items`: absent, null or a list of distinct catalog entries.
+fn parse_items(value: Option<&Value>) -> Result<Vec<ItemRequest>, FieldErrors> {
+    let list = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) if list.len() <= MAX_ITEMS => list,
+        Some(Value::Array(_)) => {
+            return Err(
+                FieldError::new("items", format!("must hold at most {MAX_ITEMS} lines")).into(),
+            )
+        }
+        Some(_) => {
+            return Err(FieldError::new("items", "must be a list of {catalog_id, quantity}").into())
+        }
+    };
+    let mut errors = FieldErrors::new();
+    let mut items: Vec<ItemRequest> = Vec::with_capacity(list.len());
+    for (index, entry) in list.iter().enumerate() {
+        let field = |name: &str| format!("items[{index}].{name}");
+        let Some(entry) = entry.as_object() else {
+            errors.push(FieldError::new(
+                format!("items[{index}]"),
+                "must be an object",
+            ));
+            continue;
+        };
+        let catalog_id = errors.check(
+            json::required_str(entry, "catalog_id")
+                .and_then(|s| {
+                    Uuid::parse_str(s.trim())
+                        .map_err(|_| FieldError::new(field("catalog_id"), "must be a UUID"))
+                })
+                .map_err(|error| FieldError::new(field("catalog_id"), error.message)),
+        );
+        let quantity = errors.check(match entry.get("quantity") {
+            None | Some(Value::Null) => Ok(1),
+            Some(value) => value
+                .as_u64()
+                .filter(|q| (1..=MAX_QUANTITY).contains(q))
+                .map(|q| q as u32)
+                .ok_or_else(|| {
+                    FieldError::new(
+                        field("quantity"),
+                        format!("must be a whole number from 1 to {MAX_QUANTITY}"),
+                    )
+                }),
+        });
+        if let (Some(catalog_id), Some(quantity)) = (catalog_id, quantity) {
+            if items.iter().any(|item| item.catalog_id == catalog_id) {
+                errors.push(FieldError::new(
+                    field("catalog_id"),
+                    "appears twice: give one line per catalog entry with its quantity",
+                ));
+            } else {
+                items.push(ItemRequest {
+                    catalog_id,
+                    quantity,
+                });
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(items)
+    } else {
+        Err(errors)
+    }
+}
+
 /// A booking request, every field valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOrder {
     pub car_id: Uuid,
     pub desired_time: DesiredTime,
     pub description: Description,
+    pub items: Vec<ItemRequest>,
 }
 
 impl NewOrder {
-    /// Reads `{car_id, desired_time, description}`, reporting every invalid field.
-    /// A missing or null `description` is empty. Unknown fields are ignored.
+    /// Reads `{car_id, desired_time, description?, items?}` as of now, reporting every
+    /// invalid field. A missing or null `description` is empty. Unknown fields are ignored.
     pub fn parse(body: &Object) -> Result<Self, FieldErrors> {
+        Self::parse_at(body, Utc::now())
+    }
+
+    pub fn parse_at(body: &Object, now: DateTime<Utc>) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
         let car_id =
             errors.check(json::required_str(body, "car_id").and_then(|s| parse_uuid("car_id", s)));
-        let desired_time =
-            errors.check(json::required_str(body, "desired_time").and_then(DesiredTime::parse));
+        let desired_time = errors.check(
+            json::required_str(body, "desired_time")
+                .and_then(|s| DesiredTime::parse_bookable(s, now)),
+        );
         let description = errors.check(
             json::optional_str(body, "description")
                 .and_then(|s| Description::parse(s.unwrap_or_default())),
         );
+        let items = match parse_items(body.get("items")) {
+            Ok(items) => Some(items),
+            Err(item_errors) => {
+                item_errors.into_iter().for_each(|error| errors.push(error));
+                None
+            }
+        };
 
-        match (car_id, desired_time, description) {
-            (Some(car_id), Some(desired_time), Some(description)) => Ok(Self {
+        match (car_id, desired_time, description, items) {
+            (Some(car_id), Some(desired_time), Some(description), Some(items)) => Ok(Self {
                 car_id,
                 desired_time,
                 description,
+                items,
             }),
             _ => Err(errors),
         }
     }
+}
+
+/// A catalog entry as cart-service lists it; its price is the price at booking time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogEntry {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: String,
+    pub price: Money,
+}
+
+/// One booked line, priced when the order was made; later catalog changes leave it alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderLine {
+    pub catalog_id: Uuid,
+    pub name: String,
+    pub kind: String,
+    pub unit_price: Money,
+    pub quantity: u32,
+    pub line_total: Money,
+}
+
+/// Prices the requested items from the catalog: every unknown entry is a field error.
+pub fn price_items(
+    items: &[ItemRequest],
+    catalog: &[CatalogEntry],
+) -> Result<(Vec<OrderLine>, Money), FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let mut lines = Vec::with_capacity(items.len());
+    let mut total = Money::ZERO;
+    for (index, item) in items.iter().enumerate() {
+        let Some(entry) = catalog.iter().find(|entry| entry.id == item.catalog_id) else {
+            errors.push(FieldError::new(
+                format!("items[{index}].catalog_id"),
+                format!("no catalog entry with id {}", item.catalog_id),
+            ));
+            continue;
+        };
+        let line_total = entry.price.times(item.quantity);
+        match line_total
+            .and_then(|line_total| total.checked_add(line_total).map(|t| (line_total, t)))
+        {
+            Some((line_total, new_total)) => {
+                total = new_total;
+                lines.push(OrderLine {
+                    catalog_id: entry.id,
+                    name: entry.name.clone(),
+                    kind: entry.kind.clone(),
+                    unit_price: entry.price,
+                    quantity: item.quantity,
+                    line_total,
+                });
+            }
+            None => errors.push(FieldError::new("items", "the order's total is too large")),
+        }
+    }
+    if errors.is_empty() {
+        Ok((lines, total))
+    } else {
+        Err(errors)
+    }
+}
+
+/// `POST /api/orders/review`: `{order_id, rating 1..5, comment?}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewReview {
+    pub order_id: Uuid,
+    pub rating: i32,
+    pub comment: Description,
+}
+
+impl NewReview {
+    pub fn parse(body: &Object) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let order_id = errors
+            .check(json::required_str(body, "order_id").and_then(|s| parse_uuid("order_id", s)));
+        let rating = errors.check(json::required_i64(body, "rating").and_then(|r| match r {
+            1..=5 => Ok(r as i32),
+            _ => Err(FieldError::new("rating", "must be from 1 to 5")),
+        }));
+        let comment = errors.check(
+            json::optional_str(body, "comment")
+                .and_then(|s| Description::parse(s.unwrap_or_default()))
+                .map_err(|error| FieldError::new("comment", error.message)),
+        );
+        match (order_id, rating, comment) {
+            (Some(order_id), Some(rating), Some(comment)) => Ok(Self {
+                order_id,
+                rating,
+                comment,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// A customer's review of their completed order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Review {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub rating: i32,
+    pub comment: String,
+    pub created_at: DateTime<Utc>,
 }
 
 /// Where an order is in its life. Moves forward `created → confirmed → in_progress →
@@ -209,6 +433,8 @@ pub struct Order {
     pub desired_time: DateTime<Utc>,
     pub description: String,
     pub status: OrderStatus,
+    pub items: Vec<OrderLine>,
+    pub total: Money,
     pub created_at: DateTime<Utc>,
 }
 
@@ -225,23 +451,151 @@ mod tests {
         }
     }
 
-    #[test]
-    fn new_order_parses_the_seed_example() {
-        let body = object(json!({
+    fn now() -> DateTime<Utc> {
+        DesiredTime::parse("2026-11-25T12:00:00Z").unwrap().utc()
+    }
+
+    fn seed_order(desired_time: &str) -> Object {
+        object(json!({
             "car_id": "550e8400-e29b-41d4-a716-446655440000",
-            "desired_time": "2024-12-20T10:00:00Z",
+            "desired_time": desired_time,
             "description": "ТО"
-        }));
-        let order = NewOrder::parse(&body).unwrap();
+        }))
+    }
+
+    #[test]
+    fn new_order_parses_the_seed_example_with_a_future_date() {
+        let order = NewOrder::parse_at(&seed_order("2026-12-20T10:00:00Z"), now()).unwrap();
         assert_eq!(
             order.car_id.to_string(),
             "550e8400-e29b-41d4-a716-446655440000"
         );
         assert_eq!(
             order.desired_time.utc().to_rfc3339(),
-            "2024-12-20T10:00:00+00:00"
+            "2026-12-20T10:00:00+00:00"
         );
         assert_eq!(order.description.as_str(), "ТО");
+        assert!(order.items.is_empty());
+    }
+
+    #[test]
+    fn the_seeds_own_date_has_passed_and_says_so() {
+        let errors = NewOrder::parse_at(&seed_order("2024-12-20T10:00:00Z"), now()).unwrap_err();
+        assert_eq!(
+            errors.get("desired_time").unwrap().message,
+            "must be in the future: 2024-12-20T10:00:00Z has passed"
+        );
+    }
+
+    #[test]
+    fn desired_time_is_on_the_hour_or_half_hour() {
+        for ok in ["2026-12-20T10:00:00Z", "2026-12-20T10:30:00+03:00"] {
+            assert!(DesiredTime::parse_bookable(ok, now()).is_ok(), "{ok}");
+        }
+        for bad in [
+            "2026-12-20T10:15:00Z",
+            "2026-12-20T10:30:01Z",
+            "2026-12-20T10:30:00.5Z",
+        ] {
+            assert_eq!(
+                DesiredTime::parse_bookable(bad, now()).unwrap_err().message,
+                "must start on the hour or the half hour, e.g. 10:00 or 10:30",
+                "{bad}"
+            );
+        }
+        // Now itself is not bookable: the slot has started.
+        assert!(DesiredTime::parse_bookable("2026-11-25T12:00:00Z", now()).is_err());
+    }
+
+    #[test]
+    fn items_default_to_none_and_are_checked_line_by_line() {
+        let id = "6b1f2c1e-0001-4000-8000-000000000001";
+        let mut body = seed_order("2026-12-20T10:00:00Z");
+        body.insert("items".into(), json!([{"catalog_id": id}]));
+        let order = NewOrder::parse_at(&body, now()).unwrap();
+        assert_eq!(
+            order.items,
+            [ItemRequest {
+                catalog_id: id.parse().unwrap(),
+                quantity: 1
+            }]
+        );
+
+        body.insert(
+            "items".into(),
+            json!([{"catalog_id": id, "quantity": 2}, {"catalog_id": "x"}, {"catalog_id": id}, 7,
+                   {"catalog_id": "6b1f2c1e-0001-4000-8000-000000000002", "quantity": 101}]),
+        );
+        let errors = NewOrder::parse_at(&body, now()).unwrap_err();
+        let fields: Vec<&str> = errors.as_slice().iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "items[1].catalog_id",
+                "items[2].catalog_id",
+                "items[3]",
+                "items[4].quantity"
+            ]
+        );
+        body.insert("items".into(), json!("wash"));
+        assert!(NewOrder::parse_at(&body, now()).is_err());
+    }
+
+    fn entry(n: u128, kopecks: i64) -> CatalogEntry {
+        CatalogEntry {
+            id: Uuid::from_u128(n),
+            name: format!("entry {n}"),
+            kind: "service".into(),
+            price: Money::from_kopecks(kopecks).unwrap(),
+        }
+    }
+
+    #[test]
+    fn items_are_priced_from_the_catalog_at_booking_time() {
+        let catalog = [entry(1, 150_000), entry(2, 45_000)];
+        let items = [
+            ItemRequest {
+                catalog_id: Uuid::from_u128(2),
+                quantity: 3,
+            },
+            ItemRequest {
+                catalog_id: Uuid::from_u128(1),
+                quantity: 1,
+            },
+        ];
+        let (lines, total) = price_items(&items, &catalog).unwrap();
+        assert_eq!(lines[0].line_total.kopecks(), 135_000);
+        assert_eq!(lines[0].name, "entry 2");
+        assert_eq!(total.kopecks(), 285_000);
+        let unknown = [ItemRequest {
+            catalog_id: Uuid::from_u128(9),
+            quantity: 1,
+        }];
+        let errors = price_items(&unknown, &catalog).unwrap_err();
+        assert_eq!(errors.as_slice()[0].field, "items[0].catalog_id");
+        assert_eq!(price_items(&[], &catalog).unwrap(), (vec![], Money::ZERO));
+    }
+
+    #[test]
+    fn a_review_needs_a_rating_from_1_to_5() {
+        let id = "550e8400-e29b-41d4-a716-446655440000";
+        let review = NewReview::parse(&object(
+            json!({"order_id": id, "rating": 5, "comment": "Отлично"}),
+        ))
+        .unwrap();
+        assert_eq!((review.rating, review.comment.as_str()), (5, "Отлично"));
+        for rating in [json!(0), json!(6), json!(4.5), json!("5")] {
+            let body = object(json!({"order_id": id, "rating": rating}));
+            assert_eq!(
+                NewReview::parse(&body).unwrap_err().as_slice()[0].field,
+                "rating"
+            );
+        }
+        let long = object(json!({"order_id": id, "rating": 3, "comment": "я".repeat(2001)}));
+        assert_eq!(
+            NewReview::parse(&long).unwrap_err().as_slice()[0].field,
+            "comment"
+        );
     }
 
     #[test]
@@ -387,6 +741,15 @@ mod tests {
                 .utc(),
             description: "ТО".into(),
             status: Created,
+            items: vec![OrderLine {
+                catalog_id: Uuid::nil(),
+                name: "Exterior hand wash".into(),
+                kind: "service".into(),
+                unit_price: Money::from_kopecks(150_000).unwrap(),
+                quantity: 2,
+                line_total: Money::from_kopecks(300_000).unwrap(),
+            }],
+            total: Money::from_kopecks(300_000).unwrap(),
             created_at: DesiredTime::parse("2025-01-02T03:04:05.678Z")
                 .unwrap()
                 .utc(),
@@ -400,6 +763,10 @@ mod tests {
                 "desired_time": "2030-05-01T07:30:00Z",
                 "description": "ТО",
                 "status": "created",
+                "items": [{"catalog_id": "00000000-0000-0000-0000-000000000000",
+                           "name": "Exterior hand wash", "kind": "service",
+                           "unit_price": 1500.0, "quantity": 2, "line_total": 3000.0}],
+                "total": 3000.0,
                 "created_at": "2025-01-02T03:04:05.678Z"
             })
         );

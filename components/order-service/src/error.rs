@@ -19,6 +19,10 @@ pub enum OrderError {
     IllegalTransition(IllegalTransition),
     /// 409: the status changed between reading the order and writing the new one.
     StatusChanged(Uuid),
+    /// 409: only a completed order can be reviewed.
+    NotCompleted(Uuid),
+    /// 409: the order has its review.
+    AlreadyReviewed(Uuid),
     /// 404: car-service knows no car with this id (the seed's check).
     CarNotFound(Uuid),
     /// Malformed JSON, configuration, database, car-service failing (502/503/504):
@@ -43,6 +47,14 @@ impl From<OrderError> for ApiError {
             OrderError::StatusChanged(id) => ApiError::conflict(
                 "status_changed",
                 format!("order {id} changed status meanwhile; read it again and retry"),
+            ),
+            OrderError::NotCompleted(id) => ApiError::conflict(
+                "order_not_completed",
+                format!("order {id} is not completed yet: review it once the work is done"),
+            ),
+            OrderError::AlreadyReviewed(id) => ApiError::conflict(
+                "already_reviewed",
+                format!("order {id} already has a review"),
             ),
             OrderError::CarNotFound(id) => {
                 ApiError::not_found("car_not_found", format!("no car with id {id}"))

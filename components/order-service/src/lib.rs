@@ -4,18 +4,20 @@
 //! (`store`); it must not hold business rules.
 
 mod car_client;
+mod catalog_client;
 pub mod domain;
 mod error;
 mod store;
 
 use api::http::{json_response, method_not_allowed, not_found, read_json_object};
+use api::money::Money;
 use api::query::{Cursor, Page, Query};
 use api::upstream::Upstream;
 use api::{ApiError, Caller, FieldErrors};
 use spin_sdk::http::{Params, Request, Response, Router};
 use uuid::Uuid;
 
-use crate::domain::{NewOrder, Order};
+use crate::domain::{NewOrder, NewReview, Order, OrderStatus};
 use crate::error::OrderError;
 
 const SERVICE: &str = "order-service";
@@ -33,11 +35,13 @@ pub fn router() -> Router {
     let mut router = Router::new();
     router.get("/api/orders/health", health);
     router.post_async("/api/orders", create_order);
+    router.post("/api/orders/review", review_order);
     router.get("/api/orders", list_orders);
     router.get("/api/orders/:order_id", get_order);
     router.patch("/api/orders/:order_id/status", change_status);
     // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
     router.any("/api/orders/health", method_not_allowed("GET"));
+    router.any("/api/orders/review", method_not_allowed("POST"));
     router.any("/api/orders", method_not_allowed("GET, POST"));
     router.any("/api/orders/:order_id", method_not_allowed("GET"));
     router.any("/api/orders/:order_id/status", method_not_allowed("PATCH"));
@@ -62,6 +66,11 @@ impl Config {
     fn cars() -> Result<Upstream, ApiError> {
         Upstream::from_variable(car_client::CAR_SERVICE, "car_service_url")
     }
+
+    /// Where cart-service, the catalog's owner, answers (`cart_service_url`).
+    fn carts() -> Result<Upstream, ApiError> {
+        Upstream::from_variable(catalog_client::CART_SERVICE, "cart_service_url")
+    }
 }
 
 fn health(_request: Request, _params: Params) -> Result<Response, OrderError> {
@@ -85,11 +94,38 @@ async fn create_order(request: Request, _params: Params) -> Result<Response, Ord
     // answers 404 for a car that is not theirs, and staff may book any car. The order
     // belongs to the car's owner.
     let car = car_client::fetch_car(&cars, new_order.car_id, authorization).await?;
+    // Prices come from the catalog's owner, never from the client.
+    let (lines, total) = if new_order.items.is_empty() {
+        (Vec::new(), Money::ZERO)
+    } else {
+        let catalog = catalog_client::fetch_catalog(&Config::carts()?, authorization).await?;
+        domain::price_items(&new_order.items, &catalog)?
+    };
     let db = api::db::open(&config.postgres_url)?;
-    let order = store::insert(&db, &new_order, car.owner_id)?;
+    let order = store::insert(&db, &new_order, car.owner_id, &lines, total)?;
     let mut response = json_response(201, &order);
     response.set_header("location", format!("/api/orders/{}", order.id));
     Ok(response)
+}
+
+/// `{order_id, rating, comment?}`: the caller's own completed order, once.
+fn review_order(request: Request, _params: Params) -> Result<Response, OrderError> {
+    let caller = api::auth::caller(&request)?;
+    let review = NewReview::parse(&read_json_object(&request)?)?;
+    let config = Config::load()?;
+    let db = api::db::open(&config.postgres_url)?;
+    // Reviews are the customer's voice: staff cannot write one for them.
+    let order = match store::find(&db, review.order_id)? {
+        Some(order) if order.user_id == caller.user_id => order,
+        _ => return Err(OrderError::OrderNotFound(review.order_id.to_string())),
+    };
+    if order.status != OrderStatus::Completed {
+        return Err(OrderError::NotCompleted(order.id));
+    }
+    match store::add_review(&db, &review, caller.user_id)? {
+        Some(review) => Ok(json_response(201, &review)),
+        None => Err(OrderError::AlreadyReviewed(order.id)),
+    }
 }
 
 /// The caller's orders, newest first (`?limit=&cursor=`). Staff see everyone's, or one
@@ -219,6 +255,7 @@ mod tests {
     fn every_order_endpoint_needs_a_token() {
         for (method, path) in [
             (Method::Post, "/api/orders"),
+            (Method::Post, "/api/orders/review"),
             (Method::Get, "/api/orders"),
             (Method::Get, "/api/orders/first"),
             (Method::Patch, "/api/orders/first/status"),

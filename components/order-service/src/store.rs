@@ -7,13 +7,15 @@
 //! a string bound to `$1::uuid`, and pg3's datetime value carries no zone.
 
 use api::db::{self, Row};
+use api::money::Money;
 use api::query::{Cursor, Page};
 use api::ApiError;
 use chrono::SecondsFormat;
+use serde::{Deserialize, Serialize};
 use spin_sdk::pg3::Connection;
 use uuid::Uuid;
 
-use crate::domain::{NewOrder, Order, OrderStatus};
+use crate::domain::{NewOrder, NewReview, Order, OrderLine, OrderStatus, Review};
 
 /// The columns of an order, read from the relation aliased `o`.
 macro_rules! order_columns {
@@ -21,28 +23,99 @@ macro_rules! order_columns {
         concat!(
             "o.id::text AS id, o.car_id::text AS car_id, o.user_id::text AS user_id, ",
             api::rfc3339!("o.desired_time"),
-            " AS desired_time, o.description, o.status, ",
+            " AS desired_time, o.description, o.status, o.total_kopecks, ",
             api::rfc3339!("o.created_at"),
             " AS created_at"
         )
     };
 }
 
+/// An order's lines as JSON text (pg3 has no json value), in the [`StoredLine`] shape.
+macro_rules! lines_of_o {
+    () => {
+        "(SELECT coalesce(json_agg(json_build_object(\
+            'line_no', l.line_no, 'catalog_id', l.catalog_id, 'name', l.name, 'kind', l.kind, \
+            'unit_price_kopecks', l.unit_price_kopecks, 'quantity', l.quantity) \
+            ORDER BY l.line_no), '[]'::json)::text \
+          FROM orders.order_lines AS l WHERE l.order_id = o.id) AS lines"
+    };
+}
+
+/// The order and its lines in one statement, so both are stored or neither. The lines
+/// just written are not visible to a subquery of the same statement, so the answer
+/// echoes them from the parameter they were written from.
 const INSERT: &str = concat!(
-    "INSERT INTO orders.orders AS o (car_id, user_id, desired_time, description, status) \
-     VALUES ($1::text::uuid, $2::text::uuid, $3::text::timestamptz, $4::text, $5::text) \
-     RETURNING ",
-    order_columns!()
+    "WITH o AS (\
+       INSERT INTO orders.orders (car_id, user_id, desired_time, description, status, total_kopecks) \
+       VALUES ($1::text::uuid, $2::text::uuid, $3::text::timestamptz, $4::text, $5::text, $6::int8) \
+       RETURNING *\
+     ), lines AS (\
+       INSERT INTO orders.order_lines \
+         (order_id, line_no, catalog_id, name, kind, unit_price_kopecks, quantity) \
+       SELECT o.id, x.line_no, x.catalog_id, x.name, x.kind, x.unit_price_kopecks, x.quantity \
+       FROM o, jsonb_to_recordset($7::text::jsonb) AS x(line_no int, catalog_id uuid, name text, \
+            kind text, unit_price_kopecks int8, quantity int) \
+       RETURNING order_id\
+     ) SELECT ",
+    order_columns!(),
+    ", $7::text AS lines FROM o"
 );
 
 const FIND: &str = concat!(
     "SELECT ",
     order_columns!(),
+    ", ",
+    lines_of_o!(),
     " FROM (SELECT 1) AS one LEFT JOIN orders.orders AS o ON o.id = $1::text::uuid"
 );
 
-/// Books `order` for `user_id` in status `created`.
-pub fn insert(db: &Connection, order: &NewOrder, user_id: Uuid) -> Result<Order, ApiError> {
+/// A line as stored, in the JSON the statements above read and write.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredLine {
+    line_no: u32,
+    catalog_id: Uuid,
+    name: String,
+    kind: String,
+    unit_price_kopecks: i64,
+    quantity: u32,
+}
+
+impl StoredLine {
+    fn priced(self) -> Option<OrderLine> {
+        let unit_price = Money::from_kopecks(self.unit_price_kopecks)?;
+        Some(OrderLine {
+            catalog_id: self.catalog_id,
+            name: self.name,
+            kind: self.kind,
+            unit_price,
+            quantity: self.quantity,
+            line_total: unit_price.times(self.quantity)?,
+        })
+    }
+}
+
+/// Books `order` for `user_id` in status `created`, with its priced lines and total.
+pub fn insert(
+    db: &Connection,
+    order: &NewOrder,
+    user_id: Uuid,
+    lines: &[OrderLine],
+    total: Money,
+) -> Result<Order, ApiError> {
+    let stored: Vec<StoredLine> = lines
+        .iter()
+        .enumerate()
+        .map(|(index, line)| StoredLine {
+            line_no: index as u32 + 1,
+            catalog_id: line.catalog_id,
+            name: line.name.clone(),
+            kind: line.kind.clone(),
+            unit_price_kopecks: line.unit_price.kopecks(),
+            quantity: line.quantity,
+        })
+        .collect();
+    let stored = serde_json::to_string(&stored)
+        .map_err(|error| ApiError::internal("the order could not be encoded").with_detail(error))?;
     let params = [
         order.car_id.to_string().into(),
         user_id.to_string().into(),
@@ -53,6 +126,8 @@ pub fn insert(db: &Connection, order: &NewOrder, user_id: Uuid) -> Result<Order,
             .into(),
         order.description.as_str().to_owned().into(),
         OrderStatus::Created.as_str().to_owned().into(),
+        total.kopecks().into(),
+        stored.into(),
     ];
     let row = db::one_row(db::query(db, INSERT, &params)?)?;
     order_from_row(&row)?.ok_or_else(|| {
@@ -67,6 +142,8 @@ pub fn insert(db: &Connection, order: &NewOrder, user_id: Uuid) -> Result<Order,
 const LIST: &str = concat!(
     "SELECT ",
     order_columns!(),
+    ", ",
+    lines_of_o!(),
     " FROM (SELECT 1) AS one LEFT JOIN LATERAL (\
        SELECT * FROM orders.orders AS inner_o \
        WHERE ($1::text IS NULL OR inner_o.user_id = $1::text::uuid) \
@@ -88,7 +165,20 @@ const SET_STATUS: &str = concat!(
      ) \
      SELECT ",
     order_columns!(),
+    ", ",
+    lines_of_o!(),
     " FROM (SELECT 1) AS one LEFT JOIN changed AS o ON true"
+);
+
+/// Records the review unless the order has one; `created` is NULL when it had.
+const REVIEW: &str = concat!(
+    "WITH added AS (\
+       INSERT INTO orders.reviews (order_id, user_id, rating, comment) \
+       VALUES ($1::text::uuid, $2::text::uuid, $3::int4, $4::text) \
+       ON CONFLICT (order_id) DO NOTHING RETURNING *\
+     ) SELECT ",
+    api::rfc3339!("added.created_at"),
+    " AS created_at FROM (SELECT 1) AS one LEFT JOIN added ON true"
 );
 
 pub fn list(db: &Connection, user: Option<Uuid>, page: &Page) -> Result<Vec<Order>, ApiError> {
@@ -140,6 +230,44 @@ fn order_from_row(row: &Row) -> Result<Option<Order>, ApiError> {
         description: row.get("description")?,
         status: OrderStatus::parse(&status)
             .ok_or_else(|| db::unexpected("status", format!("unknown status {status:?}")))?,
+        items: row.parse("lines", |text| {
+            serde_json::from_str::<Vec<StoredLine>>(text)
+                .map_err(|error| error.to_string())?
+                .into_iter()
+                .map(|line| line.priced().ok_or("a line's amount is out of range"))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(str::to_owned)
+        })?,
+        total: {
+            let kopecks: i64 = row.get("total_kopecks")?;
+            Money::from_kopecks(kopecks)
+                .ok_or_else(|| db::unexpected("total_kopecks", "out of range"))?
+        },
+        created_at: row.timestamp("created_at")?,
+    }))
+}
+
+/// Stores `review` by `user_id`, or `None` when the order already has one.
+pub fn add_review(
+    db: &Connection,
+    review: &NewReview,
+    user_id: Uuid,
+) -> Result<Option<Review>, ApiError> {
+    let params = [
+        review.order_id.to_string().into(),
+        user_id.to_string().into(),
+        review.rating.into(),
+        review.comment.as_str().to_owned().into(),
+    ];
+    let row = db::one_row(db::query(db, REVIEW, &params)?)?;
+    if row.is_null("created_at")? {
+        return Ok(None);
+    }
+    Ok(Some(Review {
+        order_id: review.order_id,
+        user_id,
+        rating: review.rating,
+        comment: review.comment.as_str().to_owned(),
         created_at: row.timestamp("created_at")?,
     }))
 }

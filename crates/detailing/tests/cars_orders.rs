@@ -428,3 +428,77 @@ fn car_lists_are_the_callers_own_and_staff_see_all() {
     let (_, theirs) = get(&server, &staff, &format!("/api/cars?owner_id={}", other.id));
     assert_eq!(theirs["items"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn a_completed_order_gets_one_review_from_its_owner() {
+    let server = TestServer::start(ServerConfig::app());
+    let (me, other, staff) = (server.customer(), server.customer(), server.staff());
+    let car = create_car(&server, &me, "XTA210930V0000120");
+    let (_, order) = post(
+        &server,
+        &me,
+        "/api/orders",
+        &order_for(car["id"].as_str().unwrap()),
+    );
+    let review = json!({"order_id": order["id"], "rating": 5, "comment": "Как новая"});
+
+    let (status, body) = post(&server, &me, "/api/orders/review", &review);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("order_not_completed"))
+    );
+    for next in ["confirmed", "in_progress", "completed"] {
+        assert_eq!(set_status(&server, &staff, &order, next).0, 200);
+    }
+    for who in [&other, &staff] {
+        let (status, body) = post(&server, who, "/api/orders/review", &review);
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("order_not_found"))
+        );
+    }
+    let (status, body) = post(
+        &server,
+        &me,
+        "/api/orders/review",
+        &json!({"order_id": order["id"], "rating": 6}),
+    );
+    assert_eq!(
+        (status, body["error"]["fields"][0]["field"].as_str()),
+        (422, Some("rating"))
+    );
+    let (status, saved) = post(&server, &me, "/api/orders/review", &review);
+    assert_eq!(status, 201, "{saved}");
+    assert_eq!(
+        (saved["rating"].as_i64(), saved["comment"].as_str()),
+        (Some(5), Some("Как новая"))
+    );
+    let (status, body) = post(&server, &me, "/api/orders/review", &review);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("already_reviewed"))
+    );
+}
+
+#[test]
+fn desired_time_must_be_a_future_half_hour_slot() {
+    let server = TestServer::start(ServerConfig::app());
+    let me = server.customer();
+    let car = create_car(&server, &me, "XTA210930V0000121");
+    let id = car["id"].as_str().unwrap();
+    for (time, message) in [
+        (
+            "2024-12-20T10:00:00Z",
+            "must be in the future: 2024-12-20T10:00:00Z has passed",
+        ),
+        (
+            "2030-12-20T10:15:00Z",
+            "must start on the hour or the half hour, e.g. 10:00 or 10:30",
+        ),
+    ] {
+        let body = json!({"car_id": id, "desired_time": time, "description": "ТО"});
+        let (status, answer) = post(&server, &me, "/api/orders", &body);
+        assert_eq!(status, 422, "{answer}");
+        assert_eq!(answer["error"]["fields"][0]["message"], message);
+    }
+}

@@ -1,0 +1,80 @@
+//! Every way a cart-service request can fail, and the one place each maps to a status and a
+//! stable `code`. Handlers return `Result<_, CartError>` and use `?`.
+
+use api::{ApiError, FieldError, FieldErrors};
+use spin_sdk::http::{IntoResponse, Response};
+use uuid::Uuid;
+
+use crate::domain::{TooExpensive, MAX_QUANTITY};
+
+#[derive(Debug)]
+pub enum CartError {
+    /// 422: the body has invalid fields.
+    Invalid(FieldErrors),
+    /// 422: `catalog_id` names nothing the shop sells.
+    UnknownCatalogItem(Uuid),
+    /// 422: the line would hold more than the limit.
+    QuantityLimit,
+    /// 422: the cart's total is beyond any real bill.
+    TooExpensive,
+    /// 404: no line with this id in the caller's cart.
+    CartItemNotFound(String),
+    /// 409: checkout of an empty cart.
+    CartEmpty,
+    /// Malformed JSON, missing token, configuration, database, order-service failing:
+    /// already an API error.
+    Api(ApiError),
+}
+
+impl From<CartError> for ApiError {
+    fn from(error: CartError) -> Self {
+        match error {
+            CartError::Invalid(fields) => ApiError::unprocessable(fields),
+            CartError::UnknownCatalogItem(id) => ApiError::unprocessable(
+                FieldError::new("catalog_id", format!("no catalog entry with id {id}")).into(),
+            ),
+            CartError::QuantityLimit => ApiError::unprocessable(
+                FieldError::new(
+                    "quantity",
+                    format!("a cart holds at most {MAX_QUANTITY} of one catalog entry"),
+                )
+                .into(),
+            ),
+            CartError::TooExpensive => ApiError::unprocessable(
+                FieldError::new("quantity", "the cart's total is too large").into(),
+            ),
+            CartError::CartItemNotFound(id) => ApiError::not_found(
+                "cart_item_not_found",
+                format!("no item with id {id} in your cart"),
+            ),
+            CartError::CartEmpty => {
+                ApiError::conflict("cart_empty", "the cart is empty: add items before checkout")
+            }
+            CartError::Api(error) => error,
+        }
+    }
+}
+
+impl From<ApiError> for CartError {
+    fn from(error: ApiError) -> Self {
+        Self::Api(error)
+    }
+}
+
+impl From<FieldErrors> for CartError {
+    fn from(fields: FieldErrors) -> Self {
+        Self::Invalid(fields)
+    }
+}
+
+impl From<TooExpensive> for CartError {
+    fn from(_: TooExpensive) -> Self {
+        Self::TooExpensive
+    }
+}
+
+impl IntoResponse for CartError {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
+    }
+}
