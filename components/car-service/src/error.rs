@@ -14,6 +14,10 @@ pub enum CarError {
     CarNotFound(String),
     /// 403: a customer named another user as the owner.
     ForeignOwner(ForeignOwner),
+    /// 404: the car has no document with this id.
+    DocumentNotFound(String),
+    /// 404: the document exists but has no scan attached.
+    NoScan(uuid::Uuid),
     /// 409: a car with this VIN is already registered.
     DuplicateVin(Vin),
     /// Malformed JSON, configuration, database: already an API error.
@@ -40,6 +44,13 @@ impl From<CarError> for ApiError {
                      (leave owner_id out, or use your own id)"
                 ),
             ),
+            CarError::DocumentNotFound(id) => ApiError::not_found(
+                "document_not_found",
+                format!("this car has no document with id {id}"),
+            ),
+            CarError::NoScan(id) => {
+                ApiError::not_found("no_scan", format!("document {id} has no scan attached"))
+            }
             CarError::DuplicateVin(vin) => ApiError::conflict(
                 "duplicate_vin",
                 format!("a car with VIN {} is already registered", vin.as_str()),

@@ -2,6 +2,7 @@
 //! `/api/cars/...`. This file only maps HTTP to the domain (`domain`) and the table
 //! (`store`); it must not hold business rules.
 
+pub mod documents;
 pub mod domain;
 mod error;
 mod store;
@@ -12,6 +13,7 @@ use api::{ApiError, FieldErrors};
 use spin_sdk::http::{Params, Request, Response, Router};
 use uuid::Uuid;
 
+use crate::documents::NewDocument;
 use crate::domain::NewCar;
 use crate::error::CarError;
 use crate::store::Inserted;
@@ -35,10 +37,24 @@ pub fn router() -> Router {
     router.post("/api/cars", create_car);
     router.get("/api/cars", list_cars);
     router.get("/api/cars/:car_id", get_car);
+    router.post("/api/cars/:car_id/documents", add_document);
+    router.get("/api/cars/:car_id/documents", list_documents);
+    router.get(
+        "/api/cars/:car_id/documents/:document_id/file",
+        document_file,
+    );
     // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
     router.any("/api/cars/health", method_not_allowed("GET"));
     router.any("/api/cars", method_not_allowed("GET, POST"));
     router.any("/api/cars/:car_id", method_not_allowed("GET"));
+    router.any(
+        "/api/cars/:car_id/documents",
+        method_not_allowed("GET, POST"),
+    );
+    router.any(
+        "/api/cars/:car_id/documents/:document_id/file",
+        method_not_allowed("GET"),
+    );
     router.any("/*", not_found);
     router
 }
@@ -109,14 +125,62 @@ fn list_cars(request: Request, _params: Params) -> Result<Response, CarError> {
 
 fn get_car(request: Request, params: Params) -> Result<Response, CarError> {
     let caller = api::auth::caller(&request)?;
+    let (_db, car) = visible_car(&caller, &params)?;
+    Ok(json_response(200, &car))
+}
+
+/// Attaches a document (JSON, with an optional base64 scan) to one of the caller's cars.
+fn add_document(request: Request, params: Params) -> Result<Response, CarError> {
+    let caller = api::auth::caller(&request)?;
+    let today = chrono::Utc::now().date_naive();
+    let document = NewDocument::parse(&read_json_object(&request)?, today)?;
+    let (db, car) = visible_car(&caller, &params)?;
+    let stored = store::insert_document(&db, car.id, &document)?;
+    Ok(json_response(201, &stored))
+}
+
+/// `{"items":[document...]}`, oldest first; scans are fetched one by one.
+fn list_documents(request: Request, params: Params) -> Result<Response, CarError> {
+    let caller = api::auth::caller(&request)?;
+    let (db, car) = visible_car(&caller, &params)?;
+    let items = store::documents(&db, car.id)?;
+    Ok(json_response(200, &serde_json::json!({ "items": items })))
+}
+
+/// The scan itself, with its content type.
+fn document_file(request: Request, params: Params) -> Result<Response, CarError> {
+    let caller = api::auth::caller(&request)?;
+    let (db, car) = visible_car(&caller, &params)?;
+    let raw_id = params.get("document_id").unwrap_or_default();
+    let id = Uuid::parse_str(raw_id).map_err(|_| CarError::DocumentNotFound(raw_id.into()))?;
+    match store::document_file(&db, car.id, id)? {
+        None => Err(CarError::DocumentNotFound(id.to_string())),
+        Some(None) => Err(CarError::NoScan(id)),
+        Some(Some(file)) => Ok(Response::builder()
+            .status(200)
+            .header("content-type", file.content_type)
+            .header(
+                "content-disposition",
+                format!("attachment; filename=\"{}\"", file.name.replace('"', "")),
+            )
+            .body(file.bytes)
+            .build()),
+    }
+}
+
+/// The car named by the `car_id` route parameter, if the caller may see it (its owner or
+/// staff), with the connection it was read on. Another user's car answers exactly like a
+/// missing one, and so does an id that is not a UUID: its existence is not theirs to learn.
+fn visible_car(
+    caller: &api::Caller,
+    params: &Params,
+) -> Result<(spin_sdk::pg3::Connection, domain::Car), CarError> {
     let raw_id = params.get("car_id").unwrap_or_default();
-    // An id that is not a UUID names no car: 404, like an unknown one.
     let id = Uuid::parse_str(raw_id).map_err(|_| CarError::not_found(raw_id))?;
     let config = Config::load()?;
     let db = api::db::open(&config.postgres_url)?;
-    // Another user's car answers exactly like a missing one: its existence is not theirs to learn.
     match store::find(&db, id)? {
-        Some(car) if caller.may_access(car.owner_id) => Ok(json_response(200, &car)),
+        Some(car) if caller.may_access(car.owner_id) => Ok((db, car)),
         _ => Err(CarError::not_found(id)),
     }
 }
@@ -189,6 +253,9 @@ mod tests {
                 "/api/cars/3fa85f64-5717-4562-b3fc-2c963f66afa6",
             ),
             (Method::Get, "/api/cars/42/"),
+            (Method::Post, "/api/cars/42/documents"),
+            (Method::Get, "/api/cars/42/documents"),
+            (Method::Get, "/api/cars/42/documents/1/file"),
         ] {
             let (status, _, body) = send(method, path, "{}");
             assert_eq!(status, 401, "{path}");

@@ -9,9 +9,10 @@
 use api::db::{self, Row};
 use api::query::{Cursor, Page};
 use api::ApiError;
-use spin_sdk::pg3::Connection;
+use spin_sdk::pg3::{Connection, ParameterValue};
 use uuid::Uuid;
 
+use crate::documents::{Document, DocumentKind, File, FileInfo, NewDocument};
 use crate::domain::{Car, NewCar};
 
 /// The columns of a car, read from the relation aliased `c`.
@@ -116,6 +117,132 @@ fn car_from_row(row: &Row) -> Result<Option<Car>, ApiError> {
         make: row.get("make")?,
         model: row.get("model")?,
         year: row.get("year")?,
+        created_at: row.timestamp("created_at")?,
+    }))
+}
+
+/// The columns of a document without its scan's bytes, read from the relation aliased `d`.
+macro_rules! document_columns {
+    () => {
+        concat!(
+            "d.id::text AS id, d.car_id::text AS car_id, d.kind, d.number, \
+             to_char(d.issued_at, 'YYYY-MM-DD') AS issued_at, \
+             to_char(d.expires_at, 'YYYY-MM-DD') AS expires_at, \
+             d.file_name, d.file_content_type, octet_length(d.file_bytes)::int8 AS file_size, ",
+            api::rfc3339!("d.created_at"),
+            " AS created_at"
+        )
+    };
+}
+
+const INSERT_DOCUMENT: &str = concat!(
+    "INSERT INTO cars.documents AS d \
+       (car_id, kind, number, issued_at, expires_at, file_name, file_content_type, file_bytes) \
+     VALUES ($1::text::uuid, $2::text, $3::text, $4::text::date, $5::text::date, $6::text, $7::text, $8::bytea) \
+     RETURNING ",
+    document_columns!()
+);
+
+const DOCUMENTS: &str = concat!(
+    "SELECT ",
+    document_columns!(),
+    " FROM (SELECT 1) AS one LEFT JOIN cars.documents AS d ON d.car_id = $1::text::uuid \
+     ORDER BY d.created_at, d.id"
+);
+
+const DOCUMENT_FILE: &str =
+    "SELECT d.id::text AS id, d.file_name, d.file_content_type, d.file_bytes \
+     FROM (SELECT 1) AS one LEFT JOIN cars.documents AS d \
+       ON d.id = $1::text::uuid AND d.car_id = $2::text::uuid";
+
+/// Attaches `document` to the car `car_id` (whose access the caller already proved).
+pub fn insert_document(
+    db: &Connection,
+    car_id: Uuid,
+    document: &NewDocument,
+) -> Result<Document, ApiError> {
+    let date = |date: chrono::NaiveDate| date.format("%Y-%m-%d").to_string();
+    let file = document.file.as_ref();
+    let params = [
+        car_id.to_string().into(),
+        document.kind.as_str().to_owned().into(),
+        document.number.clone().into(),
+        date(document.issued_at).into(),
+        db::text_or_null(document.expires_at.map(date)),
+        db::text_or_null(file.map(|f| f.name.clone())),
+        db::text_or_null(file.map(|f| f.content_type.clone())),
+        file.map_or(ParameterValue::DbNull, |f| {
+            ParameterValue::Binary(f.bytes.clone())
+        }),
+    ];
+    let row = db::one_row(db::query(db, INSERT_DOCUMENT, &params)?)?;
+    document_from_row(&row)?
+        .ok_or_else(|| db::unexpected("id", "INSERT ... RETURNING gave a NULL id"))
+}
+
+pub fn documents(db: &Connection, car_id: Uuid) -> Result<Vec<Document>, ApiError> {
+    let mut documents = Vec::new();
+    for row in db::rows(db::query(db, DOCUMENTS, &[car_id.to_string().into()])?) {
+        documents.extend(document_from_row(&row)?);
+    }
+    Ok(documents)
+}
+
+/// The scan of document `id` of car `car_id`: `None` when there is no such document,
+/// `Some(None)` when it has no scan.
+pub fn document_file(
+    db: &Connection,
+    car_id: Uuid,
+    id: Uuid,
+) -> Result<Option<Option<File>>, ApiError> {
+    let params = [id.to_string().into(), car_id.to_string().into()];
+    let row = db::one_row(db::query(db, DOCUMENT_FILE, &params)?)?;
+    if row.is_null("id")? {
+        return Ok(None);
+    }
+    if row.is_null("file_bytes")? {
+        return Ok(Some(None));
+    }
+    Ok(Some(Some(File {
+        name: row.get("file_name")?,
+        content_type: row.get("file_content_type")?,
+        bytes: row.get("file_bytes")?,
+    })))
+}
+
+fn document_from_row(row: &Row) -> Result<Option<Document>, ApiError> {
+    if row.is_null("id")? {
+        return Ok(None);
+    }
+    let date = |column: &str| {
+        row.parse(column, |text| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        })
+    };
+    let expires_at = if row.is_null("expires_at")? {
+        None
+    } else {
+        Some(date("expires_at")?)
+    };
+    let file = if row.is_null("file_name")? {
+        None
+    } else {
+        Some(FileInfo {
+            name: row.get("file_name")?,
+            content_type: row.get("file_content_type")?,
+            size_bytes: row.get("file_size")?,
+        })
+    };
+    Ok(Some(Document {
+        id: row.uuid("id")?,
+        car_id: row.uuid("car_id")?,
+        kind: row.parse("kind", |text| {
+            DocumentKind::parse(text).ok_or_else(|| format!("unknown kind `{text}`"))
+        })?,
+        number: row.get("number")?,
+        issued_at: date("issued_at")?,
+        expires_at,
+        file,
         created_at: row.timestamp("created_at")?,
     }))
 }

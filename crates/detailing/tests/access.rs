@@ -24,6 +24,7 @@ const SUFFIXES: &[&str] = &[
     "/{id}",
     "/{id}/status",
     "/{id}/documents",
+    "/{id}/documents/{id}/file",
     "/{id}/messages",
     "/{id}/pay",
     "/review",

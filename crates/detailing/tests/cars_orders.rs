@@ -502,3 +502,89 @@ fn desired_time_must_be_a_future_half_hour_slot() {
         assert_eq!(answer["error"]["fields"][0]["message"], message);
     }
 }
+
+#[test]
+fn car_documents_with_and_without_a_scan_belong_to_the_cars_owner() {
+    let server = TestServer::start(ServerConfig::app());
+    let (me, other, staff) = (server.customer(), server.customer(), server.staff());
+    let car = create_car(&server, &me, "XTA210930V0000130");
+    let path = format!("/api/cars/{}/documents", car["id"].as_str().unwrap());
+    let insurance = json!({"kind": "insurance", "number": "XXX 0123456789",
+                           "issued_at": "2026-01-10", "expires_at": "2027-01-09"});
+    let (status, policy) = post(&server, &me, &path, &insurance);
+    assert_eq!(status, 201, "{policy}");
+    assert_eq!(policy["file"], Value::Null);
+    assert_eq!(policy["expires_at"], "2027-01-09");
+
+    let scan = b"%PDF-1.4 registration certificate";
+    let registration = json!({"kind": "registration", "number": "99 12 345678", "issued_at": "2021-05-01",
+        "file": {"name": "sts.pdf", "content_type": "application/pdf",
+                 "content_base64": base64_encode(scan)}});
+    let (status, certificate) = post(&server, &me, &path, &registration);
+    assert_eq!(status, 201, "{certificate}");
+    assert_eq!(
+        certificate["file"],
+        json!({"name": "sts.pdf", "content_type": "application/pdf", "size_bytes": scan.len()})
+    );
+
+    let (status, list) = get(&server, &me, &path);
+    assert_eq!(
+        (status, list),
+        (200, json!({"items": [policy.clone(), certificate.clone()]}))
+    );
+    assert_eq!(get(&server, &staff, &path).0, 200);
+    let (status, body) = get(&server, &other, &path);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("car_not_found"))
+    );
+    assert_eq!(post(&server, &other, &path, &insurance).0, 404);
+
+    let file_path = format!("{path}/{}/file", certificate["id"].as_str().unwrap());
+    let response = server
+        .client()
+        .get(server.url(&file_path))
+        .bearer_auth(&me.token)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/pdf");
+    assert_eq!(response.bytes().unwrap().as_ref(), scan);
+    let (status, body) = get(
+        &server,
+        &me,
+        &format!("{path}/{}/file", policy["id"].as_str().unwrap()),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("no_scan"))
+    );
+
+    let (status, body) = post(
+        &server,
+        &me,
+        &path,
+        &json!({"kind": "passport", "number": "1", "issued_at": "2999-01-01"}),
+    );
+    assert_eq!(status, 422);
+    assert_eq!(body["error"]["fields"].as_array().unwrap().len(), 2);
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
