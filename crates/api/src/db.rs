@@ -54,6 +54,28 @@ pub fn execute(db: &Connection, sql: &str, params: &[ParameterValue]) -> Result<
     db.execute(sql, params).map_err(from_pg_error)
 }
 
+/// Runs `work` inside BEGIN ... COMMIT on `db`, or rolls back when it fails. If the
+/// ROLLBACK itself fails (or the instance dies first), the host rolls the connection back
+/// before anyone else uses it (DESIGN.md §5), so the first error is the one to report.
+pub fn transaction<T, E: From<ApiError>>(
+    db: &Connection,
+    work: impl FnOnce(&Connection) -> Result<T, E>,
+) -> Result<T, E> {
+    execute(db, "BEGIN", &[])?;
+    match work(db) {
+        Ok(value) => {
+            execute(db, "COMMIT", &[])?;
+            Ok(value)
+        }
+        Err(error) => {
+            if let Err(rollback) = execute(db, "ROLLBACK", &[]) {
+                eprintln!("ROLLBACK failed; the host cleans the connection up: {rollback}");
+            }
+            Err(error)
+        }
+    }
+}
+
 /// `SELECT 1`: the database answers queries.
 pub fn ping(db: &Connection) -> Result<(), ApiError> {
     let row = one_row(query(db, "SELECT 1 AS ok", &[])?)?;

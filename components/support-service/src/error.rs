@@ -1,0 +1,122 @@
+//! Every way a support-service request can fail, and the one place each maps to a status
+//! and a stable `code`. Handlers return `Result<_, SupportError>` and use `?`.
+
+use api::{ApiError, FieldError, FieldErrors};
+use spin_sdk::http::{IntoResponse, Response};
+use uuid::Uuid;
+
+use crate::domain::IllegalTransition;
+
+#[derive(Debug)]
+pub enum SupportError {
+    /// 422: the body or the query string has invalid fields.
+    Invalid(FieldErrors),
+    /// 422 on `order_id`: order-service knows no such order of the caller's.
+    UnknownOrder(Uuid),
+    /// 404: no ticket with this id the caller may see (also for ids that are not UUIDs).
+    TicketNotFound(String),
+    /// 403: a customer asked to change a ticket's status, which only staff do.
+    StaffOnly,
+    /// 409: the state machine forbids this move.
+    IllegalTransition(IllegalTransition),
+    /// 409: the status changed between reading the ticket and writing the new one.
+    StatusChanged(Uuid),
+    /// 409: a closed ticket takes no messages.
+    TicketClosed(Uuid),
+    /// Malformed JSON, configuration, database, order-service failing (502/503/504):
+    /// already an API error.
+    Api(ApiError),
+}
+
+impl From<SupportError> for ApiError {
+    fn from(error: SupportError) -> Self {
+        match error {
+            SupportError::Invalid(fields) => ApiError::unprocessable(fields),
+            // 422, not 404: the request's target (the ticket list) exists; one of its fields
+            // names an order the caller does not have, like any other invalid field.
+            SupportError::UnknownOrder(_) => ApiError::unprocessable(FieldErrors::from(
+                FieldError::new("order_id", "must be the id of one of your orders"),
+            )),
+            SupportError::TicketNotFound(id) => {
+                ApiError::not_found("ticket_not_found", format!("no ticket with id {id}"))
+            }
+            SupportError::StaffOnly => ApiError::forbidden(
+                "staff_only",
+                "only staff may change a ticket's status; write a message instead",
+            ),
+            SupportError::IllegalTransition(illegal) => {
+                ApiError::conflict("illegal_status_change", illegal.to_string())
+            }
+            SupportError::StatusChanged(id) => ApiError::conflict(
+                "status_changed",
+                format!("ticket {id} changed status meanwhile; read it again and retry"),
+            ),
+            SupportError::TicketClosed(id) => ApiError::conflict(
+                "ticket_closed",
+                format!("ticket {id} is closed and takes no more messages; open a new one"),
+            ),
+            SupportError::Api(error) => error,
+        }
+    }
+}
+
+impl From<ApiError> for SupportError {
+    fn from(error: ApiError) -> Self {
+        Self::Api(error)
+    }
+}
+
+impl From<IllegalTransition> for SupportError {
+    fn from(illegal: IllegalTransition) -> Self {
+        Self::IllegalTransition(illegal)
+    }
+}
+
+impl From<FieldErrors> for SupportError {
+    fn from(fields: FieldErrors) -> Self {
+        Self::Invalid(fields)
+    }
+}
+
+impl IntoResponse for SupportError {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::TicketStatus;
+
+    #[test]
+    fn each_error_has_its_status_and_code() {
+        let id = Uuid::from_u128(7);
+        let illegal = TicketStatus::Closed
+            .transition(TicketStatus::Open)
+            .unwrap_err();
+        let cases = [
+            (SupportError::UnknownOrder(id), 422, "validation_failed"),
+            (
+                SupportError::TicketNotFound("x".into()),
+                404,
+                "ticket_not_found",
+            ),
+            (SupportError::StaffOnly, 403, "staff_only"),
+            (illegal.into(), 409, "illegal_status_change"),
+            (SupportError::StatusChanged(id), 409, "status_changed"),
+            (SupportError::TicketClosed(id), 409, "ticket_closed"),
+        ];
+        for (error, status, code) in cases {
+            let error = ApiError::from(error);
+            assert_eq!((error.status, error.code), (status, code), "{error}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_order_is_a_field_error_on_order_id() {
+        let error = ApiError::from(SupportError::UnknownOrder(Uuid::from_u128(7)));
+        assert_eq!(error.fields.len(), 1);
+        assert_eq!(error.fields[0].field, "order_id");
+    }
+}

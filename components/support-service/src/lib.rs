@@ -1,0 +1,294 @@
+//! support-service: support tickets, a customer's conversation with staff, as a Spin HTTP
+//! component routed at `/api/support/...`. A ticket about an order is checked against
+//! order-service first. This file only maps HTTP to the domain (`domain`), order-service
+//! (`order_client`) and the tables (`store`); it must not hold business rules.
+
+pub mod domain;
+mod error;
+mod order_client;
+mod store;
+
+use api::http::{json_response, method_not_allowed, not_found, read_json_object};
+use api::query::{Cursor, Query};
+use api::upstream::Upstream;
+use api::{ApiError, Caller};
+use spin_sdk::http::{Params, Request, Response, Router};
+use spin_sdk::pg3::Connection;
+use uuid::Uuid;
+
+use crate::domain::{NewTicket, Ticket, TicketFilter};
+use crate::error::SupportError;
+
+const SERVICE: &str = "support-service";
+
+// Exported only in the wasm build: a native cdylib cannot carry the WIT export's symbol
+// name (`wasi:http/incoming-handler@0.2.0#handle`), and native builds exist for tests.
+#[cfg(target_arch = "wasm32")]
+#[spin_sdk::http_component]
+async fn handle(request: Request) -> Response {
+    router().handle_async(request).await
+}
+
+/// The component's routes, on the full path (see car-service for why not the suffix).
+pub fn router() -> Router {
+    let mut router = Router::new();
+    router.get("/api/support/health", health);
+    router.post_async("/api/support/tickets", create_ticket);
+    router.get("/api/support/tickets", list_tickets);
+    router.get("/api/support/tickets/:ticket_id", get_ticket);
+    router.post("/api/support/tickets/:ticket_id/messages", post_message);
+    router.patch("/api/support/tickets/:ticket_id/status", change_status);
+    // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
+    router.any("/api/support/health", method_not_allowed("GET"));
+    router.any("/api/support/tickets", method_not_allowed("GET, POST"));
+    router.any("/api/support/tickets/:ticket_id", method_not_allowed("GET"));
+    router.any(
+        "/api/support/tickets/:ticket_id/messages",
+        method_not_allowed("POST"),
+    );
+    router.any(
+        "/api/support/tickets/:ticket_id/status",
+        method_not_allowed("PATCH"),
+    );
+    router.any("/*", not_found);
+    router
+}
+
+/// What the component needs from Spin variables, read per request.
+struct Config {
+    postgres_url: String,
+}
+
+impl Config {
+    fn load() -> Result<Self, ApiError> {
+        Ok(Self {
+            postgres_url: api::config::variable("postgres_url")?,
+        })
+    }
+
+    /// Where order-service answers (`order_service_url`): `http://order-service.spin.internal`
+    /// in one host, a Service URL across pods (DESIGN.md §7).
+    fn orders() -> Result<Upstream, ApiError> {
+        Upstream::from_variable(order_client::ORDER_SERVICE, "order_service_url")
+    }
+
+    fn open_db(&self) -> Result<Connection, ApiError> {
+        api::db::open(&self.postgres_url)
+    }
+}
+
+fn health(_request: Request, _params: Params) -> Result<Response, SupportError> {
+    let db = Config::load()?.open_db()?;
+    api::db::ping(&db)?;
+    Ok(json_response(
+        200,
+        &serde_json::json!({"status": "ok", "service": SERVICE}),
+    ))
+}
+
+/// `{subject, message, order_id?}`: a new ticket with its first message, the caller's.
+async fn create_ticket(request: Request, _params: Params) -> Result<Response, SupportError> {
+    let caller = api::auth::caller(&request)?;
+    let new_ticket = NewTicket::parse(&read_json_object(&request)?)?;
+    let config = Config::load()?;
+    if let Some(order_id) = new_ticket.order_id {
+        // Ask order-service before opening the database, so no pooled connection is held
+        // while waiting on another component. The caller's token goes along: order-service
+        // answers 404 for an order that is not theirs.
+        let orders = Config::orders()?;
+        let authorization = request.header("authorization").and_then(|v| v.as_str());
+        order_client::check_order(&orders, order_id, authorization).await?;
+    }
+    let db = config.open_db()?;
+    let conversation =
+        api::db::transaction(&db, |db| store::open_ticket(db, &caller, &new_ticket))?;
+    let mut response = json_response(201, &conversation);
+    response.set_header(
+        "location",
+        format!("/api/support/tickets/{}", conversation.ticket.id),
+    );
+    Ok(response)
+}
+
+/// The caller's tickets, newest first (`?limit=&cursor=&status=`). Staff see everyone's,
+/// or one user's with `?user_id=`.
+fn list_tickets(request: Request, _params: Params) -> Result<Response, SupportError> {
+    let caller = api::auth::caller(&request)?;
+    let filter = TicketFilter::parse(&Query::parse(request.query())?, &caller)?;
+    let db = Config::load()?.open_db()?;
+    let tickets = store::list(&db, &filter)?;
+    let page = filter.page.finish(tickets, |ticket| Cursor {
+        created_at: ticket.created_at,
+        id: ticket.id,
+    });
+    Ok(json_response(200, &page))
+}
+
+/// The ticket with its messages, oldest first.
+fn get_ticket(request: Request, params: Params) -> Result<Response, SupportError> {
+    let caller = api::auth::caller(&request)?;
+    let id = ticket_id(&params)?;
+    let db = Config::load()?.open_db()?;
+    match store::conversation(&db, id)? {
+        Some(conversation) if caller.may_access(conversation.ticket.user_id) => {
+            Ok(json_response(200, &conversation))
+        }
+        _ => Err(SupportError::TicketNotFound(id.to_string())),
+    }
+}
+
+/// `{message}` from the ticket's owner or staff; the ticket's status follows whose turn
+/// it is (`TicketStatus::after_message`).
+fn post_message(request: Request, params: Params) -> Result<Response, SupportError> {
+    let caller = api::auth::caller(&request)?;
+    let body = domain::parse_message(&read_json_object(&request)?)?;
+    let id = ticket_id(&params)?;
+    let db = Config::load()?.open_db()?;
+    let message = api::db::transaction(&db, |db| -> Result<_, SupportError> {
+        // The row lock makes concurrent messages and status changes to this ticket take
+        // turns, so the status read here is still the status when the message is written.
+        let ticket = visible(&caller, id, store::find_for_update(db, id)?)?;
+        let next = ticket
+            .status
+            .after_message(caller.role)
+            .map_err(|_| SupportError::TicketClosed(id))?;
+        let message = store::insert_message(db, id, &caller, &body)?;
+        store::set_status(db, id, ticket.status, next)?.ok_or(SupportError::StatusChanged(id))?;
+        Ok(message)
+    })?;
+    Ok(json_response(201, &message))
+}
+
+/// `{"status": ...}`: staff move a ticket `open → answered → closed`.
+fn change_status(request: Request, params: Params) -> Result<Response, SupportError> {
+    let caller = api::auth::caller(&request)?;
+    let to = domain::parse_status_change(&read_json_object(&request)?)?;
+    let id = ticket_id(&params)?;
+    let db = Config::load()?.open_db()?;
+    // Visibility first: a customer learns nothing about another user's ticket, not even
+    // that only staff could change it.
+    let ticket = visible(&caller, id, store::find(&db, id)?)?;
+    if !caller.is_staff() {
+        return Err(SupportError::StaffOnly);
+    }
+    ticket.status.transition(to)?;
+    match store::set_status(&db, id, ticket.status, to)? {
+        Some(changed) => Ok(json_response(200, &changed)),
+        None => Err(SupportError::StatusChanged(id)),
+    }
+}
+
+/// The `ticket_id` route parameter. An id that is not a UUID names no ticket: 404, like
+/// an unknown one.
+fn ticket_id(params: &Params) -> Result<Uuid, SupportError> {
+    let raw_id = params.get("ticket_id").unwrap_or_default();
+    Uuid::parse_str(raw_id).map_err(|_| SupportError::TicketNotFound(raw_id.to_owned()))
+}
+
+/// The ticket, if the caller may see it (its owner or staff). Another user's ticket answers
+/// exactly like a missing one: its existence is not theirs to learn.
+fn visible(caller: &Caller, id: Uuid, found: Option<Ticket>) -> Result<Ticket, SupportError> {
+    match found {
+        Some(ticket) if caller.may_access(ticket.user_id) => Ok(ticket),
+        _ => Err(SupportError::TicketNotFound(id.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Routing and input rejection, natively: these paths answer before touching a Spin
+    //! import (variables, HTTP, Postgres), so no host is needed. End-to-end tests live in
+    //! crates/detailing/tests/support.rs.
+
+    use super::*;
+    use serde_json::Value;
+    use spin_sdk::http::Method;
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    const TICKET: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
+
+    fn send(method: Method, path: &str, body: &str) -> (u16, Option<String>, Value) {
+        let mut request = Request::new(method, format!("http://127.0.0.1:3000{path}"));
+        *request.body_mut() = body.as_bytes().to_vec();
+        let router = router();
+        let mut future = std::pin::pin!(router.handle_async(request));
+        let Poll::Ready(response) = future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        else {
+            panic!("the handler waited on the host");
+        };
+        assert_eq!(
+            response.header("content-type").and_then(|v| v.as_str()),
+            Some("application/json")
+        );
+        let allow = response
+            .header("allow")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        let body = serde_json::from_slice(response.body()).unwrap();
+        (*response.status(), allow, body)
+    }
+
+    #[test]
+    fn unknown_paths_are_a_json_404() {
+        for path in [
+            "/api/support",
+            "/api/support/",
+            "/api/support/faq",
+            "/api/support/tickets/1/messages/2",
+        ] {
+            let (status, _, body) = send(Method::Get, path, "");
+            assert_eq!(status, 404, "{path}");
+            assert_eq!(body["error"]["code"], "not_found");
+        }
+    }
+
+    #[test]
+    fn wrong_method_is_a_json_405_with_allow() {
+        let ticket = format!("/api/support/tickets/{TICKET}");
+        for (method, path, allow) in [
+            (Method::Post, "/api/support/health".to_owned(), "GET"),
+            (
+                Method::Delete,
+                "/api/support/tickets".to_owned(),
+                "GET, POST",
+            ),
+            (Method::Put, "/api/support/tickets".to_owned(), "GET, POST"),
+            (Method::Delete, ticket.clone(), "GET"),
+            (Method::Patch, ticket.clone(), "GET"),
+            (Method::Get, format!("{ticket}/messages"), "POST"),
+            (Method::Post, format!("{ticket}/status"), "PATCH"),
+            (
+                Method::Put,
+                "/api/support/tickets/x/status".to_owned(),
+                "PATCH",
+            ),
+        ] {
+            let (status, allowed, body) = send(method, &path, "");
+            assert_eq!(status, 405, "{path}");
+            assert_eq!(allowed.as_deref(), Some(allow), "{path}");
+            assert_eq!(body["error"]["code"], "method_not_allowed");
+        }
+    }
+
+    #[test]
+    fn every_ticket_endpoint_needs_a_token_before_reading_the_body() {
+        let ticket = format!("/api/support/tickets/{TICKET}");
+        for (method, path) in [
+            (Method::Post, "/api/support/tickets".to_owned()),
+            (Method::Get, "/api/support/tickets".to_owned()),
+            (Method::Get, "/api/support/tickets?status=nope".to_owned()),
+            (Method::Get, ticket.clone()),
+            (Method::Get, "/api/support/tickets/not-a-uuid".to_owned()),
+            (Method::Post, format!("{ticket}/messages")),
+            (Method::Patch, format!("{ticket}/status")),
+        ] {
+            // A body that is not even JSON: the token is checked first.
+            let (status, _, body) = send(method, &path, "{not json");
+            assert_eq!(status, 401, "{path}");
+            assert_eq!(body["error"]["code"], "missing_token");
+        }
+    }
+}
