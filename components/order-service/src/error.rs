@@ -19,6 +19,8 @@ pub enum OrderError {
     IllegalTransition(IllegalTransition),
     /// 409: the status changed between reading the order and writing the new one.
     StatusChanged(Uuid),
+    /// 409: a paid order is not cancelled while there is no refund path.
+    Paid(Uuid),
     /// 409: only a completed order can be reviewed.
     NotCompleted(Uuid),
     /// 409: the order has its review.
@@ -47,6 +49,13 @@ impl From<OrderError> for ApiError {
             OrderError::StatusChanged(id) => ApiError::conflict(
                 "status_changed",
                 format!("order {id} changed status meanwhile; read it again and retry"),
+            ),
+            OrderError::Paid(id) => ApiError::conflict(
+                "order_paid",
+                format!(
+                    "order {id} is paid and cannot be cancelled: refunds are not supported yet, \
+                     ask staff"
+                ),
             ),
             OrderError::NotCompleted(id) => ApiError::conflict(
                 "order_not_completed",

@@ -7,6 +7,7 @@ mod car_client;
 mod catalog_client;
 pub mod domain;
 mod error;
+mod payment_client;
 mod store;
 
 use api::http::{json_response, method_not_allowed, not_found, read_json_object};
@@ -38,7 +39,7 @@ pub fn router() -> Router {
     router.post("/api/orders/review", review_order);
     router.get("/api/orders", list_orders);
     router.get("/api/orders/:order_id", get_order);
-    router.patch("/api/orders/:order_id/status", change_status);
+    router.patch_async("/api/orders/:order_id/status", change_status);
     // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
     router.any("/api/orders/health", method_not_allowed("GET"));
     router.any("/api/orders/review", method_not_allowed("POST"));
@@ -65,6 +66,11 @@ impl Config {
     /// in one host, a Service URL across pods (DESIGN.md §7).
     fn cars() -> Result<Upstream, ApiError> {
         Upstream::from_variable(car_client::CAR_SERVICE, "car_service_url")
+    }
+
+    /// Where payment-service answers (`payment_service_url`).
+    fn payments() -> Result<Upstream, ApiError> {
+        Upstream::from_variable(payment_client::PAYMENT_SERVICE, "payment_service_url")
     }
 
     /// Where cart-service, the catalog's owner, answers (`cart_service_url`).
@@ -160,14 +166,23 @@ fn get_order(request: Request, params: Params) -> Result<Response, OrderError> {
 }
 
 /// `{"status": ...}`: staff move an order through its lifecycle; its owner may cancel it.
-fn change_status(request: Request, params: Params) -> Result<Response, OrderError> {
+async fn change_status(request: Request, params: Params) -> Result<Response, OrderError> {
     let caller = api::auth::caller(&request)?;
     let to = domain::parse_status_change(&read_json_object(&request)?)?;
-    let (db, order) = visible_order(&caller, &params)?;
+    let (_, order) = visible_order(&caller, &params)?;
     if !domain::may_request(to, caller.is_staff()) {
         return Err(OrderError::StaffOnly(to));
     }
     order.status.transition(to)?;
+    if to == OrderStatus::Cancelled {
+        // Money taken must go back first, and there is no refund path yet.
+        let authorization = request.header("authorization").and_then(|v| v.as_str());
+        if payment_client::is_paid(&Config::payments()?, order.id, authorization).await? {
+            return Err(OrderError::Paid(order.id));
+        }
+    }
+    // The compare-and-set below notices any change made while payment-service answered.
+    let db = api::db::open(&Config::load()?.postgres_url)?;
     match store::set_status(&db, order.id, order.status, to)? {
         Some(changed) => Ok(json_response(200, &changed)),
         None => Err(OrderError::StatusChanged(order.id)),

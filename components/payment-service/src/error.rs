@@ -1,0 +1,84 @@
+//! Every way a payment-service request can fail, and the one place each maps to a status
+//! and a stable `code`. Handlers return `Result<_, PaymentError>` and use `?`.
+
+use api::{ApiError, FieldErrors};
+use spin_sdk::http::{IntoResponse, Response};
+use uuid::Uuid;
+
+#[derive(Debug)]
+pub enum PaymentError {
+    /// 422: the body or the Idempotency-Key header is invalid.
+    Invalid(FieldErrors),
+    /// 404: no such order, or not the caller's (order-service decides).
+    OrderNotFound(Uuid),
+    /// 404: no such payment, or not the caller's.
+    PaymentNotFound(String),
+    /// 409: a cancelled order is not paid.
+    OrderCancelled(Uuid),
+    /// 422: the order books nothing, so there is nothing to charge.
+    NothingToPay(Uuid),
+    /// 409: the order has its payment already.
+    AlreadyPaid(Uuid),
+    /// 402: the processor declined the charge.
+    Declined,
+    /// 422: an Idempotency-Key sent again with another request.
+    KeyReused,
+    /// Malformed JSON, missing token, configuration, database, order-service failing:
+    /// already an API error.
+    Api(ApiError),
+}
+
+impl From<PaymentError> for ApiError {
+    fn from(error: PaymentError) -> Self {
+        match error {
+            PaymentError::Invalid(fields) => ApiError::unprocessable(fields),
+            PaymentError::OrderNotFound(id) => {
+                ApiError::not_found("order_not_found", format!("no order with id {id}"))
+            }
+            PaymentError::PaymentNotFound(id) => {
+                ApiError::not_found("payment_not_found", format!("no payment with id {id}"))
+            }
+            PaymentError::OrderCancelled(id) => ApiError::conflict(
+                "order_cancelled",
+                format!("order {id} is cancelled and cannot be paid"),
+            ),
+            PaymentError::NothingToPay(id) => ApiError::new(
+                422,
+                "nothing_to_pay",
+                format!("order {id} books no services or goods, so there is nothing to pay"),
+            ),
+            PaymentError::AlreadyPaid(id) => {
+                ApiError::conflict("order_already_paid", format!("order {id} is paid already"))
+            }
+            PaymentError::Declined => ApiError::new(
+                402,
+                "payment_declined",
+                "the payment was declined; nothing was charged",
+            ),
+            PaymentError::KeyReused => ApiError::new(
+                422,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for another request; use a new key",
+            ),
+            PaymentError::Api(error) => error,
+        }
+    }
+}
+
+impl From<ApiError> for PaymentError {
+    fn from(error: ApiError) -> Self {
+        Self::Api(error)
+    }
+}
+
+impl From<FieldErrors> for PaymentError {
+    fn from(fields: FieldErrors) -> Self {
+        Self::Invalid(fields)
+    }
+}
+
+impl IntoResponse for PaymentError {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
+    }
+}

@@ -1,0 +1,314 @@
+//! payment-service: pays orders, as a Spin HTTP component routed at `/api/payments/...`.
+//! A payment and its `payment_succeeded` event are written in one statement (the
+//! transactional outbox); the relay takes the event to RabbitMQ and on to bonus-service.
+//! An `Idempotency-Key` makes a retried POST answer like the first one instead of paying
+//! twice. This file only maps HTTP to the domain, order-service and the tables.
+
+pub mod domain;
+mod error;
+mod order_client;
+mod store;
+
+use std::time::Duration;
+
+use api::http::{json_response, method_not_allowed, not_found, read_json_object};
+use api::query::{Cursor, Page, Query};
+use api::upstream::Upstream;
+use api::{ApiError, Caller, FieldErrors};
+use spin_sdk::http::{Params, Request, Response, Router};
+use spin_sdk::pg3::Connection;
+use uuid::Uuid;
+
+use crate::domain::{IdempotencyKey, NewPayment, OrderToPay, Processor, Unpayable};
+use crate::error::PaymentError;
+
+const SERVICE: &str = "payment-service";
+
+// Exported only in the wasm build: a native cdylib cannot carry the WIT export's symbol
+// name (`wasi:http/incoming-handler@0.2.0#handle`), and native builds exist for tests.
+#[cfg(target_arch = "wasm32")]
+#[spin_sdk::http_component]
+async fn handle(request: Request) -> Response {
+    router().handle_async(request).await
+}
+
+/// The component's routes, on the full path (see car-service for why not the suffix).
+pub fn router() -> Router {
+    let mut router = Router::new();
+    router.get("/api/payments/health", health);
+    router.post_async("/api/payments", pay);
+    router.get("/api/payments", list_payments);
+    router.get("/api/payments/:payment_id", get_payment);
+    // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
+    router.any("/api/payments/health", method_not_allowed("GET"));
+    router.any("/api/payments", method_not_allowed("GET, POST"));
+    router.any("/api/payments/:payment_id", method_not_allowed("GET"));
+    router.any("/*", not_found);
+    router
+}
+
+/// What the component needs from Spin variables, read per request.
+struct Config;
+
+impl Config {
+    fn db() -> Result<Connection, ApiError> {
+        api::db::open(&api::config::variable("postgres_url")?)
+    }
+
+    fn orders() -> Result<Upstream, ApiError> {
+        Upstream::from_variable(order_client::ORDER_SERVICE, "order_service_url")
+    }
+
+    /// The simulated processor (`payment_processing_delay_ms`, `payment_decline`).
+    fn processor() -> Result<Processor, ApiError> {
+        let delay = api::config::variable("payment_processing_delay_ms")?;
+        let decline = api::config::variable("payment_decline")?;
+        Processor::parse(&delay, &decline).ok_or_else(|| {
+            ApiError::configuration(format!(
+                "payment_processing_delay_ms must be 0 to {} and payment_decline true or false",
+                Processor::MAX_DELAY_MS
+            ))
+        })
+    }
+}
+
+fn health(_request: Request, _params: Params) -> Result<Response, PaymentError> {
+    api::db::ping(&Config::db()?)?;
+    Ok(json_response(
+        200,
+        &serde_json::json!({"status": "ok", "service": SERVICE}),
+    ))
+}
+
+/// `{order_id, payment_method}`: charges the order's total. With `Idempotency-Key`, the
+/// key is taken in the payment's transaction before charging, so a retry, even one racing
+/// the first attempt, gets the first answer and is never charged again.
+async fn pay(request: Request, _params: Params) -> Result<Response, PaymentError> {
+    let caller = api::auth::caller(&request)?;
+    let payment = NewPayment::parse(&read_json_object(&request)?)?;
+    let key = request
+        .header("idempotency-key")
+        .map(|value| {
+            value
+                .as_str()
+                .ok_or_else(|| {
+                    FieldErrors::from(api::FieldError::new("Idempotency-Key", "must be ASCII"))
+                })
+                .and_then(|raw| IdempotencyKey::parse(raw).map_err(FieldErrors::from))
+        })
+        .transpose()?;
+    let processor = Config::processor()?;
+    let authorization = request.header("authorization").and_then(|v| v.as_str());
+    // Ask order-service before taking a connection: no pooled client waits on a component.
+    let order =
+        order_client::fetch_order(&Config::orders()?, payment.order_id, authorization).await?;
+    let db = Config::db()?;
+    match key {
+        None => charge(&db, &payment, &order, processor).map(|answer| answer.into_response()),
+        Some(key) => api::db::transaction(&db, |db| {
+            let fingerprint = payment.fingerprint();
+            if !store::claim_key(db, caller.user_id, &key, &fingerprint)? {
+                return Err(Replay);
+            }
+            let answer = charge(db, &payment, &order, processor)?;
+            store::save_answer(db, caller.user_id, &key, answer.status, &answer.body)?;
+            Ok(answer.into_response())
+        })
+        .or_else(|outcome| match outcome {
+            Outcome::Replay => replay(&db, &caller, &key, &payment),
+            Outcome::Failed(error) => Err(error),
+        }),
+    }
+}
+
+/// The processor's verdict and the stored rows, as the answer to send (and to keep).
+struct Answer {
+    status: u16,
+    body: String,
+}
+
+impl Answer {
+    fn into_response(self) -> Response {
+        Response::builder()
+            .status(self.status)
+            .header("content-type", "application/json")
+            .body(self.body.into_bytes())
+            .build()
+    }
+
+    fn of(status: u16, value: &impl serde::Serialize) -> Self {
+        Self {
+            status,
+            body: serde_json::to_string(value).expect("payments and errors serialize"),
+        }
+    }
+}
+
+/// Charges the order and records the payment with its event. Declines and double payments
+/// are answers too (kept for key replays); only failures are errors.
+fn charge(
+    db: &Connection,
+    payment: &NewPayment,
+    order: &OrderToPay,
+    processor: Processor,
+) -> Result<Answer, PaymentError> {
+    let amount = order.amount().map_err(|unpayable| match unpayable {
+        Unpayable::Cancelled => PaymentError::OrderCancelled(order.id),
+        Unpayable::NothingToPay => PaymentError::NothingToPay(order.id),
+    })?;
+    if processor.delay_ms > 0 {
+        std::thread::sleep(Duration::from_millis(processor.delay_ms));
+    }
+    if processor.decline {
+        return Ok(Answer::of(402, &ApiError::from(PaymentError::Declined)));
+    }
+    // The payment belongs to the order's owner, also when staff takes cash at the desk.
+    match store::insert(db, payment, order.user_id, amount)? {
+        Some(paid) => Ok(Answer::of(201, &paid)),
+        None => Ok(Answer::of(
+            409,
+            &ApiError::from(PaymentError::AlreadyPaid(order.id)),
+        )),
+    }
+}
+
+/// Why a keyed payment did not run to the end inside its transaction.
+enum Outcome {
+    /// Another request holds or held the key: answer what it answered.
+    Replay,
+    Failed(PaymentError),
+}
+
+use Outcome::Replay;
+
+impl From<ApiError> for Outcome {
+    fn from(error: ApiError) -> Self {
+        Self::Failed(error.into())
+    }
+}
+
+impl From<PaymentError> for Outcome {
+    fn from(error: PaymentError) -> Self {
+        Self::Failed(error)
+    }
+}
+
+/// The first answer given for `key`, if this is the same request.
+fn replay(
+    db: &Connection,
+    caller: &Caller,
+    key: &IdempotencyKey,
+    payment: &NewPayment,
+) -> Result<Response, PaymentError> {
+    match store::stored_answer(db, caller.user_id, key)? {
+        Some(stored) if stored.fingerprint != payment.fingerprint() => {
+            Err(PaymentError::KeyReused)
+        }
+        Some(store::StoredAnswer {
+            answer: Some((status, body)),
+            ..
+        }) => Ok(Answer { status, body }.into_response()),
+        // The key's owner committed without an answer, or vanished: a bug, not a retry.
+        _ => Err(ApiError::internal("the first request with this key left no answer").into()),
+    }
+}
+
+fn get_payment(request: Request, params: Params) -> Result<Response, PaymentError> {
+    let caller = api::auth::caller(&request)?;
+    let raw_id = params.get("payment_id").unwrap_or_default();
+    let id = Uuid::parse_str(raw_id).map_err(|_| PaymentError::PaymentNotFound(raw_id.into()))?;
+    match store::find(&Config::db()?, id)? {
+        Some(payment) if caller.may_access(payment.user_id) => Ok(json_response(200, &payment)),
+        _ => Err(PaymentError::PaymentNotFound(id.to_string())),
+    }
+}
+
+/// The caller's payments, newest first (`?order_id=&limit=&cursor=`); staff see everyone's.
+fn list_payments(request: Request, _params: Params) -> Result<Response, PaymentError> {
+    let caller = api::auth::caller(&request)?;
+    let query = Query::parse(request.query())?;
+    let page = Page::parse(&query)?;
+    let order = query
+        .get("order_id")
+        .map(|raw| {
+            Uuid::parse_str(raw.trim())
+                .map_err(|_| FieldErrors::from(api::FieldError::new("order_id", "must be a UUID")))
+        })
+        .transpose()?;
+    let user = (!caller.is_staff()).then_some(caller.user_id);
+    let payments = store::list(
+        &Config::db()?,
+        user,
+        order,
+        page.after.as_ref(),
+        page.fetch(),
+    )?;
+    let page = page.finish(payments, |payment| Cursor {
+        created_at: payment.created_at,
+        id: payment.id,
+    });
+    Ok(json_response(200, &page))
+}
+
+#[cfg(test)]
+mod tests {
+    //! Routing and input rejection, natively: these paths answer before touching a Spin
+    //! import (variables, HTTP, Postgres), so no host is needed. End-to-end tests live in tests/.
+
+    use super::*;
+    use serde_json::Value;
+    use spin_sdk::http::Method;
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    fn send(method: Method, path: &str) -> (u16, Option<String>, Value) {
+        let request = Request::new(method, format!("http://127.0.0.1:3000{path}"));
+        let router = router();
+        let mut future = std::pin::pin!(router.handle_async(request));
+        let Poll::Ready(response) = future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        else {
+            panic!("the handler waited on the host");
+        };
+        let allow = response
+            .header("allow")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        let body = serde_json::from_slice(response.body()).unwrap();
+        (*response.status(), allow, body)
+    }
+
+    #[test]
+    fn every_payment_endpoint_needs_a_token() {
+        for (method, path) in [
+            (Method::Post, "/api/payments"),
+            (Method::Get, "/api/payments"),
+            (Method::Get, "/api/payments/x"),
+        ] {
+            let (status, _, body) = send(method, path);
+            assert_eq!(status, 401, "{path}");
+            assert_eq!(body["error"]["code"], "missing_token");
+        }
+    }
+
+    #[test]
+    fn wrong_method_is_a_json_405_with_allow() {
+        for (method, path, allow) in [
+            (Method::Delete, "/api/payments", "GET, POST"),
+            (Method::Put, "/api/payments/x", "GET"),
+            (Method::Post, "/api/payments/health", "GET"),
+        ] {
+            let (status, allowed, _) = send(method, path);
+            assert_eq!(status, 405, "{path}");
+            assert_eq!(allowed.as_deref(), Some(allow));
+        }
+    }
+
+    #[test]
+    fn unknown_path_is_a_json_404() {
+        let (status, _, body) = send(Method::Get, "/api/payments/x/refund");
+        assert_eq!(status, 404);
+        assert_eq!(body["error"]["code"], "not_found");
+    }
+}
