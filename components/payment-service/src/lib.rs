@@ -201,9 +201,7 @@ fn replay(
     payment: &NewPayment,
 ) -> Result<Response, PaymentError> {
     match store::stored_answer(db, caller.user_id, key)? {
-        Some(stored) if stored.fingerprint != payment.fingerprint() => {
-            Err(PaymentError::KeyReused)
-        }
+        Some(stored) if stored.fingerprint != payment.fingerprint() => Err(PaymentError::KeyReused),
         Some(store::StoredAnswer {
             answer: Some((status, body)),
             ..

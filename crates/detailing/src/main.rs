@@ -39,6 +39,8 @@ enum Command {
     Migrate,
     /// Apply migrations and serve the application.
     Up(UpArgs),
+    /// Move payment events: outbox -> RabbitMQ -> bonus-service (also run inside `up`).
+    Relay(RelayArgs),
     /// Manage accounts.
     User {
         #[command(subcommand)]
@@ -65,8 +67,60 @@ struct CreateStaffArgs {
     phone: Option<String>,
 }
 
+/// How the relay reaches the broker and how hard it tries.
+#[derive(Args, Clone)]
+struct RelayTuning {
+    /// The broker (the seed's AMQP_URL).
+    #[arg(long, env = "AMQP_URL", default_value = relay::RelayConfig::DEFAULT_AMQP_URL)]
+    amqp_url: String,
+    /// Outbox rows published per transaction.
+    #[arg(long, default_value_t = 100)]
+    relay_batch_size: i64,
+    /// Deliveries to bonus-service in flight at once.
+    #[arg(long, default_value_t = 32)]
+    relay_prefetch: u16,
+    /// Delivery attempts before a message is dead-lettered.
+    #[arg(long, default_value_t = 8)]
+    relay_max_attempts: u32,
+}
+
+impl RelayTuning {
+    fn config(
+        &self,
+        postgres_url: &str,
+        bonus_url: String,
+        relay_token: String,
+    ) -> relay::RelayConfig {
+        relay::RelayConfig {
+            batch_size: self.relay_batch_size,
+            prefetch: self.relay_prefetch,
+            max_attempts: self.relay_max_attempts,
+            ..relay::RelayConfig::new(
+                postgres_url.to_owned(),
+                self.amqp_url.clone(),
+                bonus_url,
+                relay_token,
+            )
+        }
+    }
+}
+
+#[derive(Args)]
+struct RelayArgs {
+    /// bonus-service's event route, through a running `detailing up` (or Spin).
+    #[arg(long, default_value = "http://127.0.0.1:3000/api/bonuses/events")]
+    bonus_url: String,
+    #[command(flatten)]
+    tuning: RelayTuning,
+}
+
 #[derive(Args)]
 struct UpArgs {
+    /// Do not run the payment-event relay in this process (run `detailing relay` instead).
+    #[arg(long)]
+    no_relay: bool,
+    #[command(flatten)]
+    relay: RelayTuning,
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
@@ -123,6 +177,20 @@ fn main() -> Result<()> {
             let variables = settings.resolve(&manifest)?;
             runtime_for_cli()?.block_on(create_staff(&migrations, &settings, &variables, args))
         }
+        Command::Relay(args) => {
+            let settings = Settings::load(&manifest.dir)?;
+            let variables = settings.resolve(&manifest)?;
+            let config = args.tuning.config(
+                &settings.postgres_url,
+                args.bonus_url,
+                relay_token(&variables)?,
+            );
+            runtime_for_cli()?.block_on(async {
+                let shutdown = shutdown_watch();
+                relay::run(config, shutdown).await;
+                Ok(())
+            })
+        }
         Command::Up(args) => {
             if args.build {
                 builder::build_all(&manifest)?;
@@ -173,7 +241,7 @@ async fn create_staff(
 async fn up(manifest_path: &Path, app_dir: &Path, migrations: &Path, args: UpArgs) -> Result<()> {
     let settings = Settings::load(app_dir)?;
     // A weak signing key is refused before anything serves (components check it again).
-    settings.resolve(&LoadedManifest::from_file(manifest_path)?)?;
+    let variables = settings.resolve(&LoadedManifest::from_file(manifest_path)?)?;
     if !args.skip_migrations {
         migrate_app(migrations, &settings.postgres_url).await?;
     }
@@ -212,7 +280,46 @@ async fn up(manifest_path: &Path, app_dir: &Path, migrations: &Path, args: UpArg
     for line in runtime::http_trigger::describe_routes(&app, &base) {
         println!("{line}");
     }
-    runtime::http_trigger::serve(app, listener, shutdown_signal()).await
+    let shutdown = shutdown_watch();
+    // An app without a relay credential has no event consumer to relay to.
+    let relay = match (args.no_relay, variables.get("relay_token")) {
+        (false, Some(token)) => {
+            let config = args.relay.config(
+                &settings.postgres_url,
+                format!("{base}/api/bonuses/events"),
+                token.to_owned(),
+            );
+            Some(tokio::spawn(relay::run(config, shutdown.clone())))
+        }
+        _ => None,
+    };
+    let mut stop = shutdown.clone();
+    let served = runtime::http_trigger::serve(app, listener, async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    })
+    .await;
+    if let Some(relay) = relay {
+        let _ = relay.await;
+    }
+    served
+}
+
+/// The credential bonus-service checks on relayed events (`relay_token`).
+fn relay_token(variables: &runtime::AppVariables) -> Result<String> {
+    variables
+        .get("relay_token")
+        .map(str::to_owned)
+        .context("the application declares no `relay_token` variable for the relay to send")
+}
+
+/// Turns true on Ctrl-C or SIGTERM; everything that must stop watches it.
+fn shutdown_watch() -> tokio::sync::watch::Receiver<bool> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    stopped
 }
 
 async fn shutdown_signal() {

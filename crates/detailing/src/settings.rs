@@ -9,8 +9,19 @@ use std::path::Path;
 pub const DEFAULT_POSTGRES_URL: &str =
     "postgres://postgres@127.0.0.1:5432/detailing?sslmode=disable";
 
-/// Kept beside the app, git-ignored: a development signing key, never used when one is set.
-const DEV_SECRET_FILE: &str = ".detailing/dev-jwt-secret";
+/// Secrets a fresh checkout generates for itself, each used only while its variable is unset.
+const DEV_SECRETS: [DevSecret; 2] = [
+    DevSecret {
+        variable: "jwt_secret",
+        file: ".detailing/dev-jwt-secret",
+        what: "JWT secret",
+    },
+    DevSecret {
+        variable: "relay_token",
+        file: ".detailing/dev-relay-token",
+        what: "relay token",
+    },
+];
 
 pub struct Settings {
     pub postgres_url: String,
@@ -29,10 +40,12 @@ impl Settings {
         if let Some(host) = host_port(&postgres_url) {
             variables.fallbacks.insert("postgres_host".into(), host);
         }
-        if std::env::var("SPIN_VARIABLE_JWT_SECRET").is_err() {
-            variables
-                .fallbacks
-                .insert("jwt_secret".into(), dev_secret(app_dir)?);
+        for secret in &DEV_SECRETS {
+            if std::env::var(secret.env_name()).is_err() {
+                variables
+                    .fallbacks
+                    .insert(secret.variable.into(), secret.load(app_dir)?);
+            }
         }
         Ok(Self {
             postgres_url,
@@ -78,32 +91,55 @@ pub fn host_port(url: &str) -> Option<String> {
     Some(format!("{host}:{port}"))
 }
 
-fn dev_secret(app_dir: &Path) -> Result<String> {
-    let path = app_dir.join(DEV_SECRET_FILE);
-    if let Ok(secret) = std::fs::read_to_string(&path) {
-        let secret = secret.trim().to_string();
-        if secret.len() >= 32 {
-            tracing::warn!(
-                "using the development JWT secret in {}; set SPIN_VARIABLE_JWT_SECRET in production",
-                path.display()
-            );
-            return Ok(secret);
+/// A secret variable's development value, kept beside the app (git-ignored, mode 0600) so
+/// that restarts keep it: tokens signed before a restart still verify, and a relay started
+/// on its own sends the token the components expect.
+struct DevSecret {
+    variable: &'static str,
+    file: &'static str,
+    what: &'static str,
+}
+
+impl DevSecret {
+    /// Long enough for any secret: `jwt_secret` needs 32 bytes.
+    const MIN_LEN: usize = 32;
+
+    fn env_name(&self) -> String {
+        runtime::variables::env_name(self.variable)
+    }
+
+    /// The value in the file, or a new random one (64 hex digits) written there first.
+    fn load(&self, app_dir: &Path) -> Result<String> {
+        let path = app_dir.join(self.file);
+        let advice = format!("set {} in production", self.env_name());
+        if let Ok(secret) = std::fs::read_to_string(&path) {
+            let secret = secret.trim().to_string();
+            if secret.len() >= Self::MIN_LEN {
+                tracing::warn!(
+                    "using the development {} in {}; {advice}",
+                    self.what,
+                    path.display()
+                );
+                return Ok(secret);
+            }
         }
+        let secret = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        write_private(&path, &secret)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        tracing::warn!(
+            "generated a development {} in {}; {advice}",
+            self.what,
+            path.display()
+        );
+        Ok(secret)
     }
-    let secret = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    write_private(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
-    tracing::warn!(
-        "generated a development JWT secret in {}; set SPIN_VARIABLE_JWT_SECRET in production",
-        path.display()
-    );
-    Ok(secret)
 }
 
 #[cfg(unix)]
@@ -145,12 +181,28 @@ mod tests {
     }
 
     #[test]
-    fn dev_secret_is_generated_once_and_long_enough() {
+    fn dev_secrets_are_generated_once_each_long_enough_and_distinct() {
         let dir = std::env::temp_dir().join(format!("secret-{}", uuid::Uuid::new_v4()));
-        let first = dev_secret(&dir).unwrap();
-        let second = dev_secret(&dir).unwrap();
-        assert_eq!(first, second);
+        let [jwt, relay] = &DEV_SECRETS;
+        let first = jwt.load(&dir).unwrap();
+        assert_eq!(jwt.load(&dir).unwrap(), first);
         assert!(first.len() >= 32);
+        let token = relay.load(&dir).unwrap();
+        assert_eq!(relay.load(&dir).unwrap(), token);
+        assert_ne!(token, first);
+        assert!(dir.join(".detailing/dev-relay-token").exists());
+        assert_eq!(relay.env_name(), "SPIN_VARIABLE_RELAY_TOKEN");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for file in [jwt.file, relay.file] {
+                let mode = std::fs::metadata(dir.join(file))
+                    .unwrap()
+                    .permissions()
+                    .mode();
+                assert_eq!(mode & 0o777, 0o600, "{file}");
+            }
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -162,7 +162,7 @@ fn order_is_502_when_car_service_fails() {
             "SPIN_VARIABLE_CAR_SERVICE_URL".into(),
             "http://probe.spin.internal".into(),
         )],
-        args: Vec::new(),
+        args: vec!["--no-relay".into()],
     };
     let server = TestServer::start(config);
     let (status, body) = post(

@@ -16,6 +16,10 @@ pub const TEST_JWT_SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
 /// The bcrypt cost test servers hash with: the floor, to keep registrations quick.
 pub const TEST_BCRYPT_COST: &str = "10";
 
+/// The token bonus-service expects on relayed events (`x-relay-token`), so tests can deliver
+/// events themselves.
+pub const TEST_RELAY_TOKEN: &str = "test-relay-token-that-only-the-relay-sends";
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -118,6 +122,64 @@ fn psql_at(url: &str, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// A RabbitMQ virtual host that exists for one test, so its exchanges and queues are its own.
+pub struct TestVhost {
+    pub name: String,
+}
+
+impl TestVhost {
+    pub fn create() -> Self {
+        let name = format!("detailing_test_{}", uuid::Uuid::new_v4().simple());
+        rabbitmqctl(&["add_vhost", &name]);
+        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
+        Self { name }
+    }
+
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:5672/{}", self.name)
+    }
+
+    /// Messages ready in `queue` (not counting unacked ones).
+    pub fn ready(&self, queue: &str) -> u64 {
+        let out = rabbitmqctl(&[
+            "list_queues",
+            "-p",
+            &self.name,
+            "-q",
+            "--no-table-headers",
+            "name",
+            "messages_ready",
+        ]);
+        out.lines()
+            .filter_map(|line| line.split_once('\t'))
+            .find(|(name, _)| name.trim() == queue)
+            .map(|(_, count)| count.trim().parse().unwrap())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for TestVhost {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_vhost", &self.name])
+            .output();
+    }
+}
+
+/// Runs `rabbitmqctl` (the machine's RabbitMQ administration tool) and returns its output.
+pub fn rabbitmqctl(args: &[&str]) -> String {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl must be installed");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// How to start the server.
 #[derive(Clone)]
 pub struct ServerConfig {
@@ -127,12 +189,20 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// The app's own manifest, without the payment relay: test servers share one
+    /// RabbitMQ, so only a test that brings its own vhost runs a relay ([`Self::with_relay`]).
     pub fn app() -> Self {
         Self {
             manifest: repo_root().join("spin.toml"),
             env: Vec::new(),
-            args: Vec::new(),
+            args: vec!["--no-relay".into()],
         }
+    }
+
+    /// Runs the relay in the server, against `vhost`.
+    pub fn with_relay(mut self, vhost: &TestVhost) -> Self {
+        self.args.retain(|arg| arg != "--no-relay");
+        self.arg("--amqp-url").arg(&vhost.url())
     }
 
     pub fn env(mut self, k: &str, v: &str) -> Self {
@@ -182,6 +252,7 @@ impl TestServer {
             .env("SPIN_VARIABLE_POSTGRES_URL", self.db.url())
             .env("SPIN_VARIABLE_JWT_SECRET", TEST_JWT_SECRET)
             .env("SPIN_VARIABLE_BCRYPT_COST", TEST_BCRYPT_COST)
+            .env("SPIN_VARIABLE_RELAY_TOKEN", TEST_RELAY_TOKEN)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

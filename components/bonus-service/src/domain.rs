@@ -1,0 +1,577 @@
+//! Bonuses as the business sees them: the accrual rate and what a payment earns, the
+//! requests that move a balance, promocodes, and the ledger entries that explain a balance.
+//! No spin-sdk here: `cargo test` runs these rules natively.
+
+use api::json::{self, Object};
+use api::money::Money;
+use api::{FieldError, FieldErrors};
+use chrono::{DateTime, Utc};
+use serde::ser::Error as _;
+use serde::{Serialize, Serializer};
+use uuid::Uuid;
+
+/// The share of a paid amount credited as bonuses (`bonus_accrual_rate`, the seed's
+/// `BONUS_ACCRUAL_RATE`): a decimal from 0 to 1 kept as an exact fraction, so 1 % of
+/// 999.99 is 10.00 and never 9.999999.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccrualRate {
+    numerator: i64,
+    denominator: i64,
+}
+
+impl AccrualRate {
+    /// Finer than any rate a loyalty programme sets; keeps the denominator a small power of 10.
+    pub const MAX_DECIMALS: usize = 9;
+
+    /// `"0.01"` → 1/100. Only plain decimals from 0 to 1 (`0`, `1`, `0.5`, `1.00`,
+    /// `0.015`): signs, exponents, commas and a missing leading digit are refused.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let (whole, fraction) = match text.split_once('.') {
+            Some((_, "")) => return None,
+            Some(parts) => parts,
+            None => (text, ""),
+        };
+        let whole: i64 = match whole {
+            "0" => 0,
+            "1" => 1,
+            _ => return None,
+        };
+        if fraction.len() > Self::MAX_DECIMALS || !fraction.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let denominator = 10_i64.pow(fraction.len() as u32);
+        let fraction: i64 = if fraction.is_empty() {
+            0
+        } else {
+            fraction.parse().ok()?
+        };
+        let numerator = whole * denominator + fraction;
+        (numerator <= denominator).then_some(Self {
+            numerator,
+            denominator,
+        })
+    }
+
+    /// The bonuses a payment of `paid` earns, rounded half up to the kopeck.
+    pub fn accrual(self, paid: Money) -> Money {
+        paid.share(self.numerator, self.denominator)
+            .expect("a rate of at most 1 never earns more than the amount paid")
+    }
+}
+
+/// A `true`/`false` Spin variable, such as the `bonus_fail_events` test switch.
+pub fn parse_switch(text: &str) -> Option<bool> {
+    match text.trim() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// `POST /api/bonuses/events`: a `payment_succeeded` event as the relay delivers it from
+/// payment-service's outbox, `{event_id, order_id, user_id, amount}` (amount in roubles).
+/// Fields the relay may add later are ignored, so the producer can grow first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaymentEvent {
+    pub event_id: Uuid,
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub amount: Money,
+}
+
+impl PaymentEvent {
+    pub fn parse(body: &Object) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let event_id = errors.check(required_uuid(body, "event_id"));
+        let order_id = errors.check(required_uuid(body, "order_id"));
+        let user_id = errors.check(required_uuid(body, "user_id"));
+        let amount = errors.check(positive_amount(body, "amount"));
+        match (event_id, order_id, user_id, amount) {
+            (Some(event_id), Some(order_id), Some(user_id), Some(amount)) => Ok(Self {
+                event_id,
+                order_id,
+                user_id,
+                amount,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// `POST /api/bonuses/spend`: `{amount, order_id?}`, the bonuses to take off the balance and
+/// the order they pay towards, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spend {
+    pub amount: Money,
+    pub order_id: Option<Uuid>,
+}
+
+impl Spend {
+    pub fn parse(body: &Object) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let amount = errors.check(positive_amount(body, "amount"));
+        let order_id = errors.check(optional_uuid(body, "order_id"));
+        match (amount, order_id) {
+            (Some(amount), Some(order_id)) => Ok(Self { amount, order_id }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// A promocode as stored: trimmed and upper-cased, so ` welcome500 ` names `WELCOME500`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PromocodeCode(String);
+
+impl PromocodeCode {
+    pub const MAX_CHARS: usize = 64;
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let code = raw.trim().to_uppercase();
+        if (1..=Self::MAX_CHARS).contains(&code.chars().count()) {
+            Ok(Self(code))
+        } else {
+            Err(FieldError::new(
+                "code",
+                format!("must be 1 to {} characters", Self::MAX_CHARS),
+            ))
+        }
+    }
+
+    /// `POST /api/bonuses/promocodes/apply`: `{code}`.
+    pub fn from_body(body: &Object) -> Result<Self, FieldErrors> {
+        json::required_str(body, "code")
+            .and_then(Self::parse)
+            .map_err(FieldErrors::from)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for PromocodeCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A promocode's terms: what it credits and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Promocode {
+    pub amount: Money,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A promocode applied at or after its `expires_at`: 422.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expired(pub DateTime<Utc>);
+
+impl Promocode {
+    /// What applying the code at `now` credits; a code is valid until `expires_at`, exclusive.
+    pub fn credit_at(&self, now: DateTime<Utc>) -> Result<Money, Expired> {
+        if now < self.expires_at {
+            Ok(self.amount)
+        } else {
+            Err(Expired(self.expires_at))
+        }
+    }
+}
+
+/// Why a ledger entry exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    /// Earned by a payment (once per event).
+    Accrual,
+    /// Taken off the balance by the user.
+    Spend,
+    /// Credited by a promocode (once per code and user).
+    Promocode,
+}
+
+impl EntryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accrual => "accrual",
+            Self::Spend => "spend",
+            Self::Promocode => "promocode",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "accrual" => Some(Self::Accrual),
+            "spend" => Some(Self::Spend),
+            "promocode" => Some(Self::Promocode),
+            _ => None,
+        }
+    }
+}
+
+/// An amount as the ledger records it: credits positive, spends negative, so a user's
+/// entries add up to their balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerAmount(i64);
+
+impl LedgerAmount {
+    pub fn new(kind: EntryKind, amount: Money) -> Self {
+        match kind {
+            EntryKind::Spend => Self(-amount.kopecks()),
+            EntryKind::Accrual | EntryKind::Promocode => Self(amount.kopecks()),
+        }
+    }
+
+    /// Signed kopecks read back, if their sign fits `kind` (the schema's CHECK says so too).
+    pub fn from_kopecks(kind: EntryKind, kopecks: i64) -> Option<Self> {
+        let fits = match kind {
+            EntryKind::Spend => kopecks < 0,
+            // A rate of 0, or a payment of a few kopecks, earns nothing, yet the event
+            // is still recorded, so its redelivery is recognised.
+            EntryKind::Accrual => kopecks >= 0,
+            EntryKind::Promocode => kopecks > 0,
+        };
+        let magnitude = Money::from_kopecks(kopecks.checked_abs()?)?;
+        fits.then_some(Self::new(kind, magnitude))
+    }
+
+    pub fn kopecks(self) -> i64 {
+        self.0
+    }
+}
+
+impl Serialize for LedgerAmount {
+    /// A JSON number in roubles written from its decimal text, exact like `Money`'s.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let magnitude = Money::from_kopecks(self.0.abs())
+            .ok_or_else(|| S::Error::custom("a ledger amount out of range"))?;
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let roubles: f64 = format!("{sign}{magnitude}")
+            .parse()
+            .map_err(S::Error::custom)?;
+        serializer.serialize_f64(roubles)
+    }
+}
+
+/// A ledger entry about to be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry {
+    pub user_id: Uuid,
+    pub kind: EntryKind,
+    pub amount: LedgerAmount,
+    pub event_id: Option<Uuid>,
+    pub order_id: Option<Uuid>,
+    pub promocode: Option<PromocodeCode>,
+}
+
+impl NewEntry {
+    pub fn accrual(event: &PaymentEvent, accrued: Money) -> Self {
+        Self {
+            user_id: event.user_id,
+            kind: EntryKind::Accrual,
+            amount: LedgerAmount::new(EntryKind::Accrual, accrued),
+            event_id: Some(event.event_id),
+            order_id: Some(event.order_id),
+            promocode: None,
+        }
+    }
+
+    pub fn spend(user_id: Uuid, spend: &Spend) -> Self {
+        Self {
+            user_id,
+            kind: EntryKind::Spend,
+            amount: LedgerAmount::new(EntryKind::Spend, spend.amount),
+            event_id: None,
+            order_id: spend.order_id,
+            promocode: None,
+        }
+    }
+
+    pub fn promocode(user_id: Uuid, code: &PromocodeCode, credited: Money) -> Self {
+        Self {
+            user_id,
+            kind: EntryKind::Promocode,
+            amount: LedgerAmount::new(EntryKind::Promocode, credited),
+            event_id: None,
+            order_id: None,
+            promocode: Some(code.clone()),
+        }
+    }
+}
+
+/// A ledger entry as stored and as the history lists it; absent references are left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    pub id: Uuid,
+    pub kind: EntryKind,
+    pub amount: LedgerAmount,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promocode: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The answer to an event delivery; `duplicate` when the event had been accrued before,
+/// with what was accrued then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Accrued {
+    pub event_id: Uuid,
+    pub user_id: Uuid,
+    pub accrued: Money,
+    pub balance: Money,
+    pub duplicate: bool,
+}
+
+/// `GET /api/bonuses/balance`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Balance {
+    pub user_id: Uuid,
+    pub balance: Money,
+}
+
+/// The answer to a spend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Spent {
+    pub balance: Money,
+    pub spent: Money,
+}
+
+/// The answer to an applied promocode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Credited {
+    pub code: PromocodeCode,
+    pub credited: Money,
+    pub balance: Money,
+}
+
+/// A UUID query or body value.
+pub fn parse_uuid(field: &str, raw: &str) -> Result<Uuid, FieldError> {
+    Uuid::parse_str(raw.trim()).map_err(|_| FieldError::new(field, "must be a UUID"))
+}
+
+fn required_uuid(body: &Object, field: &str) -> Result<Uuid, FieldError> {
+    json::required_str(body, field).and_then(|raw| parse_uuid(field, raw))
+}
+
+fn optional_uuid(body: &Object, field: &str) -> Result<Option<Uuid>, FieldError> {
+    json::optional_str(body, field)?
+        .map(|raw| parse_uuid(field, raw))
+        .transpose()
+}
+
+/// An amount above zero with at most two decimals; `null` counts as missing.
+fn positive_amount(body: &Object, field: &str) -> Result<Money, FieldError> {
+    let value = body
+        .get(field)
+        .filter(|value| !value.is_null())
+        .ok_or_else(|| FieldError::new(field, "is required"))?;
+    let amount = Money::parse_json(field, value)?;
+    if amount == Money::ZERO {
+        return Err(FieldError::new(field, "must be more than 0"));
+    }
+    Ok(amount)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn object(value: Value) -> Object {
+        value.as_object().unwrap().clone()
+    }
+
+    fn money(kopecks: i64) -> Money {
+        Money::from_kopecks(kopecks).unwrap()
+    }
+
+    fn rate(text: &str) -> AccrualRate {
+        AccrualRate::parse(text).unwrap_or_else(|| panic!("{text} should parse"))
+    }
+
+    #[test]
+    fn rates_parse_exactly_into_fractions() {
+        for (text, numerator, denominator) in [
+            ("0.01", 1, 100),
+            ("0", 0, 1),
+            ("1", 1, 1),
+            ("1.00", 100, 100),
+            (" 0.5 ", 5, 10),
+            ("0.015", 15, 1000),
+            ("0.000000001", 1, 1_000_000_000),
+        ] {
+            assert_eq!(
+                rate(text),
+                AccrualRate {
+                    numerator,
+                    denominator
+                },
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn rates_outside_0_to_1_or_not_plain_decimals_are_refused() {
+        for bad in [
+            "",
+            " ",
+            "-0.01",
+            "+0.01",
+            "1.01",
+            "2",
+            "01",
+            ".01",
+            "0.",
+            "1e-2",
+            "0,01",
+            "0.01%",
+            "0.0000000001",
+            "NaN",
+            "0x1",
+        ] {
+            assert_eq!(AccrualRate::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn accruals_round_half_up_to_the_kopeck() {
+        let one_percent = rate("0.01");
+        assert_eq!(one_percent.accrual(money(300_000)), money(3_000));
+        assert_eq!(one_percent.accrual(money(99_999)), money(1_000));
+        assert_eq!(one_percent.accrual(money(149)), money(1));
+        assert_eq!(one_percent.accrual(money(150)), money(2));
+        assert_eq!(one_percent.accrual(money(49)), Money::ZERO);
+        assert_eq!(rate("0.015").accrual(money(100)), money(2));
+        assert_eq!(rate("0").accrual(money(300_000)), Money::ZERO);
+        let all = money(Money::MAX_KOPECKS);
+        assert_eq!(rate("1").accrual(all), all);
+    }
+
+    #[test]
+    fn switches_are_true_or_false() {
+        assert_eq!(parse_switch("true"), Some(true));
+        assert_eq!(parse_switch(" false "), Some(false));
+        for bad in ["", "yes", "1", "TRUE"] {
+            assert_eq!(parse_switch(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn promocodes_are_trimmed_and_upper_cased() {
+        assert_eq!(
+            PromocodeCode::parse("  welcome500 ").unwrap().as_str(),
+            "WELCOME500"
+        );
+        assert_eq!(
+            PromocodeCode::parse("Detailing2026").unwrap().as_str(),
+            "DETAILING2026"
+        );
+        for bad in ["", "   ", &"A".repeat(65)] {
+            assert_eq!(PromocodeCode::parse(bad).unwrap_err().field, "code");
+        }
+        let errors = PromocodeCode::from_body(&object(json!({"code": 500}))).unwrap_err();
+        assert_eq!(
+            errors.get("code").unwrap().message,
+            "must be a string, not a number"
+        );
+        assert!(PromocodeCode::from_body(&object(json!({}))).is_err());
+    }
+
+    #[test]
+    fn a_promocode_credits_until_it_expires() {
+        let expires_at = DateTime::parse_from_rfc3339("2024-09-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let code = Promocode {
+            amount: money(30_000),
+            expires_at,
+        };
+        let second = chrono::Duration::seconds(1);
+        assert_eq!(code.credit_at(expires_at - second), Ok(money(30_000)));
+        assert_eq!(code.credit_at(expires_at), Err(Expired(expires_at)));
+        assert_eq!(
+            code.credit_at(expires_at + second),
+            Err(Expired(expires_at))
+        );
+    }
+
+    #[test]
+    fn an_event_parses_with_extra_fields_and_reports_every_bad_one() {
+        let event = PaymentEvent::parse(&object(json!({
+            "event_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+            "order_id": "550e8400-e29b-41d4-a716-446655440000",
+            "user_id": "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+            "amount": 3000.0,
+            "created_at": "2030-01-01T00:00:00Z"
+        })))
+        .unwrap();
+        assert_eq!(event.amount, money(300_000));
+        let errors = PaymentEvent::parse(&object(json!({
+            "event_id": "nope", "user_id": 7, "amount": 0.001
+        })))
+        .unwrap_err();
+        let fields: Vec<&str> = errors.as_slice().iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["event_id", "order_id", "user_id", "amount"]);
+    }
+
+    #[test]
+    fn spends_need_a_positive_amount_of_kopecks() {
+        let spend = Spend::parse(&object(json!({"amount": 30}))).unwrap();
+        assert_eq!((spend.amount, spend.order_id), (money(3_000), None));
+        let order = Uuid::from_u128(9);
+        let spend = Spend::parse(&object(json!({"amount": "0.01", "order_id": order}))).unwrap();
+        assert_eq!((spend.amount, spend.order_id), (money(1), Some(order)));
+        for amount in [json!(0), json!(-1), json!(1.005), json!("x"), Value::Null] {
+            let errors = Spend::parse(&object(json!({"amount": amount}))).unwrap_err();
+            assert!(errors.get("amount").is_some(), "{amount}");
+        }
+        let errors = Spend::parse(&object(json!({"amount": 1, "order_id": "x"}))).unwrap_err();
+        assert_eq!(errors.get("order_id").unwrap().message, "must be a UUID");
+    }
+
+    #[test]
+    fn ledger_amounts_are_signed_by_kind_and_serialize_exactly() {
+        let spend = LedgerAmount::new(EntryKind::Spend, money(3_050));
+        assert_eq!(spend.kopecks(), -3_050);
+        assert_eq!(serde_json::to_string(&spend).unwrap(), "-30.5");
+        let accrual = LedgerAmount::new(EntryKind::Accrual, money(3_000));
+        assert_eq!(serde_json::to_string(&accrual).unwrap(), "30.0");
+        assert_eq!(
+            serde_json::to_string(&LedgerAmount::new(EntryKind::Accrual, Money::ZERO)).unwrap(),
+            "0.0"
+        );
+        assert_eq!(
+            LedgerAmount::from_kopecks(EntryKind::Spend, -1),
+            Some(LedgerAmount(-1))
+        );
+        assert_eq!(LedgerAmount::from_kopecks(EntryKind::Spend, 1), None);
+        assert_eq!(LedgerAmount::from_kopecks(EntryKind::Promocode, 0), None);
+        assert_eq!(LedgerAmount::from_kopecks(EntryKind::Accrual, -1), None);
+        assert_eq!(LedgerAmount::from_kopecks(EntryKind::Spend, i64::MIN), None);
+    }
+
+    #[test]
+    fn history_entries_leave_absent_references_out() {
+        let entry = Entry {
+            id: Uuid::from_u128(1),
+            kind: EntryKind::Spend,
+            amount: LedgerAmount::new(EntryKind::Spend, money(3_000)),
+            event_id: None,
+            order_id: None,
+            promocode: None,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        assert_eq!(
+            serde_json::to_value(&entry).unwrap(),
+            json!({"id": "00000000-0000-0000-0000-000000000001", "kind": "spend",
+                   "amount": -30.0, "created_at": "1970-01-01T00:00:00Z"})
+        );
+        for kind in [EntryKind::Accrual, EntryKind::Spend, EntryKind::Promocode] {
+            assert_eq!(EntryKind::parse(kind.as_str()), Some(kind));
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! bonus-service: bonus balances, as a Spin HTTP component routed at `/api/bonuses/...`.
+//! Payment events arrive from the relay (payment-service's outbox → RabbitMQ → here) and
+//! are accrued once per event; users check, spend and top up with promocodes. This file
+//! only maps HTTP to the domain (`domain`), the relay's credentials (`relay`) and the tables.
+
+pub mod domain;
+mod error;
+mod relay;
+mod store;
+
+use api::http::{json_response, method_not_allowed, not_found, read_json_object};
+use api::query::{Cursor, Page, Query};
+use api::{ApiError, FieldErrors};
+use spin_sdk::http::{Params, Request, Response, Router};
+use spin_sdk::pg3::Connection;
+
+use crate::domain::{
+    AccrualRate, Accrued, Balance, Credited, NewEntry, PaymentEvent, PromocodeCode, Spend, Spent,
+};
+use crate::error::BonusError;
+
+const SERVICE: &str = "bonus-service";
+
+// Exported only in the wasm build: a native cdylib cannot carry the WIT export's symbol
+// name (`wasi:http/incoming-handler@0.2.0#handle`), and native builds exist for tests.
+#[cfg(target_arch = "wasm32")]
+#[spin_sdk::http_component]
+async fn handle(request: Request) -> Response {
+    router().handle_async(request).await
+}
+
+/// The component's routes, on the full path (see car-service for why not the suffix).
+pub fn router() -> Router {
+    let mut router = Router::new();
+    router.get("/api/bonuses/health", health);
+    router.post("/api/bonuses/events", accrue);
+    router.get("/api/bonuses/balance", balance);
+    router.get("/api/bonuses/history", history);
+    router.post("/api/bonuses/spend", spend);
+    router.post("/api/bonuses/promocodes/apply", apply_promocode);
+    // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
+    router.any("/api/bonuses/health", method_not_allowed("GET"));
+    router.any("/api/bonuses/events", method_not_allowed("POST"));
+    router.any("/api/bonuses/balance", method_not_allowed("GET"));
+    router.any("/api/bonuses/history", method_not_allowed("GET"));
+    router.any("/api/bonuses/spend", method_not_allowed("POST"));
+    router.any("/api/bonuses/promocodes/apply", method_not_allowed("POST"));
+    router.any("/*", not_found);
+    router
+}
+
+/// What the component needs from Spin variables, read per request.
+struct Config;
+
+impl Config {
+    fn db() -> Result<Connection, ApiError> {
+        api::db::open(&api::config::variable("postgres_url")?)
+    }
+
+    /// `bonus_accrual_rate`: the share of a payment credited (default 0.01 in spin.toml).
+    fn accrual_rate() -> Result<AccrualRate, ApiError> {
+        AccrualRate::parse(&api::config::variable("bonus_accrual_rate")?).ok_or_else(|| {
+            ApiError::configuration(format!(
+                "bonus_accrual_rate must be a decimal from 0 to 1 with at most {} places, like 0.01",
+                AccrualRate::MAX_DECIMALS
+            ))
+        })
+    }
+
+    /// `bonus_fail_events`: a test switch (default false). When true, every event delivery
+    /// answers 500 and records nothing, so fault tests can watch the relay retry and
+    /// dead-letter, then recover once it is switched off. Never set it in production.
+    fn fail_events() -> Result<bool, ApiError> {
+        domain::parse_switch(&api::config::variable("bonus_fail_events")?).ok_or_else(|| {
+            ApiError::configuration("bonus_fail_events must be true or false".to_owned())
+        })
+    }
+}
+
+fn health(_request: Request, _params: Params) -> Result<Response, BonusError> {
+    api::db::ping(&Config::db()?)?;
+    Ok(json_response(
+        200,
+        &serde_json::json!({"status": "ok", "service": SERVICE}),
+    ))
+}
+
+/// `{event_id, order_id, user_id, amount}` from the relay: accrues `amount * rate` once per
+/// event. The ledger row and the balance change share one transaction, and the row goes in
+/// first: when its event is already there, nothing else happens and the first accrual is
+/// answered again with `duplicate: true`. The relay acks only a 2xx, so a redelivery after
+/// a lost answer, or a concurrent one, must be harmless.
+fn accrue(request: Request, _params: Params) -> Result<Response, BonusError> {
+    relay::check(&request)?;
+    if Config::fail_events()? {
+        return Err(BonusError::FailingOnPurpose);
+    }
+    let event = PaymentEvent::parse(&read_json_object(&request)?)?;
+    let accrued = Config::accrual_rate()?.accrual(event.amount);
+    let db = Config::db()?;
+    let answer = api::db::transaction(&db, |db| {
+        if store::append(db, &NewEntry::accrual(&event, accrued))? {
+            let balance = store::credit(db, event.user_id, accrued)?;
+            return Ok::<_, BonusError>(Accrued {
+                event_id: event.event_id,
+                user_id: event.user_id,
+                accrued,
+                balance,
+                duplicate: false,
+            });
+        }
+        let first = store::accrual_of(db, event.event_id)?.ok_or_else(|| {
+            ApiError::internal("a duplicate event has no ledger entry")
+                .with_detail(format!("event {}", event.event_id))
+        })?;
+        Ok(Accrued {
+            event_id: event.event_id,
+            user_id: first.user_id,
+            accrued: first.accrued,
+            balance: first.balance,
+            duplicate: true,
+        })
+    })?;
+    if !answer.duplicate {
+        // The seed's log line, word for word, once per event and only after the commit.
+        println!(
+            "Accrued {} bonuses to user {}",
+            answer.accrued, answer.user_id
+        );
+    }
+    Ok(json_response(200, &answer))
+}
+
+/// The caller's balance; staff may look at anyone's with `?user_id=`.
+fn balance(request: Request, _params: Params) -> Result<Response, BonusError> {
+    let caller = api::auth::caller(&request)?;
+    let user_id = subject(&caller, &Query::parse(request.query())?)?;
+    let balance = store::balance(&Config::db()?, user_id)?;
+    Ok(json_response(200, &Balance { user_id, balance }))
+}
+
+/// The caller's ledger newest first (`?limit=&cursor=`); staff may read anyone's with
+/// `?user_id=`. Amounts are signed: spends are negative.
+fn history(request: Request, _params: Params) -> Result<Response, BonusError> {
+    let caller = api::auth::caller(&request)?;
+    let query = Query::parse(request.query())?;
+    let page = Page::parse(&query)?;
+    let user_id = subject(&caller, &query)?;
+    let entries = store::history(&Config::db()?, user_id, &page)?;
+    let page = page.finish(entries, |entry| Cursor {
+        created_at: entry.created_at,
+        id: entry.id,
+    });
+    Ok(json_response(200, &page))
+}
+
+/// `{amount, order_id?}`: takes bonuses off the caller's balance, never below zero. The
+/// guarded debit decides, not a read before it, so concurrent spends cannot overdraw.
+fn spend(request: Request, _params: Params) -> Result<Response, BonusError> {
+    let caller = api::auth::caller(&request)?;
+    let spend = Spend::parse(&read_json_object(&request)?)?;
+    let db = Config::db()?;
+    let balance = api::db::transaction(&db, |db| {
+        let balance = store::debit(db, caller.user_id, spend.amount)?
+            .ok_or(BonusError::InsufficientBonuses)?;
+        store::append(db, &NewEntry::spend(caller.user_id, &spend))?;
+        Ok::<_, BonusError>(balance)
+    })?;
+    Ok(json_response(
+        200,
+        &Spent {
+            balance,
+            spent: spend.amount,
+        },
+    ))
+}
+
+/// `{code}`: credits a promocode's amount, once per code and user. The redemption, the
+/// credit and the ledger entry commit together or not at all.
+fn apply_promocode(request: Request, _params: Params) -> Result<Response, BonusError> {
+    let caller = api::auth::caller(&request)?;
+    let code = PromocodeCode::from_body(&read_json_object(&request)?)?;
+    let db = Config::db()?;
+    let credited = api::db::transaction(&db, |db| {
+        let promocode = store::find_promocode(db, &code)?
+            .ok_or_else(|| BonusError::PromocodeNotFound(code.clone()))?;
+        let amount = promocode
+            .credit_at(chrono::Utc::now())
+            .map_err(|expired| BonusError::expired(code.clone(), expired))?;
+        if !store::redeem(db, &code, caller.user_id)? {
+            return Err(BonusError::PromocodeAlreadyUsed(code.clone()));
+        }
+        let balance = store::credit(db, caller.user_id, amount)?;
+        store::append(db, &NewEntry::promocode(caller.user_id, &code, amount))?;
+        Ok(Credited {
+            code: code.clone(),
+            credited: amount,
+            balance,
+        })
+    })?;
+    Ok(json_response(200, &credited))
+}
+
+/// Whose bonuses a read is about: the caller's own, or for staff the `?user_id=` one.
+/// A customer's `user_id` is ignored, as in GET /api/orders: they only ever see their own.
+fn subject(caller: &api::Caller, query: &Query) -> Result<uuid::Uuid, BonusError> {
+    match query.get("user_id") {
+        Some(raw) if caller.is_staff() => {
+            domain::parse_uuid("user_id", raw).map_err(|error| FieldErrors::from(error).into())
+        }
+        _ => Ok(caller.user_id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Routing and input rejection, natively: these paths answer before touching a Spin
+    //! import (variables, HTTP, Postgres), so no host is needed. End-to-end tests live in
+    //! crates/detailing/tests/bonuses.rs.
+
+    use super::*;
+    use serde_json::Value;
+    use spin_sdk::http::Method;
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    fn send(
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, Option<String>, Option<String>, Value) {
+        let mut request = Request::new(method, format!("http://127.0.0.1:3000{path}"));
+        for (name, value) in headers {
+            request.set_header(*name, *value);
+        }
+        // A body that would be a 422 if it were read before the caller is known.
+        *request.body_mut() = br#"{"amount": -1}"#.to_vec();
+        let router = router();
+        let mut future = std::pin::pin!(router.handle_async(request));
+        let Poll::Ready(response) = future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        else {
+            panic!("the handler waited on the host");
+        };
+        assert_eq!(
+            response.header("content-type").and_then(|v| v.as_str()),
+            Some("application/json")
+        );
+        let header = |name| {
+            response
+                .header(name)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
+        let (allow, challenge) = (header("allow"), header("www-authenticate"));
+        let body = serde_json::from_slice(response.body()).unwrap();
+        (*response.status(), allow, challenge, body)
+    }
+
+    #[test]
+    fn unknown_paths_are_a_json_404() {
+        for path in [
+            "/api/bonuses",
+            "/api/bonuses/",
+            "/api/bonuses/promocodes",
+            "/api/bonuses/balance/extra",
+            "/api/bonuses/events/3fa85f64-5717-4562-b3fc-2c963f66afa6",
+        ] {
+            let (status, _, _, body) = send(Method::Get, path, &[]);
+            assert_eq!(status, 404, "{path}");
+            assert_eq!(body["error"]["code"], "not_found", "{path}");
+        }
+    }
+
+    #[test]
+    fn wrong_method_is_a_json_405_with_allow() {
+        for (method, path, allow) in [
+            (Method::Post, "/api/bonuses/health", "GET"),
+            (Method::Get, "/api/bonuses/events", "POST"),
+            (Method::Post, "/api/bonuses/balance", "GET"),
+            (Method::Delete, "/api/bonuses/history", "GET"),
+            (Method::Get, "/api/bonuses/spend", "POST"),
+            (Method::Put, "/api/bonuses/promocodes/apply", "POST"),
+        ] {
+            let (status, allowed, _, body) = send(method, path, &[]);
+            assert_eq!(status, 405, "{path}");
+            assert_eq!(allowed.as_deref(), Some(allow), "{path}");
+            assert_eq!(body["error"]["code"], "method_not_allowed");
+        }
+    }
+
+    #[test]
+    fn every_user_endpoint_needs_a_token_before_the_body_is_read() {
+        for (method, path) in [
+            (Method::Get, "/api/bonuses/balance"),
+            (Method::Get, "/api/bonuses/history?limit=0"),
+            (Method::Post, "/api/bonuses/spend"),
+            (Method::Post, "/api/bonuses/promocodes/apply"),
+        ] {
+            let (status, _, challenge, body) = send(method, path, &[]);
+            assert_eq!(status, 401, "{path}");
+            assert_eq!(body["error"]["code"], "missing_token");
+            assert_eq!(challenge.as_deref(), Some("Bearer"));
+        }
+    }
+
+    #[test]
+    fn events_without_the_relay_token_are_401_even_with_a_bearer_token() {
+        for headers in [&[][..], &[("authorization", "Bearer a-user-token")][..]] {
+            let (status, _, challenge, body) = send(Method::Post, "/api/bonuses/events", headers);
+            assert_eq!(status, 401, "{headers:?}");
+            assert_eq!(body["error"]["code"], "invalid_relay_token");
+            assert_eq!(
+                challenge.as_deref(),
+                Some("X-Relay-Token realm=\"bonus-events\"")
+            );
+        }
+    }
+}

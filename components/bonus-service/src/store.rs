@@ -1,0 +1,210 @@
+//! `bonuses.*` in PostgreSQL (migrations/0010_bonuses.sql), one statement per intent; the
+//! handlers compose them in transactions. Every statement returns at least one row (Spin
+//! 4.0.2 hangs on an empty `pg3` result, see car-service's store); amounts travel as int8
+//! kopecks, uuids as text (`$1::text::uuid`, `id::text`), timestamps as RFC 3339 text.
+
+use api::db::{self, Row};
+use api::money::Money;
+use api::query::{Cursor, Page};
+use api::ApiError;
+use spin_sdk::pg3::Connection;
+use uuid::Uuid;
+
+use crate::domain::{Entry, EntryKind, LedgerAmount, NewEntry, Promocode, PromocodeCode};
+
+/// Appends an entry. Only accruals carry an `event_id`, and the unique index on it turns a
+/// redelivered event into "nothing appended" (`appended` 0): the insert that loses a race
+/// waits for the winner's transaction and then does nothing, so an event counts once.
+const APPEND: &str = "WITH added AS (\
+       INSERT INTO bonuses.ledger (user_id, kind, amount_kopecks, event_id, order_id, promocode) \
+       VALUES ($1::text::uuid, $2::text, $3::int8, $4::text::uuid, $5::text::uuid, $6::text) \
+       ON CONFLICT (event_id) DO NOTHING RETURNING id\
+     ) SELECT count(added.id) AS appended FROM (SELECT 1) AS one LEFT JOIN added ON true";
+
+/// Adds to a balance, opening the account on its first credit.
+const CREDIT: &str = "INSERT INTO bonuses.accounts AS a (user_id, balance_kopecks) \
+       VALUES ($1::text::uuid, $2::int8) \
+       ON CONFLICT (user_id) DO UPDATE \
+         SET balance_kopecks = a.balance_kopecks + EXCLUDED.balance_kopecks, updated_at = now() \
+       RETURNING a.balance_kopecks";
+
+/// Takes from a balance only if it holds enough. Concurrent spends queue on the row lock and
+/// each re-checks the guard against the balance the previous one left, so together they can
+/// never overdraw (and the CHECK on the column would stop them if they could).
+const DEBIT: &str = "WITH spent AS (\
+       UPDATE bonuses.accounts SET balance_kopecks = balance_kopecks - $2::int8, updated_at = now() \
+       WHERE user_id = $1::text::uuid AND balance_kopecks >= $2::int8 \
+       RETURNING balance_kopecks\
+     ) SELECT spent.balance_kopecks FROM (SELECT 1) AS one LEFT JOIN spent ON true";
+
+const BALANCE: &str = "SELECT coalesce(a.balance_kopecks, 0) AS balance_kopecks \
+     FROM (SELECT 1) AS one LEFT JOIN bonuses.accounts AS a ON a.user_id = $1::text::uuid";
+
+/// What an event accrued when it was first delivered, and its user's balance now.
+const ACCRUAL_OF: &str = "SELECT l.user_id::text AS user_id, l.amount_kopecks, \
+       coalesce(a.balance_kopecks, 0) AS balance_kopecks \
+     FROM (SELECT 1) AS one \
+     LEFT JOIN bonuses.ledger AS l ON l.event_id = $1::text::uuid \
+     LEFT JOIN bonuses.accounts AS a ON a.user_id = l.user_id";
+
+const FIND_PROMOCODE: &str = concat!(
+    "SELECT p.amount_kopecks, ",
+    api::rfc3339!("p.expires_at"),
+    " AS expires_at FROM (SELECT 1) AS one \
+     LEFT JOIN bonuses.promocodes AS p ON p.code = $1::text"
+);
+
+/// Records that a user applied a code; the primary key (code, user_id) lets it happen once,
+/// also when two requests race (the loser waits, then conflicts).
+const REDEEM: &str = "WITH redeemed AS (\
+       INSERT INTO bonuses.redemptions (code, user_id) VALUES ($1::text, $2::text::uuid) \
+       ON CONFLICT DO NOTHING RETURNING code\
+     ) SELECT count(redeemed.code) AS redeemed FROM (SELECT 1) AS one LEFT JOIN redeemed ON true";
+
+/// A user's entries newest first, from after a cursor. The LATERAL join keeps the one-row
+/// shape when the page is empty (an all-NULL row, dropped below).
+const HISTORY: &str = concat!(
+    "SELECT l.id::text AS id, l.kind, l.amount_kopecks, l.event_id::text AS event_id, \
+       l.order_id::text AS order_id, l.promocode, ",
+    api::rfc3339!("l.created_at"),
+    " AS created_at FROM (SELECT 1) AS one LEFT JOIN LATERAL (\
+       SELECT * FROM bonuses.ledger AS inner_l \
+       WHERE inner_l.user_id = $1::text::uuid \
+         AND ($2::text IS NULL \
+              OR (inner_l.created_at, inner_l.id) < ($2::text::timestamptz, $3::text::uuid)) \
+       ORDER BY inner_l.created_at DESC, inner_l.id DESC LIMIT $4::int8\
+     ) AS l ON true ORDER BY l.created_at DESC, l.id DESC"
+);
+
+/// Appends `entry`; false when its event was recorded before.
+pub fn append(db: &Connection, entry: &NewEntry) -> Result<bool, ApiError> {
+    let params = [
+        entry.user_id.to_string().into(),
+        entry.kind.as_str().to_owned().into(),
+        entry.amount.kopecks().into(),
+        db::text_or_null(entry.event_id.map(|id| id.to_string())),
+        db::text_or_null(entry.order_id.map(|id| id.to_string())),
+        db::text_or_null(
+            entry
+                .promocode
+                .as_ref()
+                .map(|code| code.as_str().to_owned()),
+        ),
+    ];
+    let row = db::one_row(db::query(db, APPEND, &params)?)?;
+    Ok(row.get::<i64>("appended")? == 1)
+}
+
+/// The balance after adding `amount`.
+pub fn credit(db: &Connection, user: Uuid, amount: Money) -> Result<Money, ApiError> {
+    let params = [user.to_string().into(), amount.kopecks().into()];
+    let row = db::one_row(db::query(db, CREDIT, &params)?)?;
+    money(&row, "balance_kopecks")
+}
+
+/// The balance after taking `amount`, or `None` when it holds less (or no account exists).
+pub fn debit(db: &Connection, user: Uuid, amount: Money) -> Result<Option<Money>, ApiError> {
+    let params = [user.to_string().into(), amount.kopecks().into()];
+    let row = db::one_row(db::query(db, DEBIT, &params)?)?;
+    if row.is_null("balance_kopecks")? {
+        return Ok(None);
+    }
+    money(&row, "balance_kopecks").map(Some)
+}
+
+/// A user's balance; 0 before their first credit.
+pub fn balance(db: &Connection, user: Uuid) -> Result<Money, ApiError> {
+    let row = db::one_row(db::query(db, BALANCE, &[user.to_string().into()])?)?;
+    money(&row, "balance_kopecks")
+}
+
+/// An event accrued before: its user, what it accrued and that user's balance now.
+pub struct RecordedAccrual {
+    pub user_id: Uuid,
+    pub accrued: Money,
+    pub balance: Money,
+}
+
+pub fn accrual_of(db: &Connection, event_id: Uuid) -> Result<Option<RecordedAccrual>, ApiError> {
+    let row = db::one_row(db::query(db, ACCRUAL_OF, &[event_id.to_string().into()])?)?;
+    if row.is_null("user_id")? {
+        return Ok(None);
+    }
+    Ok(Some(RecordedAccrual {
+        user_id: row.uuid("user_id")?,
+        accrued: money(&row, "amount_kopecks")?,
+        balance: money(&row, "balance_kopecks")?,
+    }))
+}
+
+pub fn find_promocode(
+    db: &Connection,
+    code: &PromocodeCode,
+) -> Result<Option<Promocode>, ApiError> {
+    let row = db::one_row(db::query(
+        db,
+        FIND_PROMOCODE,
+        &[code.as_str().to_owned().into()],
+    )?)?;
+    if row.is_null("amount_kopecks")? {
+        return Ok(None);
+    }
+    Ok(Some(Promocode {
+        amount: money(&row, "amount_kopecks")?,
+        expires_at: row.timestamp("expires_at")?,
+    }))
+}
+
+/// Whether this is the user's first use of `code`.
+pub fn redeem(db: &Connection, code: &PromocodeCode, user: Uuid) -> Result<bool, ApiError> {
+    let params = [code.as_str().to_owned().into(), user.to_string().into()];
+    let row = db::one_row(db::query(db, REDEEM, &params)?)?;
+    Ok(row.get::<i64>("redeemed")? == 1)
+}
+
+/// Up to `page.fetch()` of the user's entries, newest first.
+pub fn history(db: &Connection, user: Uuid, page: &Page) -> Result<Vec<Entry>, ApiError> {
+    let params = [
+        user.to_string().into(),
+        db::text_or_null(page.after.as_ref().map(Cursor::created_at_sql)),
+        db::text_or_null(page.after.as_ref().map(|cursor| cursor.id.to_string())),
+        page.fetch().into(),
+    ];
+    let mut entries = Vec::new();
+    for row in db::rows(db::query(db, HISTORY, &params)?) {
+        if !row.is_null("id")? {
+            entries.push(entry_from_row(&row)?);
+        }
+    }
+    Ok(entries)
+}
+
+fn entry_from_row(row: &Row) -> Result<Entry, ApiError> {
+    let kind = row.parse("kind", |text| {
+        EntryKind::parse(text).ok_or_else(|| format!("unknown kind `{text}`"))
+    })?;
+    let kopecks: i64 = row.get("amount_kopecks")?;
+    let optional_uuid = |column: &str| -> Result<Option<Uuid>, ApiError> {
+        if row.is_null(column)? {
+            Ok(None)
+        } else {
+            row.uuid(column).map(Some)
+        }
+    };
+    Ok(Entry {
+        id: row.uuid("id")?,
+        kind,
+        amount: LedgerAmount::from_kopecks(kind, kopecks)
+            .ok_or_else(|| db::unexpected("amount_kopecks", "out of range for its kind"))?,
+        event_id: optional_uuid("event_id")?,
+        order_id: optional_uuid("order_id")?,
+        promocode: row.get("promocode")?,
+        created_at: row.timestamp("created_at")?,
+    })
+}
+
+/// A non-negative kopeck column as `Money`.
+fn money(row: &Row, column: &str) -> Result<Money, ApiError> {
+    let kopecks: i64 = row.get(column)?;
+    Money::from_kopecks(kopecks).ok_or_else(|| db::unexpected(column, "out of range"))
+}

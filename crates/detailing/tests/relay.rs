@@ -1,0 +1,259 @@
+//! Payment -> bonus through the real broker: the seed's check, the fault test (relay killed
+//! with SIGKILL, the broker's connections dropped, bonus-service failing for a while) with
+//! nothing lost and nothing doubled, and the dead-letter path. Each test has its own
+//! RabbitMQ vhost and database.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{psql_db, Actor, ServerConfig, TestServer, TestVhost};
+use serde_json::{json, Value};
+
+const WASH: &str = "6b1f2c1e-0001-4000-8000-000000000001";
+const POLISH: &str = "6b1f2c1e-0001-4000-8000-000000000003";
+
+/// An order of `washes` washes and `polishes` polishes for `who`, on a fresh car.
+fn order(server: &TestServer, who: &Actor, washes: u32, polishes: u32) -> String {
+    let vin = format!("XTA21093{:09}", rand_digits());
+    let car = json!({"license_plate": "А123БВ799", "vin": vin, "make": "Lada", "model": "Vesta", "year": 2021});
+    let (status, car) = server.call("POST", "/api/cars", who.token(), Some(&car));
+    assert_eq!(status, 201, "{car}");
+    let mut items = vec![json!({"catalog_id": WASH, "quantity": washes})];
+    if polishes > 0 {
+        items.push(json!({"catalog_id": POLISH, "quantity": polishes}));
+    }
+    let body = json!({"car_id": car["id"], "desired_time": "2030-12-20T10:00:00Z", "items": items});
+    let (status, order) = server.call("POST", "/api/orders", who.token(), Some(&body));
+    assert_eq!(status, 201, "{order}");
+    order["id"].as_str().unwrap().to_owned()
+}
+
+fn rand_digits() -> u64 {
+    (uuid::Uuid::new_v4().as_u128() % 1_000_000_000) as u64
+}
+
+fn pay(server: &TestServer, who: &Actor, order_id: &str) -> Value {
+    let body = json!({"order_id": order_id, "payment_method": "card"});
+    let (status, payment) = server.call("POST", "/api/payments", who.token(), Some(&body));
+    assert_eq!(status, 201, "{payment}");
+    payment
+}
+
+/// Polls `check` until it holds or `timeout` passes; the last value, for the failure message.
+fn wait_for<T: std::fmt::Debug>(
+    timeout: Duration,
+    mut probe: impl FnMut() -> T,
+    mut check: impl FnMut(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let value = probe();
+        if check(&value) || Instant::now() > deadline {
+            return value;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `detailing relay` as its own process, delivering to `bonus_url`.
+fn start_relay(db_url: &str, vhost: &TestVhost, bonus_url: &str, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_detailing"))
+        .arg("--manifest")
+        .arg(common::repo_root().join("spin.toml"))
+        .args([
+            "relay",
+            "--bonus-url",
+            bonus_url,
+            "--amqp-url",
+            &vhost.url(),
+        ])
+        .args(extra)
+        .env("SPIN_VARIABLE_POSTGRES_URL", db_url)
+        .env("SPIN_VARIABLE_JWT_SECRET", common::TEST_JWT_SECRET)
+        .env("SPIN_VARIABLE_RELAY_TOKEN", common::TEST_RELAY_TOKEN)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cannot start detailing relay")
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill(); // SIGKILL: no cleanup, no acks, no commits.
+    let _ = child.wait();
+}
+
+#[test]
+fn seed_check_paying_an_order_accrues_one_percent_through_rabbitmq() {
+    let vhost = TestVhost::create();
+    let server = TestServer::start(ServerConfig::app().with_relay(&vhost));
+    let me = server.customer();
+    let order_id = order(&server, &me, 2, 0);
+    pay(&server, &me, &order_id);
+
+    let balance = wait_for(
+        Duration::from_secs(30),
+        || {
+            server
+                .call("GET", "/api/bonuses/balance", me.token(), None)
+                .1
+        },
+        |balance| balance["balance"] == 30.0,
+    );
+    assert_eq!(balance["balance"], 30.0, "{}", server.log());
+    let line = format!("Accrued 30.00 bonuses to user {}", me.id);
+    assert!(
+        server.log().contains(&line),
+        "no `{line}` in:\n{}",
+        server.log()
+    );
+    assert_eq!(
+        psql_db(
+            &server.db,
+            "SELECT count(*) FROM payments.outbox WHERE sent_at IS NULL"
+        ),
+        "0"
+    );
+}
+
+#[test]
+fn faults_lose_nothing_and_double_nothing() {
+    const CUSTOMERS: usize = 20;
+    const ORDERS_EACH: usize = 10;
+    let vhost = TestVhost::create();
+    let good = TestServer::start(ServerConfig::app());
+    // The same database behind a host whose bonus-service answers 500 to every event.
+    let failing = TestServer::start(
+        ServerConfig::app()
+            .env("SPIN_VARIABLE_POSTGRES_URL", &good.db.url())
+            .env("SPIN_VARIABLE_BONUS_FAIL_EVENTS", "true"),
+    );
+    let db_url = good.db.url();
+    let customers: Vec<Actor> = (0..CUSTOMERS).map(|_| good.customer()).collect();
+    let orders: Vec<(usize, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = customers
+            .iter()
+            .enumerate()
+            .map(|(i, who)| {
+                let good = &good;
+                scope.spawn(move || {
+                    (0..ORDERS_EACH)
+                        .map(|n| (i, order(good, who, 1 + (n % 3) as u32, (n % 2) as u32)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert_eq!(orders.len(), CUSTOMERS * ORDERS_EACH);
+
+    // Relay 1 delivers to the failing bonus-service: every delivery is retried.
+    let failing_url = failing.url("/api/bonuses/events");
+    let mut relay = start_relay(
+        &db_url,
+        &vhost,
+        &failing_url,
+        &["--relay-max-attempts", "50"],
+    );
+    let third = orders.len() / 3;
+    for (i, order_id) in &orders[..third] {
+        pay(&good, &customers[*i], order_id);
+    }
+    // (a) SIGKILL mid-flight, then (c) ends: a new relay delivers to the healthy host.
+    kill(&mut relay);
+    let good_url = good.url("/api/bonuses/events");
+    let mut relay = start_relay(&db_url, &vhost, &good_url, &["--relay-max-attempts", "50"]);
+    for (i, order_id) in &orders[third..2 * third] {
+        pay(&good, &customers[*i], order_id);
+    }
+    // (b) The broker drops every connection of the vhost; the relay must reconnect.
+    common::rabbitmqctl(&["close_all_connections", "-p", &vhost.name, "fault test"]);
+    for (i, order_id) in &orders[2 * third..] {
+        pay(&good, &customers[*i], order_id);
+    }
+
+    let accruals = wait_for(
+        Duration::from_secs(90),
+        || {
+            psql_db(
+                &good.db,
+                "SELECT count(*) FROM bonuses.ledger WHERE kind = 'accrual'",
+            )
+        },
+        |count| count == &orders.len().to_string(),
+    );
+    kill(&mut relay);
+    assert_eq!(
+        accruals,
+        orders.len().to_string(),
+        "accruals never caught up"
+    );
+    // Exactly one accrual per payment event...
+    assert_eq!(
+        psql_db(
+            &good.db,
+            "SELECT count(*) FROM payments.outbox o \
+             WHERE (SELECT count(*) FROM bonuses.ledger l WHERE l.event_id = o.event_id) <> 1"
+        ),
+        "0"
+    );
+    // ...and every balance is 1 % of what its owner paid, rounded per payment.
+    assert_eq!(
+        psql_db(
+            &good.db,
+            "SELECT count(*) FROM (SELECT user_id, sum((amount_kopecks + 50) / 100) AS owed \
+             FROM payments.payments GROUP BY user_id) p \
+             LEFT JOIN bonuses.accounts a USING (user_id) \
+             WHERE a.balance_kopecks IS DISTINCT FROM p.owed"
+        ),
+        "0"
+    );
+    assert_eq!(vhost.ready(relay::topology::DEAD_LETTER_QUEUE), 0);
+    assert_eq!(
+        psql_db(
+            &good.db,
+            "SELECT count(*) FROM payments.outbox WHERE sent_at IS NULL"
+        ),
+        "0"
+    );
+}
+
+#[test]
+fn events_that_keep_failing_are_dead_lettered_not_lost() {
+    let vhost = TestVhost::create();
+    let server = TestServer::start(
+        ServerConfig::app()
+            .with_relay(&vhost)
+            .arg("--relay-max-attempts")
+            .arg("3")
+            .env("SPIN_VARIABLE_BONUS_FAIL_EVENTS", "true"),
+    );
+    let me = server.customer();
+    let order_id = order(&server, &me, 1, 0);
+    let payment = pay(&server, &me, &order_id);
+    let dead = wait_for(
+        Duration::from_secs(30),
+        || vhost.ready(relay::topology::DEAD_LETTER_QUEUE),
+        |count| *count == 1,
+    );
+    assert_eq!(dead, 1, "{}", server.log());
+    assert_eq!(vhost.ready(relay::topology::QUEUE), 0);
+    assert_eq!(
+        psql_db(&server.db, "SELECT count(*) FROM bonuses.ledger"),
+        "0"
+    );
+    // The dead letter is the event itself, ready to be replayed once the cause is fixed.
+    let event_id = psql_db(
+        &server.db,
+        &format!(
+            "SELECT event_id FROM payments.outbox WHERE payment_id = '{}'",
+            payment["id"].as_str().unwrap()
+        ),
+    );
+    assert!(server.log().contains(&event_id), "{}", server.log());
+}
