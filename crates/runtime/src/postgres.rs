@@ -118,7 +118,7 @@ impl PgConnection {
             Ok((stmt, rows))
         }
         .await;
-        self.finished(statement);
+        self.finished(statement, result.is_ok());
         let (stmt, rows) = result.map_err(query_error)?;
         row_set(stmt.columns(), &rows)
     }
@@ -136,14 +136,18 @@ impl PgConnection {
             client.execute(&stmt, &refs(&params)).await
         }
         .await;
-        self.finished(statement);
+        self.finished(statement, result.is_ok());
         result.map_err(query_error)
     }
 
-    /// The statement came back (either way): the client is idle again.
-    fn finished(&mut self, statement: &str) {
+    /// The statement came back: the client is idle again. Only a statement that succeeded
+    /// moves the transaction state: a failed BEGIN opened nothing, and after a failed
+    /// ROLLBACK or COMMIT the state is unknown, so `release` rolls back (again) to be sure.
+    fn finished(&mut self, statement: &str, succeeded: bool) {
         self.in_flight = false;
-        self.track_transaction(statement);
+        if succeeded {
+            self.track_transaction(statement);
+        }
     }
 
     /// Give the client back to the pool when it is clean, or throw it away.
@@ -516,6 +520,20 @@ mod tests {
         assert!(c.in_transaction);
         c.track_transaction("rollback");
         assert!(!c.in_transaction);
+    }
+
+    #[test]
+    fn a_failed_rollback_or_commit_leaves_the_transaction_open_for_release() {
+        let mut c = conn();
+        c.finished("BEGIN", true);
+        c.finished("ROLLBACK", false);
+        assert!(c.in_transaction, "release must still roll back");
+        c.finished("COMMIT", false);
+        assert!(c.in_transaction);
+        c.finished("COMMIT", true);
+        assert!(!c.in_transaction);
+        c.finished("BEGIN", false);
+        assert!(!c.in_transaction, "a failed BEGIN opened nothing");
     }
 
     #[test]
