@@ -27,9 +27,7 @@ CREATE TABLE payments.outbox (
     user_id        uuid        NOT NULL,
     amount_kopecks bigint      NOT NULL CHECK (amount_kopecks > 0),
     created_at     timestamptz NOT NULL DEFAULT now(),
-    sent_at        timestamptz,
-    attempts       integer     NOT NULL DEFAULT 0,
-    last_error     text
+    sent_at        timestamptz
 );
 
 -- The relay's work list stays small however long the table grows.

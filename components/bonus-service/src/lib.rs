@@ -92,10 +92,31 @@ fn health(_request: Request, _params: Params) -> Result<Response, BonusError> {
 /// a lost answer, or a concurrent one, must be harmless.
 fn accrue(request: Request, _params: Params) -> Result<Response, BonusError> {
     relay::check(&request)?;
+    let answer = accrue_event(&read_json_object(&request)?)?;
+    Ok(json_response(200, &answer))
+}
+
+/// The Spin-native alternative to the relay: payment-service publishes the same event body
+/// to a Redis channel and `[[trigger.redis]]` runs this once per message. Redis pub/sub
+/// delivers at most once, so a message that fails here is gone (the HTTP path retries).
+#[cfg(target_arch = "wasm32")]
+#[spin_sdk::redis_component]
+fn on_payment_event(message: Vec<u8>) -> Result<(), String> {
+    let body = api::json::parse_json_object(&message).map_err(|error| error.to_string())?;
+    accrue_event(&body)
+        .map(drop)
+        .map_err(|error| ApiError::from(error).to_string())
+}
+
+/// Accrues `amount * rate` once per event, whichever transport brought it. The ledger row
+/// and the balance change share one transaction, and the row goes in first: when its event
+/// is already there, nothing else happens and the first accrual is answered again with
+/// `duplicate: true`. Redeliveries, concurrent or late, are therefore harmless.
+fn accrue_event(body: &api::json::Object) -> Result<Accrued, BonusError> {
     if Config::fail_events()? {
         return Err(BonusError::FailingOnPurpose);
     }
-    let event = PaymentEvent::parse(&read_json_object(&request)?)?;
+    let event = PaymentEvent::parse(body)?;
     let accrued = Config::accrual_rate()?.accrual(event.amount);
     let db = Config::db()?;
     let answer = api::db::transaction(&db, |db| {
@@ -128,7 +149,7 @@ fn accrue(request: Request, _params: Params) -> Result<Response, BonusError> {
             answer.accrued, answer.user_id
         );
     }
-    Ok(json_response(200, &answer))
+    Ok(answer)
 }
 
 /// The caller's balance; staff may look at anyone's with `?user_id=`.

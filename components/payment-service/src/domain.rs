@@ -142,6 +142,38 @@ impl Processor {
     }
 }
 
+/// How a payment's event leaves payment-service (`payment_events_transport`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// The transactional outbox, drained by the relay into RabbitMQ: at least once.
+    RabbitMq,
+    /// Published to a Redis channel after the commit, for `[[trigger.redis]]`: at most once.
+    Redis { url: String, channel: String },
+}
+
+impl Transport {
+    pub fn parse(name: &str, redis_url: &str, channel: &str) -> Option<Self> {
+        match name.trim() {
+            "rabbitmq" => Some(Self::RabbitMq),
+            "redis" if !channel.trim().is_empty() => Some(Self::Redis {
+                url: redis_url.trim().to_owned(),
+                channel: channel.trim().to_owned(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// A payment_succeeded event: the seed's `{order_id, user_id, amount}` plus `event_id`,
+/// the same body the relay sends, so bonus-service reads one format from both transports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PaymentEvent {
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub amount: Money,
+    pub event_id: Uuid,
+}
+
 /// A payment, as stored and as the API returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Payment {
@@ -223,6 +255,38 @@ mod tests {
             Err(Unpayable::Cancelled)
         );
         assert_eq!(order("created", 0).amount(), Err(Unpayable::NothingToPay));
+    }
+
+    #[test]
+    fn transports_are_rabbitmq_or_redis_with_a_channel() {
+        assert_eq!(
+            Transport::parse("rabbitmq", "", ""),
+            Some(Transport::RabbitMq)
+        );
+        assert_eq!(
+            Transport::parse(" redis ", "redis://127.0.0.1:6379", "payment_events"),
+            Some(Transport::Redis {
+                url: "redis://127.0.0.1:6379".into(),
+                channel: "payment_events".into()
+            })
+        );
+        assert_eq!(Transport::parse("redis", "redis://x", " "), None);
+        assert_eq!(Transport::parse("kafka", "", "c"), None);
+    }
+
+    #[test]
+    fn an_event_body_matches_the_relays() {
+        let event = PaymentEvent {
+            order_id: Uuid::from_u128(2),
+            user_id: Uuid::from_u128(3),
+            amount: Money::from_kopecks(149_999).unwrap(),
+            event_id: Uuid::from_u128(1),
+        };
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            json!({"order_id": Uuid::from_u128(2), "user_id": Uuid::from_u128(3),
+                   "amount": 1499.99, "event_id": Uuid::from_u128(1)})
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod store;
 use std::time::Duration;
 
 use api::http::{json_response, method_not_allowed, not_found, read_json_object};
+use api::money::Money;
 use api::query::{Cursor, Page, Query};
 use api::upstream::Upstream;
 use api::{ApiError, Caller, FieldErrors};
@@ -19,7 +20,9 @@ use spin_sdk::http::{Params, Request, Response, Router};
 use spin_sdk::pg3::Connection;
 use uuid::Uuid;
 
-use crate::domain::{IdempotencyKey, NewPayment, OrderToPay, Processor, Unpayable};
+use crate::domain::{
+    IdempotencyKey, NewPayment, OrderToPay, PaymentEvent, Processor, Transport, Unpayable,
+};
 use crate::error::PaymentError;
 
 const SERVICE: &str = "payment-service";
@@ -57,6 +60,19 @@ impl Config {
 
     fn orders() -> Result<Upstream, ApiError> {
         Upstream::from_variable(order_client::ORDER_SERVICE, "order_service_url")
+    }
+
+    /// How events leave: `payment_events_transport` (`rabbitmq` or `redis`), with
+    /// `redis_url` and `payment_events_channel` for the latter.
+    fn transport() -> Result<Transport, ApiError> {
+        let name = api::config::variable("payment_events_transport")?;
+        let url = api::config::variable("redis_url")?;
+        let channel = api::config::variable("payment_events_channel")?;
+        Transport::parse(&name, &url, &channel).ok_or_else(|| {
+            ApiError::configuration(
+                "payment_events_transport must be rabbitmq or redis (with payment_events_channel)",
+            )
+        })
     }
 
     /// The simulated processor (`payment_processing_delay_ms`, `payment_decline`).
@@ -98,33 +114,69 @@ async fn pay(request: Request, _params: Params) -> Result<Response, PaymentError
         })
         .transpose()?;
     let processor = Config::processor()?;
+    let transport = Config::transport()?;
+    let relayed = transport == Transport::RabbitMq;
     let authorization = request.header("authorization").and_then(|v| v.as_str());
     // Ask order-service before taking a connection: no pooled client waits on a component.
     let order =
         order_client::fetch_order(&Config::orders()?, payment.order_id, authorization).await?;
-    let db = Config::db()?;
-    match key {
-        None => charge(&db, &payment, &order, processor).map(|answer| answer.into_response()),
-        Some(key) => api::db::transaction(&db, |db| {
-            let fingerprint = payment.fingerprint();
-            if !store::claim_key(db, caller.user_id, &key, &fingerprint)? {
-                return Err(Replay);
+    let answer = match key {
+        // Without a key, nothing needs holding while the processor works: the connection
+        // is taken only to record the payment.
+        None => match process(&order, processor)? {
+            Ok(amount) => record(&Config::db()?, &payment, &order, amount, relayed)?,
+            Err(declined) => declined,
+        },
+        // With a key, the key is held from before the charge to the stored answer, so a
+        // racing retry waits instead of charging again; the transaction spans the charge.
+        Some(key) => {
+            let db = Config::db()?;
+            let charged = api::db::transaction(&db, |db| {
+                let fingerprint = payment.fingerprint();
+                if !store::claim_key(db, caller.user_id, &key, &fingerprint)? {
+                    return Err(Replay);
+                }
+                let answer = match process(&order, processor)? {
+                    Ok(amount) => record(db, &payment, &order, amount, relayed)?,
+                    Err(declined) => declined,
+                };
+                store::save_answer(db, caller.user_id, &key, answer.status, &answer.body)?;
+                Ok(answer)
+            });
+            match charged {
+                Ok(answer) => answer,
+                Err(Outcome::Replay) => return replay(&db, &caller, &key, &payment),
+                Err(Outcome::Failed(error)) => return Err(error),
             }
-            let answer = charge(db, &payment, &order, processor)?;
-            store::save_answer(db, caller.user_id, &key, answer.status, &answer.body)?;
-            Ok(answer.into_response())
-        })
-        .or_else(|outcome| match outcome {
-            Outcome::Replay => replay(&db, &caller, &key, &payment),
-            Outcome::Failed(error) => Err(error),
-        }),
+        }
+    };
+    // Only a committed payment's event goes out.
+    if let (Transport::Redis { url, channel }, Some(event)) = (&transport, &answer.event) {
+        publish(url, channel, event);
+    }
+    Ok(answer.into_response())
+}
+
+/// Publishes to Redis pub/sub: at most once by nature. A failure is logged and the payment
+/// stands; its outbox row records the event for reconciliation.
+fn publish(url: &str, channel: &str, event: &PaymentEvent) {
+    let body = serde_json::to_vec(event).expect("events serialize");
+    let published = spin_sdk::redis::Connection::open(url)
+        .and_then(|connection| connection.publish(channel, &body));
+    if let Err(error) = published {
+        eprintln!(
+            "event {} of payment for order {} was not published to Redis: {error}",
+            event.event_id, event.order_id
+        );
     }
 }
 
-/// The processor's verdict and the stored rows, as the answer to send (and to keep).
+/// The processor's verdict and the stored rows, as the answer to send (and to keep), and
+/// the event of a payment just made.
 struct Answer {
     status: u16,
     body: String,
+    event: Option<PaymentEvent>,
 }
 
 impl Answer {
@@ -140,18 +192,17 @@ impl Answer {
         Self {
             status,
             body: serde_json::to_string(value).expect("payments and errors serialize"),
+            event: None,
         }
     }
 }
 
-/// Charges the order and records the payment with its event. Declines and double payments
-/// are answers too (kept for key replays); only failures are errors.
-fn charge(
-    db: &Connection,
-    payment: &NewPayment,
+/// Runs the order past the processor: the amount charged, or the answer that ends the
+/// request (a decline, kept for key replays). Refusals before any money moves are errors.
+fn process(
     order: &OrderToPay,
     processor: Processor,
-) -> Result<Answer, PaymentError> {
+) -> Result<Result<Money, Answer>, PaymentError> {
     let amount = order.amount().map_err(|unpayable| match unpayable {
         Unpayable::Cancelled => PaymentError::OrderCancelled(order.id),
         Unpayable::NothingToPay => PaymentError::NothingToPay(order.id),
@@ -160,11 +211,33 @@ fn charge(
         std::thread::sleep(Duration::from_millis(processor.delay_ms));
     }
     if processor.decline {
-        return Ok(Answer::of(402, &ApiError::from(PaymentError::Declined)));
+        return Ok(Err(Answer::of(
+            402,
+            &ApiError::from(PaymentError::Declined),
+        )));
     }
+    Ok(Ok(amount))
+}
+
+/// Records a charged payment with its event; a second payment of the order is a 409 answer.
+fn record(
+    db: &Connection,
+    payment: &NewPayment,
+    order: &OrderToPay,
+    amount: Money,
+    relayed: bool,
+) -> Result<Answer, PaymentError> {
     // The payment belongs to the order's owner, also when staff takes cash at the desk.
-    match store::insert(db, payment, order.user_id, amount)? {
-        Some(paid) => Ok(Answer::of(201, &paid)),
+    match store::insert(db, payment, order.user_id, amount, relayed)? {
+        Some((paid, event_id)) => Ok(Answer {
+            event: Some(PaymentEvent {
+                order_id: paid.order_id,
+                user_id: paid.user_id,
+                amount: paid.amount,
+                event_id,
+            }),
+            ..Answer::of(201, &paid)
+        }),
         None => Ok(Answer::of(
             409,
             &ApiError::from(PaymentError::AlreadyPaid(order.id)),
@@ -205,7 +278,12 @@ fn replay(
         Some(store::StoredAnswer {
             answer: Some((status, body)),
             ..
-        }) => Ok(Answer { status, body }.into_response()),
+        }) => Ok(Answer {
+            status,
+            body,
+            event: None,
+        }
+        .into_response()),
         // The key's owner committed without an answer, or vanished: a bug, not a retry.
         _ => Err(ApiError::internal("the first request with this key left no answer").into()),
     }

@@ -24,18 +24,21 @@ macro_rules! payment_columns {
 }
 
 /// The payment and its outbox event in one statement: both exist or neither. The unique
-/// index on `order_id` turns a second payment of an order into an all-NULL row.
+/// index on `order_id` turns a second payment of an order into an all-NULL row. `$5` marks
+/// the event sent at once when another transport than the relay carries it.
 const INSERT: &str = concat!(
     "WITH p AS (\
        INSERT INTO payments.payments (order_id, user_id, amount_kopecks, method) \
        VALUES ($1::text::uuid, $2::text::uuid, $3::int8, $4::text) \
        ON CONFLICT (order_id) DO NOTHING RETURNING *\
      ), event AS (\
-       INSERT INTO payments.outbox (payment_id, order_id, user_id, amount_kopecks) \
-       SELECT id, order_id, user_id, amount_kopecks FROM p RETURNING event_id\
+       INSERT INTO payments.outbox (payment_id, order_id, user_id, amount_kopecks, sent_at) \
+       SELECT id, order_id, user_id, amount_kopecks, CASE WHEN $5::bool THEN now() END FROM p \
+       RETURNING event_id\
      ) SELECT ",
     payment_columns!(),
-    " FROM (SELECT 1) AS one LEFT JOIN p ON true"
+    ", event.event_id::text AS event_id FROM (SELECT 1) AS one LEFT JOIN p ON true \
+     LEFT JOIN event ON true"
 );
 
 const FIND: &str = concat!(
@@ -76,25 +79,36 @@ const SAVE_ANSWER: &str =
 /// delivers NOTIFY at commit and drops it on rollback).
 const WAKE_RELAY: &str = "NOTIFY payments_outbox";
 
-/// Stores the payment and its event, or `None` when the order is paid already.
+/// Stores the payment and its event, or `None` when the order is paid already. With
+/// `relayed`, the relay is woken to publish the event; otherwise it is recorded as sent.
 pub fn insert(
     db: &Connection,
     payment: &NewPayment,
     user_id: Uuid,
     amount: Money,
-) -> Result<Option<Payment>, ApiError> {
+    relayed: bool,
+) -> Result<Option<(Payment, Uuid)>, ApiError> {
     let params = [
         payment.order_id.to_string().into(),
         user_id.to_string().into(),
         amount.kopecks().into(),
         payment.method.as_str().to_owned().into(),
+        (!relayed).into(),
     ];
     let row = db::one_row(db::query(db, INSERT, &params)?)?;
-    let stored = payment_from_row(&row)?;
-    if stored.is_some() {
-        db::execute(db, WAKE_RELAY, &[])?;
+    let Some(stored) = payment_from_row(&row)? else {
+        return Ok(None);
+    };
+    // A lost wake-up costs the relay one poll interval, never the payment: the row is
+    // there whatever happens to the NOTIFY.
+    if relayed {
+        if let Err(error) = db::execute(db, WAKE_RELAY, &[]) {
+            eprintln!(
+                "NOTIFY payments_outbox failed; the relay's polling picks the event up: {error}"
+            );
+        }
     }
-    Ok(stored)
+    Ok(Some((stored, row.uuid("event_id")?)))
 }
 
 pub fn find(db: &Connection, id: Uuid) -> Result<Option<Payment>, ApiError> {

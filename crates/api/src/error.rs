@@ -218,9 +218,10 @@ impl ApiError {
         self.detail.as_deref()
     }
 
-    /// Validation errors carry `fields` (possibly empty); no other error does.
+    /// Validation errors carry `fields` (possibly empty); no other error does, not even
+    /// another 422 such as `nothing_to_pay`.
     fn has_fields(&self) -> bool {
-        self.status == 422 || !self.fields.is_empty()
+        self.code == "validation_failed" || !self.fields.is_empty()
     }
 
     /// The JSON body, as bytes.

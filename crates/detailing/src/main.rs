@@ -79,8 +79,8 @@ struct RelayTuning {
     /// Deliveries to bonus-service in flight at once.
     #[arg(long, default_value_t = 32)]
     relay_prefetch: u16,
-    /// Delivery attempts before a message is dead-lettered.
-    #[arg(long, default_value_t = 8)]
+    /// Delivery attempts before a message is dead-lettered (backoff 0.2 s doubling to 30 s).
+    #[arg(long, default_value_t = 12)]
     relay_max_attempts: u32,
 }
 
@@ -293,6 +293,7 @@ async fn up(manifest_path: &Path, app_dir: &Path, migrations: &Path, args: UpArg
         }
         _ => None,
     };
+    let redis_triggers = tokio::spawn(runtime::redis::run_triggers(app.clone(), shutdown.clone()));
     let mut stop = shutdown.clone();
     let served = runtime::http_trigger::serve(app, listener, async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
@@ -301,6 +302,7 @@ async fn up(manifest_path: &Path, app_dir: &Path, migrations: &Path, args: UpArg
     if let Some(relay) = relay {
         let _ = relay.await;
     }
+    let _ = redis_triggers.await;
     served
 }
 

@@ -37,6 +37,7 @@ const SUFFIXES: &[&str] = &[
     "/spend",
     "/promocodes/apply",
     "/check",
+    "/events",
     "/tickets",
     "/tickets/{id}",
     "/tickets/{id}/messages",

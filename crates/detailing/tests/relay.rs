@@ -257,3 +257,47 @@ fn events_that_keep_failing_are_dead_lettered_not_lost() {
     );
     assert!(server.log().contains(&event_id), "{}", server.log());
 }
+
+#[test]
+fn the_redis_transport_accrues_through_the_redis_trigger() {
+    // A channel of its own: Redis pub/sub channels are shared by every test on this server.
+    let channel = format!("payment_events_{}", uuid::Uuid::new_v4().simple());
+    let server = TestServer::start(
+        ServerConfig::app()
+            .env("SPIN_VARIABLE_PAYMENT_EVENTS_TRANSPORT", "redis")
+            .env("SPIN_VARIABLE_PAYMENT_EVENTS_CHANNEL", &channel),
+    );
+    // The subscription is made in the background after startup; wait until it exists.
+    let subscribed = wait_for(
+        Duration::from_secs(20),
+        || server.log(),
+        |log| log.contains("redis trigger subscribed"),
+    );
+    assert!(subscribed.contains(&channel), "{subscribed}");
+    let me = server.customer();
+    let order_id = order(&server, &me, 2, 0);
+    let payment = pay(&server, &me, &order_id);
+
+    let balance = wait_for(
+        Duration::from_secs(20),
+        || {
+            server
+                .call("GET", "/api/bonuses/balance", me.token(), None)
+                .1
+        },
+        |balance| balance["balance"] == 30.0,
+    );
+    assert_eq!(balance["balance"], 30.0, "{}", server.log());
+    assert!(server
+        .log()
+        .contains(&format!("Accrued 30.00 bonuses to user {}", me.id)));
+    // The outbox still records the event, marked sent: the relay has nothing to do.
+    let sent = psql_db(
+        &server.db,
+        &format!(
+            "SELECT sent_at IS NOT NULL FROM payments.outbox WHERE payment_id = '{}'",
+            payment["id"].as_str().unwrap()
+        ),
+    );
+    assert_eq!(sent, "t");
+}

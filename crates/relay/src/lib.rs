@@ -60,10 +60,12 @@ impl RelayConfig {
             relay_token,
             batch_size: 100,
             prefetch: 32,
-            max_attempts: 8,
+            // 0.2 s doubling to 30 s: twelve attempts span about two and a half minutes,
+            // enough to ride out a bonus-service restart before a message is dead-lettered.
+            max_attempts: 12,
             poll_interval: Duration::from_secs(1),
-            retry_base: Duration::from_millis(100),
-            retry_max: Duration::from_secs(5),
+            retry_base: Duration::from_millis(200),
+            retry_max: Duration::from_secs(30),
             delivery_timeout: Duration::from_secs(10),
         }
     }

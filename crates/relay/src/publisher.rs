@@ -27,8 +27,7 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 const CLAIM: &str = "SELECT event_id, order_id, user_id, amount_kopecks FROM payments.outbox \
      WHERE sent_at IS NULL ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED";
 
-const MARK_SENT: &str = "UPDATE payments.outbox SET sent_at = now(), attempts = attempts + 1 \
-     WHERE event_id = ANY($1)";
+const MARK_SENT: &str = "UPDATE payments.outbox SET sent_at = now() WHERE event_id = ANY($1)";
 
 pub async fn run(config: RelayConfig, mut shutdown: watch::Receiver<bool>) {
     let mut backoff = Backoff::new(config.retry_base, config.retry_max);

@@ -1,11 +1,13 @@
 //! A loaded application: the engine, the linker with every capability, each component compiled
 //! and pre-instantiated once, and the router. `serve` runs one request in a fresh instance.
 
+use crate::bindings::redis_guest::RedisGuestPre;
 use crate::compile::{CacheOutcome, CompileCache};
 use crate::limits::{start_epoch_ticker, Limits};
 use crate::manifest::{LoadedManifest, RouteDecl};
 use crate::outbound::AllowedHosts;
 use crate::postgres::{Postgres, PostgresConfig};
+use crate::redis::{RedisClients, RedisTrigger};
 use crate::routes::Router;
 use crate::spin_headers::{self, SpinRequestInfo};
 use crate::state::InstanceState;
@@ -45,10 +47,12 @@ pub struct ComponentConfig {
     pub variables: ComponentVariables,
 }
 
-/// A component ready to serve: its configuration and its pre-instantiated handle.
+/// A component ready to serve: its configuration and its pre-instantiated handles, one per
+/// trigger interface it exports (HTTP, Redis, or both).
 pub struct LoadedComponent {
     pub config: Arc<ComponentConfig>,
-    pre: ProxyPre<InstanceState>,
+    http: Option<ProxyPre<InstanceState>>,
+    redis: Option<RedisGuestPre<InstanceState>>,
 }
 
 pub struct App {
@@ -56,8 +60,10 @@ pub struct App {
     pub version: String,
     pub(crate) limits: Limits,
     pub(crate) postgres: Postgres,
+    pub(crate) redis: RedisClients,
     engine: Engine,
     router: Router,
+    redis_triggers: Vec<RedisTrigger>,
     components: RwLock<HashMap<String, Arc<LoadedComponent>>>,
 }
 
@@ -101,16 +107,22 @@ impl App {
                 .instantiate_pre(&component)
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("component `{id}` needs an import this host lacks"))?;
-            let pre = ProxyPre::new(pre)
-                .map_err(anyhow::Error::from)
-                .with_context(|| {
-                    format!("component `{id}` does not export wasi:http/incoming-handler")
-                })?;
+            let http = ProxyPre::new(pre.clone()).ok();
+            let redis = RedisGuestPre::new(pre).ok();
+            let serves_http = manifest.trigger.http.iter().any(|t| &t.component == id);
+            let serves_redis = manifest.trigger.redis.iter().any(|t| &t.component == id);
+            if http.is_none() && (serves_http || !serves_redis) {
+                anyhow::bail!("component `{id}` does not export wasi:http/incoming-handler");
+            }
+            if redis.is_none() && serves_redis {
+                anyhow::bail!("component `{id}` does not export fermyon:spin/inbound-redis");
+            }
             components.insert(
                 id.clone(),
                 Arc::new(LoadedComponent {
                     config: Arc::new(config),
-                    pre,
+                    http,
+                    redis,
                 }),
             );
             reports.push(LoadReport {
@@ -132,13 +144,36 @@ impl App {
             }
         }
 
+        let mut redis_triggers = Vec::new();
+        for trigger in &manifest.trigger.redis {
+            let address = trigger
+                .address
+                .as_ref()
+                .or(manifest
+                    .application
+                    .trigger
+                    .redis
+                    .as_ref()
+                    .map(|r| &r.address))
+                .map(|address| variables.render(address))
+                .transpose()?
+                .context("a Redis trigger has no address")?;
+            redis_triggers.push(RedisTrigger {
+                address,
+                channel: variables.render(&trigger.channel)?,
+                component: trigger.component.clone(),
+            });
+        }
+
         let app = App {
             name: manifest.application.name.clone(),
             version: manifest.application.version.clone(),
             limits: options.limits,
             postgres: Postgres::new(options.postgres),
+            redis: RedisClients::default(),
             engine,
             router,
+            redis_triggers,
             components: RwLock::new(components),
         };
         Ok((Arc::new(app), reports))
@@ -146,6 +181,48 @@ impl App {
 
     pub fn router(&self) -> &Router {
         &self.router
+    }
+
+    /// The app's `[[trigger.redis]]`s with their addresses resolved.
+    pub fn redis_triggers(&self) -> &[RedisTrigger] {
+        &self.redis_triggers
+    }
+
+    /// A fresh store for one run of `config`'s component, with its limits and deadline.
+    fn store(self: &Arc<Self>, config: Arc<ComponentConfig>) -> Store<InstanceState> {
+        let mut store = Store::new(&self.engine, InstanceState::new(self.clone(), config));
+        store.limiter(|state| &mut state.limits);
+        store.set_epoch_deadline(self.limits.deadline_ticks());
+        store
+    }
+
+    /// Runs one Redis message in a fresh instance of `component`, within the request limits.
+    pub async fn handle_redis_message(
+        self: Arc<Self>,
+        component: &str,
+        payload: Vec<u8>,
+    ) -> Result<()> {
+        let loaded = self
+            .component(component)
+            .with_context(|| format!("no component `{component}`"))?;
+        let pre = loaded
+            .redis
+            .clone()
+            .with_context(|| format!("component `{component}` does not export inbound-redis"))?;
+        let mut store = self.store(loaded.config.clone());
+        let run = async {
+            let guest = pre.instantiate_async(&mut store).await?;
+            guest
+                .fermyon_spin_inbound_redis()
+                .call_handle_message(&mut store, &payload)
+                .await
+        };
+        match tokio::time::timeout(self.limits.request_timeout, run).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(error))) => anyhow::bail!("the component reported {error:?}"),
+            Ok(Err(trap)) => Err(anyhow::Error::from(trap).context("the component trapped")),
+            Err(_) => anyhow::bail!("the component did not finish within its deadline"),
+        }
     }
 
     pub(crate) fn component(&self, id: &str) -> Option<Arc<LoadedComponent>> {
@@ -178,12 +255,14 @@ impl App {
         loaded: Arc<LoadedComponent>,
         request: http::Request<WasiBody>,
     ) -> http::Response<HyperOutgoingBody> {
-        let mut store = Store::new(
-            &self.engine,
-            InstanceState::new(self.clone(), loaded.config.clone()),
-        );
-        store.limiter(|state| &mut state.limits);
-        store.set_epoch_deadline(self.limits.deadline_ticks());
+        let mut store = self.store(loaded.config.clone());
+        let Some(http) = loaded.http.clone() else {
+            return error_response(
+                500,
+                "component_failed",
+                "the component does not handle HTTP requests",
+            );
+        };
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let prepared = store
@@ -200,7 +279,7 @@ impl App {
         let id = loaded.config.id.clone();
         let task = tokio::spawn(async move {
             let run = async {
-                let proxy = loaded.pre.instantiate_async(&mut store).await?;
+                let proxy = http.instantiate_async(&mut store).await?;
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, req, out)
@@ -303,5 +382,9 @@ fn linker(engine: &Engine) -> Result<Linker<InstanceState>> {
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     crate::bindings::SpinHost::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+    crate::bindings::redis_guest::fermyon::spin::redis_types::add_to_linker::<_, HasSelf<_>>(
+        &mut linker,
+        |state| state,
+    )?;
     Ok(linker)
 }

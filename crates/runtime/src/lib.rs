@@ -10,6 +10,7 @@ pub mod limits;
 pub mod manifest;
 pub mod outbound;
 pub mod postgres;
+pub mod redis;
 pub mod routes;
 pub mod spin_headers;
 pub mod state;
@@ -29,6 +30,17 @@ pub mod bindings {
         imports: { default: async | trappable },
         with: {
             "spin:postgres/postgres.connection": crate::postgres::PgConnection,
+            "fermyon:spin/redis.connection": crate::redis::RedisConnection,
         },
     });
+
+    /// The guest side of `[[trigger.redis]]`: components that export `inbound-redis`.
+    pub mod redis_guest {
+        wasmtime::component::bindgen!({
+            path: "../../wit",
+            world: "detailing:host/redis-guest",
+            imports: { default: async | trappable },
+            exports: { default: async },
+        });
+    }
 }

@@ -27,6 +27,20 @@ pub struct Application {
     pub version: String,
     #[serde(default)]
     pub description: String,
+    /// Trigger settings shared by the application, e.g. `[application.trigger.redis]`.
+    #[serde(default)]
+    pub trigger: ApplicationTriggers,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ApplicationTriggers {
+    pub redis: Option<RedisApplicationTrigger>,
+}
+
+/// `[application.trigger.redis] address = "redis://..."` (may use `{{ variables }}`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisApplicationTrigger {
+    pub address: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -42,6 +56,17 @@ pub struct VariableDecl {
 pub struct Triggers {
     #[serde(default)]
     pub http: Vec<HttpTrigger>,
+    #[serde(default)]
+    pub redis: Vec<RedisTriggerDecl>,
+}
+
+/// `[[trigger.redis]]`: a channel, the component that handles its messages, and optionally
+/// its own `address` instead of the application's.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisTriggerDecl {
+    pub channel: String,
+    pub component: String,
+    pub address: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -143,6 +168,22 @@ impl Manifest {
                 if !route.starts_with('/') {
                     bail!("route `{route}` must start with `/`");
                 }
+            }
+        }
+        for trigger in &self.trigger.redis {
+            if !self.component.contains_key(&trigger.component) {
+                bail!(
+                    "Redis trigger for channel `{}` names unknown component `{}`",
+                    trigger.channel,
+                    trigger.component
+                );
+            }
+            if trigger.address.is_none() && self.application.trigger.redis.is_none() {
+                bail!(
+                    "Redis trigger for channel `{}` has no address: set `address` on it or \
+                     `[application.trigger.redis] address`",
+                    trigger.channel
+                );
             }
         }
         Ok(())

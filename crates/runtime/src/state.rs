@@ -2,7 +2,7 @@
 //! configuration. Built fresh for every request and dropped with the instance.
 
 use crate::app::{App, ComponentConfig};
-use crate::bindings::fermyon::spin::variables;
+use crate::bindings::fermyon::spin2_0_0::variables;
 use crate::outbound::OutboundHttp;
 use crate::variables::GetError;
 use std::sync::Arc;

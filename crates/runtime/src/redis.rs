@@ -1,0 +1,343 @@
+//! Redis, both ways. Outbound: `fermyon:spin/redis@2.0.0` connections, checked against
+//! `allowed_outbound_hosts` (`redis://host:port`), sharing one multiplexed client per address.
+//! Inbound: `[[trigger.redis]]` subscribes to a channel and runs one fresh instance of the
+//! component per message, as Spin does. Pub/sub delivers at most once: a message published
+//! while no subscriber listens, or while the handler fails, is gone.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use futures_util::StreamExt;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncCommands, Value};
+use tokio::sync::watch;
+use wasmtime::component::Resource;
+
+use crate::app::App;
+use crate::bindings::fermyon::spin2_0_0::redis as outbound;
+use crate::outbound::AllowedHosts;
+use crate::state::InstanceState;
+
+/// A guest's open connection: a handle on the shared multiplexed client.
+pub struct RedisConnection {
+    conn: MultiplexedConnection,
+}
+
+/// One multiplexed client per address, shared by every instance.
+#[derive(Default)]
+pub struct RedisClients {
+    clients: Mutex<HashMap<String, MultiplexedConnection>>,
+}
+
+impl RedisClients {
+    async fn connection(&self, address: &str) -> Result<MultiplexedConnection, outbound::Error> {
+        if let Some(conn) = self
+            .clients
+            .lock()
+            .expect("redis clients lock")
+            .get(address)
+        {
+            return Ok(conn.clone());
+        }
+        let client = redis::Client::open(address).map_err(|_| outbound::Error::InvalidAddress)?;
+        let conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(other)?;
+        self.clients
+            .lock()
+            .expect("redis clients lock")
+            .insert(address.to_owned(), conn.clone());
+        Ok(conn)
+    }
+}
+
+fn other(error: redis::RedisError) -> outbound::Error {
+    outbound::Error::Other(error.to_string())
+}
+
+/// `redis://[user:pass@]host[:port][/db]` must be in `allowed_outbound_hosts`.
+fn check_allowed(allowed: &AllowedHosts, address: &str) -> Result<(), outbound::Error> {
+    let info: redis::ConnectionInfo = address
+        .parse()
+        .map_err(|_| outbound::Error::InvalidAddress)?;
+    let (host, port) = match info.addr() {
+        redis::ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
+        _ => return Err(outbound::Error::InvalidAddress),
+    };
+    if allowed.allows("redis", &host, port) {
+        Ok(())
+    } else {
+        tracing::error!(
+            "a component tried to connect to redis://{host}:{port}, which is not allowed: \
+             add \"redis://{host}:{port}\" to its allowed_outbound_hosts"
+        );
+        Err(outbound::Error::Other(format!(
+            "destination redis://{host}:{port} is not in allowed_outbound_hosts"
+        )))
+    }
+}
+
+impl outbound::Host for InstanceState {}
+
+/// The trigger's shared types carry no functions; guests exporting `inbound-redis` import them.
+impl crate::bindings::redis_guest::fermyon::spin::redis_types::Host for InstanceState {}
+
+impl outbound::HostConnection for InstanceState {
+    async fn open(
+        &mut self,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<RedisConnection>, outbound::Error>> {
+        if let Err(error) = check_allowed(&self.component.allowed_hosts, &address) {
+            return Ok(Err(error));
+        }
+        match self.app.redis.connection(&address).await {
+            Ok(conn) => Ok(Ok(self.table.push(RedisConnection { conn })?)),
+            Err(error) => Ok(Err(error)),
+        }
+    }
+
+    async fn publish(
+        &mut self,
+        conn: Resource<RedisConnection>,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), outbound::Error>> {
+        let conn = &mut self.table.get_mut(&conn)?.conn;
+        Ok(conn
+            .publish::<_, _, ()>(channel, payload)
+            .await
+            .map_err(other))
+    }
+
+    async fn get(
+        &mut self,
+        conn: Resource<RedisConnection>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, outbound::Error>> {
+        let conn = &mut self.table.get_mut(&conn)?.conn;
+        Ok(conn.get(key).await.map_err(other))
+    }
+
+    async fn set(
+        &mut self,
+        conn: Resource<RedisConnection>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), outbound::Error>> {
+        let conn = &mut self.table.get_mut(&conn)?.conn;
+        Ok(conn.set(key, value).await.map_err(other))
+    }
+
+    async fn incr(
+        &mut self,
+        conn: Resource<RedisConnection>,
+        key: String,
+    ) -> wasmtime::Result<Result<i64, outbound::Error>> {
+        let conn = &mut self.table.get_mut(&conn)?.conn;
+        Ok(conn.incr(key, 1).await.map_err(|error| {
+            if error.kind() == redis::ErrorKind::UnexpectedReturnType {
+                outbound::Error::TypeError
+            } else {
+                other(error)
+            }
+        }))
+    }
+
+    async fn del(
+        &mut self,
+        conn: Resource<RedisConnection>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<u32, outbound::Error>> {
+        let conn = &mut self.table.get_mut(&conn)?.conn;
+        Ok(conn.del(keys).await.map_err(other))
+    }
+
+    async fn sadd(
+        &mut self,
+        conn: Resource<RedisConnection>,
+        key: String,
+        values: Vec<String>,
+    ) -> wasmtime::Result<Result<u32, outbound::Error>> {
+        let conn = &mut self.table.get_mut(&conn)?.conn;
+        Ok(conn.sadd(key, values).await.map_err(other))
+    }
+
+    async fn smembers(
+        &mut self,
+        conn: Resource<RedisConnection>,
+        key: String,
+    ) -> wasmtime::Result<Result<Vec<String>, outbound::Error>> {
+        let conn = &mut self.table.get_mut(&conn)?.conn;
+        Ok(conn.smembers(key).await.map_err(other))
+    }
+
+    async fn srem(
+        &mut self,
+        conn: Resource<RedisConnection>,
+        key: String,
+        values: Vec<String>,
+    ) -> wasmtime::Result<Result<u32, outbound::Error>> {
+        let conn = &mut self.table.get_mut(&conn)?.conn;
+        Ok(conn.srem(key, values).await.map_err(other))
+    }
+
+    async fn execute(
+        &mut self,
+        conn: Resource<RedisConnection>,
+        command: String,
+        arguments: Vec<outbound::RedisParameter>,
+    ) -> wasmtime::Result<Result<Vec<outbound::RedisResult>, outbound::Error>> {
+        let conn = &mut self.table.get_mut(&conn)?.conn;
+        let mut cmd = redis::cmd(&command);
+        for argument in arguments {
+            match argument {
+                outbound::RedisParameter::Int64(n) => cmd.arg(n),
+                outbound::RedisParameter::Binary(bytes) => cmd.arg(bytes),
+            };
+        }
+        let value: Value = match cmd.query_async(conn).await {
+            Ok(value) => value,
+            Err(error) => return Ok(Err(other(error))),
+        };
+        Ok(results(value))
+    }
+
+    async fn drop(&mut self, conn: Resource<RedisConnection>) -> wasmtime::Result<()> {
+        self.table.delete(conn)?;
+        Ok(())
+    }
+}
+
+/// A reply as Spin hands it to guests: arrays are flattened one level, other shapes become
+/// the nearest of nil / status / integer / bytes.
+fn results(value: Value) -> Result<Vec<outbound::RedisResult>, outbound::Error> {
+    match value {
+        Value::Array(values) | Value::Set(values) => values.into_iter().map(result).collect(),
+        single => Ok(vec![result(single)?]),
+    }
+}
+
+fn result(value: Value) -> Result<outbound::RedisResult, outbound::Error> {
+    Ok(match value {
+        Value::Nil => outbound::RedisResult::Nil,
+        Value::Int(n) => outbound::RedisResult::Int64(n),
+        Value::BulkString(bytes) => outbound::RedisResult::Binary(bytes),
+        Value::SimpleString(status) => outbound::RedisResult::Status(status),
+        Value::Okay => outbound::RedisResult::Status("OK".into()),
+        Value::VerbatimString { text, .. } => outbound::RedisResult::Binary(text.into_bytes()),
+        Value::Double(x) => outbound::RedisResult::Binary(x.to_string().into_bytes()),
+        Value::Boolean(b) => outbound::RedisResult::Int64(i64::from(b)),
+        Value::ServerError(error) => {
+            return Err(outbound::Error::Other(format!("{error:?}")));
+        }
+        _ => return Err(outbound::Error::TypeError),
+    })
+}
+
+/// Runs every `[[trigger.redis]]` of `app` until `shutdown` turns true: one subscription per
+/// (address, channel), one instance per message. Reconnects with backoff when Redis goes.
+pub async fn run_triggers(app: Arc<App>, shutdown: watch::Receiver<bool>) {
+    let triggers = app.redis_triggers().to_vec();
+    let mut tasks = tokio::task::JoinSet::new();
+    for trigger in triggers {
+        tasks.spawn(subscribe(app.clone(), trigger, shutdown.clone()));
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// A resolved `[[trigger.redis]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisTrigger {
+    pub address: String,
+    pub channel: String,
+    pub component: String,
+}
+
+async fn subscribe(app: Arc<App>, trigger: RedisTrigger, mut shutdown: watch::Receiver<bool>) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let session = listen(&app, &trigger);
+        let error = tokio::select! {
+            result = session => match result {
+                Ok(()) => anyhow::anyhow!("the subscription ended"),
+                Err(error) => error,
+            },
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        tracing::warn!(
+            channel = %trigger.channel,
+            component = %trigger.component,
+            "redis trigger: {error:#}; resubscribing in {delay:?}"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn listen(app: &Arc<App>, trigger: &RedisTrigger) -> Result<()> {
+    let client = redis::Client::open(trigger.address.as_str())
+        .with_context(|| format!("invalid redis address for channel `{}`", trigger.channel))?;
+    let mut pubsub = client
+        .get_async_pubsub()
+        .await
+        .context("connecting to Redis")?;
+    pubsub.subscribe(&trigger.channel).await?;
+    tracing::info!(
+        channel = %trigger.channel,
+        component = %trigger.component,
+        "redis trigger subscribed"
+    );
+    let mut messages = pubsub.on_message();
+    while let Some(message) = messages.next().await {
+        let payload = message.get_payload_bytes().to_vec();
+        let app = app.clone();
+        let component = trigger.component.clone();
+        // One instance per message, concurrently, like Spin.
+        tokio::spawn(async move {
+            if let Err(error) = app.handle_redis_message(&component, payload).await {
+                tracing::error!(%component, "redis message handler failed: {error:#}");
+            }
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_addresses_are_checked_against_allowed_hosts() {
+        let allowed = AllowedHosts::parse(&["redis://127.0.0.1:6379"]).unwrap();
+        assert!(check_allowed(&allowed, "redis://127.0.0.1:6379").is_ok());
+        assert!(check_allowed(&allowed, "redis://127.0.0.1").is_ok());
+        assert!(matches!(
+            check_allowed(&allowed, "redis://10.0.0.1:6379"),
+            Err(outbound::Error::Other(_))
+        ));
+        assert!(matches!(
+            check_allowed(&allowed, "not a url"),
+            Err(outbound::Error::InvalidAddress)
+        ));
+    }
+
+    #[test]
+    fn replies_map_to_spins_result_shapes() {
+        let replies = results(Value::Array(vec![
+            Value::Nil,
+            Value::Int(3),
+            Value::BulkString(b"x".to_vec()),
+            Value::Okay,
+        ]))
+        .unwrap();
+        assert_eq!(replies.len(), 4);
+        assert!(matches!(replies[1], outbound::RedisResult::Int64(3)));
+        assert!(matches!(&replies[3], outbound::RedisResult::Status(s) if s == "OK"));
+    }
+}
