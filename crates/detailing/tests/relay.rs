@@ -301,3 +301,104 @@ fn the_redis_transport_accrues_through_the_redis_trigger() {
     );
     assert_eq!(sent, "t");
 }
+
+/// A stand-in for bonus-service that answers 200 to every POST and records the bodies'
+/// `event_id`s: it counts deliveries, which bonus-service's deduplication would hide.
+fn counting_endpoint() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://{}/api/bonuses/events",
+        listener.local_addr().unwrap()
+    );
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let record = record.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                // One keep-alive connection carries many requests.
+                loop {
+                    let mut length = 0;
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        line.clear();
+                        reader.read_line(&mut line).unwrap();
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some((name, value)) = line.split_once(':') {
+                            if name.eq_ignore_ascii_case("content-length") {
+                                length = value.trim().parse().unwrap();
+                            }
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    let event: Value = serde_json::from_slice(&body).unwrap();
+                    record
+                        .lock()
+                        .unwrap()
+                        .push(event["event_id"].as_str().unwrap().to_owned());
+                    writer
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .unwrap();
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn two_relays_share_the_outbox_without_publishing_an_event_twice() {
+    const EVENTS: usize = 400;
+    let vhost = TestVhost::create();
+    let server = TestServer::start(ServerConfig::app());
+    psql_db(
+        &server.db,
+        &format!(
+            "WITH p AS (INSERT INTO payments.payments (order_id, user_id, amount_kopecks, method) \
+             SELECT gen_random_uuid(), gen_random_uuid(), 150000, 'card' FROM generate_series(1, {EVENTS}) \
+             RETURNING id, order_id, user_id, amount_kopecks) \
+             INSERT INTO payments.outbox (payment_id, order_id, user_id, amount_kopecks) \
+             SELECT id, order_id, user_id, amount_kopecks FROM p"
+        ),
+    );
+    let (url, seen) = counting_endpoint();
+    // Small batches, so both relays keep claiming while the other holds rows.
+    let tuning = ["--relay-batch-size", "10"];
+    let mut first = start_relay(&server.db.url(), &vhost, &url, &tuning);
+    let mut second = start_relay(&server.db.url(), &vhost, &url, &tuning);
+    let delivered = wait_for(
+        Duration::from_secs(60),
+        || seen.lock().unwrap().len(),
+        |count| *count >= EVENTS,
+    );
+    // Anything published twice would still be arriving: give it a moment to show.
+    std::thread::sleep(Duration::from_millis(500));
+    kill(&mut first);
+    kill(&mut second);
+    assert_eq!(delivered, EVENTS);
+    let mut ids = seen.lock().unwrap().clone();
+    let total = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        (total, ids.len()),
+        (EVENTS, EVENTS),
+        "an event was delivered twice"
+    );
+    assert_eq!(
+        psql_db(
+            &server.db,
+            "SELECT count(*) FROM payments.outbox WHERE sent_at IS NULL"
+        ),
+        "0"
+    );
+}
