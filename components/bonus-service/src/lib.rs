@@ -8,7 +8,7 @@ mod error;
 mod relay;
 mod store;
 
-use api::http::{json_response, method_not_allowed, not_found, read_json_object};
+use api::http::{health, json_response, method_not_allowed, not_found, read_json_object};
 use api::query::{Cursor, Page, Query};
 use api::{ApiError, FieldErrors};
 use spin_sdk::http::{Params, Request, Response, Router};
@@ -32,7 +32,7 @@ async fn handle(request: Request) -> Response {
 /// The component's routes, on the full path (see car-service for why not the suffix).
 pub fn router() -> Router {
     let mut router = Router::new();
-    router.get("/api/bonuses/health", health);
+    router.get("/api/bonuses/health", health(SERVICE));
     router.post("/api/bonuses/events", accrue);
     router.get("/api/bonuses/balance", balance);
     router.get("/api/bonuses/history", history);
@@ -75,14 +75,6 @@ impl Config {
             ApiError::configuration("bonus_fail_events must be true or false".to_owned())
         })
     }
-}
-
-fn health(_request: Request, _params: Params) -> Result<Response, BonusError> {
-    api::db::ping(&Config::db()?)?;
-    Ok(json_response(
-        200,
-        &serde_json::json!({"status": "ok", "service": SERVICE}),
-    ))
 }
 
 /// `{event_id, order_id, user_id, amount}` from the relay: accrues `amount * rate` once per
@@ -242,38 +234,19 @@ mod tests {
     use super::*;
     use serde_json::Value;
     use spin_sdk::http::Method;
-    use std::future::Future;
-    use std::task::{Context, Poll, Waker};
 
     fn send(
         method: Method,
         path: &str,
         headers: &[(&str, &str)],
     ) -> (u16, Option<String>, Option<String>, Value) {
-        let mut request = Request::new(method, format!("http://127.0.0.1:3000{path}"));
+        // A body that would be a 422 if it were read before the caller is known.
+        let mut request = api::testing::request(method, path, r#"{"amount": -1}"#);
         for (name, value) in headers {
             request.set_header(*name, *value);
         }
-        // A body that would be a 422 if it were read before the caller is known.
-        *request.body_mut() = br#"{"amount": -1}"#.to_vec();
-        let router = router();
-        let mut future = std::pin::pin!(router.handle_async(request));
-        let Poll::Ready(response) = future
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-        else {
-            panic!("the handler waited on the host");
-        };
-        assert_eq!(
-            response.header("content-type").and_then(|v| v.as_str()),
-            Some("application/json")
-        );
-        let header = |name| {
-            response
-                .header(name)
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-        };
+        let response = api::testing::respond(&router(), request);
+        let header = |name| api::testing::header(&response, name);
         let (allow, challenge) = (header("allow"), header("www-authenticate"));
         let body = serde_json::from_slice(response.body()).unwrap();
         (*response.status(), allow, challenge, body)

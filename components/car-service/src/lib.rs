@@ -7,7 +7,7 @@ pub mod domain;
 mod error;
 mod store;
 
-use api::http::{json_response, method_not_allowed, not_found, read_json_object};
+use api::http::{health, json_response, method_not_allowed, not_found, read_json_object};
 use api::query::{Cursor, Page, Query};
 use api::{ApiError, FieldErrors};
 use spin_sdk::http::{Params, Request, Response, Router};
@@ -33,7 +33,7 @@ async fn handle(request: Request) -> Response {
 /// a call through the listener, but a different `spin-path-info`.
 pub fn router() -> Router {
     let mut router = Router::new();
-    router.get("/api/cars/health", health);
+    router.get("/api/cars/health", health(SERVICE));
     router.post("/api/cars", create_car);
     router.get("/api/cars", list_cars);
     router.get("/api/cars/:car_id", get_car);
@@ -70,16 +70,6 @@ impl Config {
             postgres_url: api::config::variable("postgres_url")?,
         })
     }
-}
-
-fn health(_request: Request, _params: Params) -> Result<Response, CarError> {
-    let config = Config::load()?;
-    let db = api::db::open(&config.postgres_url)?;
-    api::db::ping(&db)?;
-    Ok(json_response(
-        200,
-        &serde_json::json!({"status": "ok", "service": SERVICE}),
-    ))
 }
 
 fn create_car(request: Request, _params: Params) -> Result<Response, CarError> {
@@ -193,30 +183,9 @@ mod tests {
     use super::*;
     use serde_json::Value;
     use spin_sdk::http::Method;
-    use std::future::Future;
-    use std::task::{Context, Poll, Waker};
 
     fn send(method: Method, path: &str, body: &str) -> (u16, Option<String>, Value) {
-        let mut request = Request::new(method, format!("http://127.0.0.1:3000{path}"));
-        *request.body_mut() = body.as_bytes().to_vec();
-        let router = router();
-        let mut future = std::pin::pin!(router.handle_async(request));
-        let Poll::Ready(response) = future
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-        else {
-            panic!("the handler waited on the host");
-        };
-        assert_eq!(
-            response.header("content-type").and_then(|v| v.as_str()),
-            Some("application/json")
-        );
-        let allow = response
-            .header("allow")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
-        let body = serde_json::from_slice(response.body()).unwrap();
-        (*response.status(), allow, body)
+        api::testing::call(&router(), method, path, body)
     }
 
     #[test]

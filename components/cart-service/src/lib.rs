@@ -7,7 +7,7 @@ pub mod domain;
 mod error;
 mod store;
 
-use api::http::{json_response, method_not_allowed, not_found, read_json_object};
+use api::http::{health, json_response, method_not_allowed, not_found, read_json_object};
 use api::upstream::{Service, Upstream};
 use api::{ApiError, Caller};
 use spin_sdk::http::{Method, Params, Request, Response, Router};
@@ -37,7 +37,7 @@ async fn handle(request: Request) -> Response {
 /// The component's routes, on the full path (see car-service for why not the suffix).
 pub fn router() -> Router {
     let mut router = Router::new();
-    router.get("/api/cart/health", health);
+    router.get("/api/cart/health", health(SERVICE));
     router.get("/api/cart/catalog", catalog);
     router.get("/api/cart", get_cart);
     router.post("/api/cart/items", add_item);
@@ -74,14 +74,6 @@ impl Config {
     fn orders() -> Result<Upstream, ApiError> {
         Upstream::from_variable(ORDER_SERVICE, "order_service_url")
     }
-}
-
-fn health(_request: Request, _params: Params) -> Result<Response, CartError> {
-    api::db::ping(&Config::db()?)?;
-    Ok(json_response(
-        200,
-        &serde_json::json!({"status": "ok", "service": SERVICE}),
-    ))
 }
 
 /// Everything the shop sells: `{"items":[{id,name,kind,price,duration_minutes?}]}`.
@@ -184,25 +176,9 @@ mod tests {
 
     use super::*;
     use serde_json::Value;
-    use std::future::Future;
-    use std::task::{Context, Poll, Waker};
 
     fn send(method: Method, path: &str) -> (u16, Option<String>, Value) {
-        let request = Request::new(method, format!("http://127.0.0.1:3000{path}"));
-        let router = router();
-        let mut future = std::pin::pin!(router.handle_async(request));
-        let Poll::Ready(response) = future
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-        else {
-            panic!("the handler waited on the host");
-        };
-        let allow = response
-            .header("allow")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
-        let body = serde_json::from_slice(response.body()).unwrap();
-        (*response.status(), allow, body)
+        api::testing::call(&router(), method, path, "")
     }
 
     #[test]

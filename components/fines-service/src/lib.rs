@@ -10,7 +10,7 @@ mod store;
 
 use std::collections::BTreeSet;
 
-use api::http::{json_response, method_not_allowed, not_found};
+use api::http::{health, json_response, method_not_allowed, not_found};
 use api::query::Query;
 use api::upstream::Upstream;
 use api::{ApiError, Caller, FieldErrors};
@@ -34,7 +34,7 @@ async fn handle(request: Request) -> Response {
 /// The component's routes, on the full path (see car-service for why not the suffix).
 pub fn router() -> Router {
     let mut router = Router::new();
-    router.get("/api/fines/health", health);
+    router.get("/api/fines/health", health(SERVICE));
     router.get_async("/api/fines/check", check);
     router.post_async("/api/fines/:fine_id/pay", pay);
     // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
@@ -62,16 +62,6 @@ impl Config {
     fn cars() -> Result<Upstream, ApiError> {
         Upstream::from_variable(car_client::CAR_SERVICE, "car_service_url")
     }
-}
-
-fn health(_request: Request, _params: Params) -> Result<Response, FinesError> {
-    let config = Config::load()?;
-    let db = api::db::open(&config.postgres_url)?;
-    api::db::ping(&db)?;
-    Ok(json_response(
-        200,
-        &serde_json::json!({"status": "ok", "service": SERVICE}),
-    ))
 }
 
 /// The unpaid fines on the caller's cars, newest first, with their total. `?license_plate=`
@@ -138,29 +128,9 @@ mod tests {
     use super::*;
     use serde_json::Value;
     use spin_sdk::http::Method;
-    use std::future::Future;
-    use std::task::{Context, Poll, Waker};
 
     fn send(method: Method, path: &str) -> (u16, Option<String>, Value) {
-        let request = Request::new(method, format!("http://127.0.0.1:3000{path}"));
-        let router = router();
-        let mut future = std::pin::pin!(router.handle_async(request));
-        let Poll::Ready(response) = future
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-        else {
-            panic!("the handler waited on the host");
-        };
-        assert_eq!(
-            response.header("content-type").and_then(|v| v.as_str()),
-            Some("application/json")
-        );
-        let allow = response
-            .header("allow")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
-        let body = serde_json::from_slice(response.body()).unwrap();
-        (*response.status(), allow, body)
+        api::testing::call(&router(), method, path, "")
     }
 
     #[test]

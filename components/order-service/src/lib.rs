@@ -10,7 +10,7 @@ mod error;
 mod payment_client;
 mod store;
 
-use api::http::{json_response, method_not_allowed, not_found, read_json_object};
+use api::http::{health, json_response, method_not_allowed, not_found, read_json_object};
 use api::money::Money;
 use api::query::{Cursor, Page, Query};
 use api::upstream::Upstream;
@@ -34,7 +34,7 @@ async fn handle(request: Request) -> Response {
 /// The component's routes, on the full path (see car-service for why not the suffix).
 pub fn router() -> Router {
     let mut router = Router::new();
-    router.get("/api/orders/health", health);
+    router.get("/api/orders/health", health(SERVICE));
     router.post_async("/api/orders", create_order);
     router.post("/api/orders/review", review_order);
     router.get("/api/orders", list_orders);
@@ -77,16 +77,6 @@ impl Config {
     fn carts() -> Result<Upstream, ApiError> {
         Upstream::from_variable(catalog_client::CART_SERVICE, "cart_service_url")
     }
-}
-
-fn health(_request: Request, _params: Params) -> Result<Response, OrderError> {
-    let config = Config::load()?;
-    let db = api::db::open(&config.postgres_url)?;
-    api::db::ping(&db)?;
-    Ok(json_response(
-        200,
-        &serde_json::json!({"status": "ok", "service": SERVICE}),
-    ))
 }
 
 async fn create_order(request: Request, _params: Params) -> Result<Response, OrderError> {
@@ -214,30 +204,9 @@ mod tests {
     use super::*;
     use serde_json::Value;
     use spin_sdk::http::Method;
-    use std::future::Future;
-    use std::task::{Context, Poll, Waker};
 
     fn send(method: Method, path: &str, body: &str) -> (u16, Option<String>, Value) {
-        let mut request = Request::new(method, format!("http://127.0.0.1:3000{path}"));
-        *request.body_mut() = body.as_bytes().to_vec();
-        let router = router();
-        let mut future = std::pin::pin!(router.handle_async(request));
-        let Poll::Ready(response) = future
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-        else {
-            panic!("the handler waited on the host");
-        };
-        assert_eq!(
-            response.header("content-type").and_then(|v| v.as_str()),
-            Some("application/json")
-        );
-        let allow = response
-            .header("allow")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
-        let body = serde_json::from_slice(response.body()).unwrap();
-        (*response.status(), allow, body)
+        api::testing::call(&router(), method, path, body)
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod store;
 
 use std::time::Duration;
 
-use api::http::{json_response, method_not_allowed, not_found, read_json_object};
+use api::http::{health, json_response, method_not_allowed, not_found, read_json_object};
 use api::money::Money;
 use api::query::{Cursor, Page, Query};
 use api::upstream::Upstream;
@@ -38,7 +38,7 @@ async fn handle(request: Request) -> Response {
 /// The component's routes, on the full path (see car-service for why not the suffix).
 pub fn router() -> Router {
     let mut router = Router::new();
-    router.get("/api/payments/health", health);
+    router.get("/api/payments/health", health(SERVICE));
     router.post_async("/api/payments", pay);
     router.get("/api/payments", list_payments);
     router.get("/api/payments/:payment_id", get_payment);
@@ -86,14 +86,6 @@ impl Config {
             ))
         })
     }
-}
-
-fn health(_request: Request, _params: Params) -> Result<Response, PaymentError> {
-    api::db::ping(&Config::db()?)?;
-    Ok(json_response(
-        200,
-        &serde_json::json!({"status": "ok", "service": SERVICE}),
-    ))
 }
 
 /// `{order_id, payment_method}`: charges the order's total. With `Idempotency-Key`, the
@@ -334,25 +326,9 @@ mod tests {
     use super::*;
     use serde_json::Value;
     use spin_sdk::http::Method;
-    use std::future::Future;
-    use std::task::{Context, Poll, Waker};
 
     fn send(method: Method, path: &str) -> (u16, Option<String>, Value) {
-        let request = Request::new(method, format!("http://127.0.0.1:3000{path}"));
-        let router = router();
-        let mut future = std::pin::pin!(router.handle_async(request));
-        let Poll::Ready(response) = future
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-        else {
-            panic!("the handler waited on the host");
-        };
-        let allow = response
-            .header("allow")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
-        let body = serde_json::from_slice(response.body()).unwrap();
-        (*response.status(), allow, body)
+        api::testing::call(&router(), method, path, "")
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod error;
 mod order_client;
 mod store;
 
-use api::http::{json_response, method_not_allowed, not_found, read_json_object};
+use api::http::{health, json_response, method_not_allowed, not_found, read_json_object};
 use api::query::{Cursor, Query};
 use api::upstream::Upstream;
 use api::{ApiError, Caller};
@@ -32,7 +32,7 @@ async fn handle(request: Request) -> Response {
 /// The component's routes, on the full path (see car-service for why not the suffix).
 pub fn router() -> Router {
     let mut router = Router::new();
-    router.get("/api/support/health", health);
+    router.get("/api/support/health", health(SERVICE));
     router.post_async("/api/support/tickets", create_ticket);
     router.get("/api/support/tickets", list_tickets);
     router.get("/api/support/tickets/:ticket_id", get_ticket);
@@ -75,15 +75,6 @@ impl Config {
     fn open_db(&self) -> Result<Connection, ApiError> {
         api::db::open(&self.postgres_url)
     }
-}
-
-fn health(_request: Request, _params: Params) -> Result<Response, SupportError> {
-    let db = Config::load()?.open_db()?;
-    api::db::ping(&db)?;
-    Ok(json_response(
-        200,
-        &serde_json::json!({"status": "ok", "service": SERVICE}),
-    ))
 }
 
 /// `{subject, message, order_id?}`: a new ticket with its first message, the caller's.
@@ -203,32 +194,11 @@ mod tests {
     use super::*;
     use serde_json::Value;
     use spin_sdk::http::Method;
-    use std::future::Future;
-    use std::task::{Context, Poll, Waker};
 
     const TICKET: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
 
     fn send(method: Method, path: &str, body: &str) -> (u16, Option<String>, Value) {
-        let mut request = Request::new(method, format!("http://127.0.0.1:3000{path}"));
-        *request.body_mut() = body.as_bytes().to_vec();
-        let router = router();
-        let mut future = std::pin::pin!(router.handle_async(request));
-        let Poll::Ready(response) = future
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-        else {
-            panic!("the handler waited on the host");
-        };
-        assert_eq!(
-            response.header("content-type").and_then(|v| v.as_str()),
-            Some("application/json")
-        );
-        let allow = response
-            .header("allow")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
-        let body = serde_json::from_slice(response.body()).unwrap();
-        (*response.status(), allow, body)
+        api::testing::call(&router(), method, path, body)
     }
 
     #[test]

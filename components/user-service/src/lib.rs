@@ -7,7 +7,7 @@ pub mod domain;
 mod error;
 mod store;
 
-use api::http::{json_response, method_not_allowed, not_found, read_json_object};
+use api::http::{health, json_response, method_not_allowed, not_found, read_json_object};
 use api::ApiError;
 use auth::token::Claims;
 use auth::Cost;
@@ -31,7 +31,7 @@ async fn handle(request: Request) -> Response {
 /// The component's routes, on the full path (see car-service for why not the suffix).
 pub fn router() -> Router {
     let mut router = Router::new();
-    router.get("/api/users/health", health);
+    router.get("/api/users/health", health(SERVICE));
     router.post("/api/users/register", register);
     router.post("/api/users/login", login);
     router.get("/api/users/me", me);
@@ -78,16 +78,6 @@ impl Config {
             )),
         }
     }
-}
-
-fn health(_request: Request, _params: Params) -> Result<Response, UserError> {
-    let config = Config::load()?;
-    let db = api::db::open(&config.postgres_url)?;
-    api::db::ping(&db)?;
-    Ok(json_response(
-        200,
-        &serde_json::json!({"status": "ok", "service": SERVICE}),
-    ))
 }
 
 fn register(request: Request, _params: Params) -> Result<Response, UserError> {
@@ -163,24 +153,9 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
     use spin_sdk::http::Method;
-    use std::future::Future;
-    use std::task::{Context, Poll, Waker};
 
     fn send(method: Method, path: &str, body: &str) -> (u16, Response) {
-        let mut request = Request::new(method, format!("http://127.0.0.1:3000{path}"));
-        *request.body_mut() = body.as_bytes().to_vec();
-        let router = router();
-        let mut future = std::pin::pin!(router.handle_async(request));
-        let Poll::Ready(response) = future
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-        else {
-            panic!("the handler waited on the host");
-        };
-        assert_eq!(
-            response.header("content-type").and_then(|v| v.as_str()),
-            Some("application/json")
-        );
+        let response = api::testing::respond(&router(), api::testing::request(method, path, body));
         (*response.status(), response)
     }
 

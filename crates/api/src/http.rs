@@ -74,3 +74,21 @@ pub fn method_not_allowed(allow: &'static str) -> impl Fn(Request, Params) -> Re
         response
     }
 }
+
+/// Router handler for `GET /api/<prefix>/health`: 200 `{"status":"ok","service":...}` once the
+/// component's database (the `postgres_url` variable) answers a query; 503 when it does not.
+/// Public: load balancers and `detailing doctor` call it without a token.
+pub fn health(service: &'static str) -> impl Fn(Request, Params) -> Response {
+    move |_request, _params| {
+        let checked = crate::config::variable("postgres_url")
+            .and_then(|url| crate::db::open(&url))
+            .and_then(|db| crate::db::ping(&db));
+        match checked {
+            Ok(()) => json_response(
+                200,
+                &serde_json::json!({"status": "ok", "service": service}),
+            ),
+            Err(error) => error.into_response(),
+        }
+    }
+}

@@ -11,6 +11,7 @@ pub mod http;
 pub mod json;
 pub mod money;
 pub mod query;
+pub mod testing;
 pub mod upstream;
 
 pub use crate::auth::Caller;

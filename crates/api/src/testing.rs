@@ -1,0 +1,52 @@
+//! Native tests of a component's router. Requests that are answered before any Spin import is
+//! touched (routing, 401 before the secret is read, 405, body validation) run without a host;
+//! a handler that reaches for the host instead fails the test loudly.
+
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+
+use serde_json::Value;
+use spin_sdk::http::{Method, Request, Response, Router};
+
+/// A request to `path` on the listener's address, as Spin presents it.
+pub fn request(method: Method, path: &str, body: &str) -> Request {
+    let mut request = Request::new(method, format!("http://127.0.0.1:3000{path}"));
+    *request.body_mut() = body.as_bytes().to_vec();
+    request
+}
+
+/// Runs `request` through `router` to its answer, which must be JSON.
+pub fn respond(router: &Router, request: Request) -> Response {
+    let mut future = std::pin::pin!(router.handle_async(request));
+    let Poll::Ready(response) = future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    else {
+        panic!("the handler waited on the host");
+    };
+    assert_eq!(
+        header(&response, "content-type").as_deref(),
+        Some("application/json")
+    );
+    response
+}
+
+/// `method path` with `body`: the status, the `Allow` header and the JSON answer.
+pub fn call(
+    router: &Router,
+    method: Method,
+    path: &str,
+    body: &str,
+) -> (u16, Option<String>, Value) {
+    let response = respond(router, request(method, path, body));
+    let json = serde_json::from_slice(response.body()).expect("a JSON body");
+    (*response.status(), header(&response, "allow"), json)
+}
+
+/// A response header as text.
+pub fn header(response: &Response, name: &str) -> Option<String> {
+    response
+        .header(name)
+        .and_then(|value| value.as_str())
+        .map(str::to_owned)
+}
