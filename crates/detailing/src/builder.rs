@@ -1,10 +1,15 @@
 //! `detailing build`: run each component's `[component.x.build] command`, as `spin build` does.
+//! A spinner per component on a terminal, one plain line per step in logs (CI stays readable);
+//! a command's output is kept and shown only when it fails.
 
+use crate::doctor::{Marks, Status};
 use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
 use runtime::manifest::LoadedManifest;
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub fn build_all(manifest: &LoadedManifest) -> Result<()> {
     ensure_rust_targets(&manifest.dir);
@@ -15,32 +20,47 @@ pub fn build_all(manifest: &LoadedManifest) -> Result<()> {
         .filter_map(|(id, c)| c.build.as_ref().map(|b| (id, b)))
         .collect();
     let total = with_build.len();
+    let live = std::io::stderr().is_terminal();
+    let marks = Marks::detect(live);
     let started = Instant::now();
     for (n, (id, build)) in with_build.into_iter().enumerate() {
         let workdir = match &build.workdir {
             Some(w) => manifest.dir.join(w),
             None => manifest.dir.clone(),
         };
-        eprintln!(
-            "[{}/{total}] Building component {id} with `{}`",
-            n + 1,
-            build.command
-        );
-        let step = Instant::now();
-        let status = Command::new("sh")
+        let step = Step::start(live, format!("[{}/{total}]", n + 1), id, &build.command);
+        let mut command = Command::new("sh");
+        command
             .arg("-c")
             .arg(&build.command)
             .current_dir(&workdir)
-            .status()
-            .with_context(|| format!("cannot run the build command of `{id}`"))?;
-        if !status.success() {
-            bail!("building component `{id}` failed ({status})");
+            .stdin(Stdio::null());
+        // The output is captured, so cargo would drop its colours; keep them for a person.
+        if live && marks.fancy() && std::env::var_os("CARGO_TERM_COLOR").is_none() {
+            command.env("CARGO_TERM_COLOR", "always");
         }
-        eprintln!(
-            "[{}/{total}] Built {id} in {:.1}s",
-            n + 1,
-            step.elapsed().as_secs_f64()
-        );
+        let output = match command.output() {
+            Ok(output) => output,
+            Err(e) => {
+                step.finish(marks, Status::Fail);
+                return Err(e).with_context(|| format!("cannot run the build command of `{id}`"));
+            }
+        };
+        if !output.status.success() {
+            step.finish(marks, Status::Fail);
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            bail!(
+                "building component `{id}` failed ({}); `{}` said:\n{}",
+                output.status,
+                build.command,
+                said.trim_end()
+            );
+        }
+        step.finish(marks, Status::Pass);
     }
     eprintln!(
         "Finished building all Spin components in {:.1}s",
@@ -49,13 +69,104 @@ pub fn build_all(manifest: &LoadedManifest) -> Result<()> {
     Ok(())
 }
 
+/// One component's build as the user sees it.
+struct Step {
+    counter: String,
+    id: String,
+    started: Instant,
+    spinner: Option<ProgressBar>,
+}
+
+impl Step {
+    fn start(live: bool, counter: String, id: &str, command: &str) -> Self {
+        let spinner = if live {
+            let spinner = ProgressBar::new_spinner()
+                .with_style(
+                    ProgressStyle::with_template("{spinner} {prefix} building {msg} ... {elapsed}")
+                        .expect("a valid template"),
+                )
+                .with_prefix(counter.clone())
+                .with_message(id.to_owned());
+            spinner.enable_steady_tick(Duration::from_millis(100));
+            Some(spinner)
+        } else {
+            eprintln!("{counter} building {id} with `{command}` ...");
+            None
+        };
+        Self {
+            counter,
+            id: id.to_owned(),
+            started: Instant::now(),
+            spinner,
+        }
+    }
+
+    fn finish(self, marks: Marks, status: Status) {
+        let (counter, id) = (&self.counter, &self.id);
+        let seconds = self.started.elapsed().as_secs_f64();
+        let Some(spinner) = &self.spinner else {
+            match status {
+                Status::Pass => eprintln!("{counter} built {id} in {seconds:.1}s"),
+                _ => eprintln!("{counter} FAILED {id} after {seconds:.1}s"),
+            }
+            return;
+        };
+        spinner.finish_and_clear();
+        // On a terminal the symbol stays; NO_COLOR only takes its colour away.
+        let mark = match (marks.fancy(), status) {
+            (true, status) => marks.mark(status),
+            (false, Status::Pass) => "✓",
+            (false, _) => "✗",
+        };
+        eprintln!("{mark} {counter} {id} {seconds:.1}s");
+    }
+}
+
+/// What `rust-toolchain.toml` pins: the channel and the targets the build needs.
+#[derive(Debug, Default, PartialEq)]
+pub struct Toolchain {
+    pub channel: Option<String>,
+    pub targets: Vec<String>,
+}
+
+impl Toolchain {
+    /// The app's `rust-toolchain.toml`, if it has a readable one.
+    pub fn read(app_dir: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(app_dir.join("rust-toolchain.toml")).ok()?;
+        Some(Self::parse(&text))
+    }
+
+    fn parse(text: &str) -> Self {
+        let Ok(value) = text.parse::<toml::Table>() else {
+            return Self::default();
+        };
+        let Some(toolchain) = value.get("toolchain") else {
+            return Self::default();
+        };
+        Self {
+            channel: toolchain
+                .get("channel")
+                .and_then(|c| c.as_str())
+                .map(str::to_string),
+            targets: toolchain
+                .get("targets")
+                .and_then(|t| t.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// rustup installs a `rust-toolchain.toml` toolchain on first use, but does not add its
 /// `targets` to a toolchain that is already installed: add them, so a fresh machine builds.
 fn ensure_rust_targets(app_dir: &Path) {
-    let Ok(text) = std::fs::read_to_string(app_dir.join("rust-toolchain.toml")) else {
+    let Some(Toolchain { targets, .. }) = Toolchain::read(app_dir) else {
         return;
     };
-    let targets = toolchain_targets(&text);
     if targets.is_empty() {
         return;
     }
@@ -74,28 +185,23 @@ fn ensure_rust_targets(app_dir: &Path) {
     }
 }
 
-fn toolchain_targets(text: &str) -> Vec<String> {
-    let Ok(value) = text.parse::<toml::Table>() else {
-        return Vec::new();
-    };
-    value
-        .get("toolchain")
-        .and_then(|t| t.get("targets"))
-        .and_then(|t| t.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
+    use super::Toolchain;
+
     #[test]
-    fn reads_the_targets_of_rust_toolchain_toml() {
+    fn reads_the_channel_and_targets_of_rust_toolchain_toml() {
         let text = "[toolchain]\nchannel = \"1.95.0\"\ntargets = [\"wasm32-wasip1\"]\n";
-        assert_eq!(super::toolchain_targets(text), ["wasm32-wasip1"]);
-        assert!(super::toolchain_targets("[toolchain]\nchannel = \"x\"").is_empty());
+        assert_eq!(
+            Toolchain::parse(text),
+            Toolchain {
+                channel: Some("1.95.0".into()),
+                targets: vec!["wasm32-wasip1".into()],
+            }
+        );
+        assert!(Toolchain::parse("[toolchain]\nchannel = \"x\"")
+            .targets
+            .is_empty());
+        assert_eq!(Toolchain::parse("not toml ["), Toolchain::default());
     }
 }

@@ -1,9 +1,12 @@
 //! `detailing`: build, migrate and serve the car-detailing Spin application.
 
 mod builder;
+mod doctor;
 mod migrate;
 mod settings;
+mod swap;
 mod users;
+mod watch;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -37,8 +40,13 @@ enum Command {
     Build,
     /// Apply database migrations, then exit.
     Migrate,
+    /// Check the local set-up (toolchain, components, PostgreSQL, RabbitMQ, Redis, secrets,
+    /// port) and say what to fix; exits non-zero when a required check fails.
+    Doctor(doctor::DoctorArgs),
     /// Apply migrations and serve the application.
     Up(UpArgs),
+    /// Replace one component of a running `detailing up` with a new .wasm (hot swap).
+    Swap(SwapArgs),
     /// Move payment events: outbox -> RabbitMQ -> bonus-service (also run inside `up`).
     Relay(RelayArgs),
     /// Manage accounts.
@@ -106,6 +114,18 @@ impl RelayTuning {
 }
 
 #[derive(Args)]
+struct SwapArgs {
+    /// The component's id in spin.toml, e.g. car-service.
+    component: String,
+    /// The new build: a wasm32-wasip1 module or a component.
+    wasm: PathBuf,
+    /// The host's admin endpoint (default: the one the local `detailing up` wrote into
+    /// .detailing/admin-url when it started).
+    #[arg(long)]
+    admin: Option<String>,
+}
+
+#[derive(Args)]
 struct RelayArgs {
     /// bonus-service's event route, through a running `detailing up` (or Spin).
     #[arg(long, default_value = "http://127.0.0.1:3000/api/bonuses/events")]
@@ -116,6 +136,13 @@ struct RelayArgs {
 
 #[derive(Args)]
 struct UpArgs {
+    /// Rebuild a component when its sources (the manifest's `watch` globs) change, and swap
+    /// it in while serving.
+    #[arg(long)]
+    watch: bool,
+    /// The admin endpoint for `detailing swap`; loopback addresses only, port 0 picks one.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    admin_listen: SocketAddr,
     /// Do not run the payment-event relay in this process (run `detailing relay` instead).
     #[arg(long)]
     no_relay: bool,
@@ -166,6 +193,7 @@ fn main() -> Result<()> {
         .unwrap_or_else(|| manifest.dir.join("migrations"));
     match cli.command {
         Command::Build => builder::build_all(&manifest),
+        Command::Doctor(args) => doctor::run(&manifest, &migrations, args),
         Command::Migrate => {
             let settings = Settings::load(&manifest.dir)?;
             runtime_for_cli()?.block_on(migrate_app(&migrations, &settings.postgres_url))
@@ -176,6 +204,13 @@ fn main() -> Result<()> {
             let settings = Settings::load(&manifest.dir)?;
             let variables = settings.resolve(&manifest)?;
             runtime_for_cli()?.block_on(create_staff(&migrations, &settings, &variables, args))
+        }
+        Command::Swap(args) => {
+            let admin = match args.admin {
+                Some(admin) => admin,
+                None => swap::admin_url(&manifest.dir)?,
+            };
+            runtime_for_cli()?.block_on(swap::swap(&admin, &args.component, &args.wasm))
         }
         Command::Relay(args) => {
             let settings = Settings::load(&manifest.dir)?;
@@ -275,12 +310,15 @@ async fn up(manifest_path: &Path, app_dir: &Path, migrations: &Path, args: UpArg
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let base = format!("http://{}", listener.local_addr()?);
+    // Announced before `Serving`, so whoever waits for that line can already swap.
+    let shutdown = shutdown_watch();
+    let admin =
+        swap::start_admin(app.clone(), args.admin_listen, app_dir, shutdown.clone()).await?;
     println!("Serving {base}");
     println!("Available Routes:");
     for line in runtime::http_trigger::describe_routes(&app, &base) {
         println!("{line}");
     }
-    let shutdown = shutdown_watch();
     // An app without a relay credential has no event consumer to relay to.
     let relay = match (args.no_relay, variables.get("relay_token")) {
         (false, Some(token)) => {
@@ -294,6 +332,16 @@ async fn up(manifest_path: &Path, app_dir: &Path, migrations: &Path, args: UpArg
         _ => None,
     };
     let redis_triggers = tokio::spawn(runtime::redis::run_triggers(app.clone(), shutdown.clone()));
+    let watcher = if args.watch {
+        let manifest = LoadedManifest::from_file(manifest_path)?;
+        Some(tokio::spawn(watch::run(
+            app.clone(),
+            manifest,
+            shutdown.clone(),
+        )))
+    } else {
+        None
+    };
     let mut stop = shutdown.clone();
     let served = runtime::http_trigger::serve(app, listener, async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
@@ -303,6 +351,10 @@ async fn up(manifest_path: &Path, app_dir: &Path, migrations: &Path, args: UpArg
         let _ = relay.await;
     }
     let _ = redis_triggers.await;
+    let _ = admin.await;
+    if let Some(watcher) = watcher {
+        let _ = watcher.await;
+    }
     served
 }
 

@@ -62,6 +62,9 @@ pub struct App {
     pub(crate) postgres: Postgres,
     pub(crate) redis: RedisClients,
     engine: Engine,
+    /// Kept for hot swap: a replacement is linked and compiled exactly like the original.
+    linker: Linker<InstanceState>,
+    cache: CompileCache,
     router: Router,
     redis_triggers: Vec<RedisTrigger>,
     components: RwLock<HashMap<String, Arc<LoadedComponent>>>,
@@ -103,20 +106,11 @@ impl App {
                     .with_context(|| format!("component `{id}` variables"))?,
             };
             let (component, outcome) = options.cache.load(&engine, &loaded.source_path(decl))?;
-            let pre = linker
-                .instantiate_pre(&component)
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("component `{id}` needs an import this host lacks"))?;
-            let http = ProxyPre::new(pre.clone()).ok();
-            let redis = RedisGuestPre::new(pre).ok();
-            let serves_http = manifest.trigger.http.iter().any(|t| &t.component == id);
-            let serves_redis = manifest.trigger.redis.iter().any(|t| &t.component == id);
-            if http.is_none() && (serves_http || !serves_redis) {
-                anyhow::bail!("component `{id}` does not export wasi:http/incoming-handler");
-            }
-            if redis.is_none() && serves_redis {
-                anyhow::bail!("component `{id}` does not export fermyon:spin/inbound-redis");
-            }
+            let serves = Serves {
+                http: manifest.trigger.http.iter().any(|t| &t.component == id),
+                redis: manifest.trigger.redis.iter().any(|t| &t.component == id),
+            };
+            let (http, redis) = prepare(&linker, &component, id, serves)?;
             components.insert(
                 id.clone(),
                 Arc::new(LoadedComponent {
@@ -172,6 +166,8 @@ impl App {
             postgres: Postgres::new(options.postgres),
             redis: RedisClients::default(),
             engine,
+            linker,
+            cache: options.cache,
             router,
             redis_triggers,
             components: RwLock::new(components),
@@ -181,6 +177,60 @@ impl App {
 
     pub fn router(&self) -> &Router {
         &self.router
+    }
+
+    /// Hot swap: replaces component `id` with `wasm` (a wasip1 module or a component) while the
+    /// app serves. Requests already running keep the instance they started on; the next ones
+    /// get the new version; no other component is touched. A replacement that does not compile,
+    /// lacks an import, or no longer exports what the triggers call is refused and the old
+    /// version keeps serving.
+    pub fn swap(&self, id: &str, wasm: &[u8]) -> Result<LoadReport> {
+        let started = Instant::now();
+        let old = self
+            .component(id)
+            .with_context(|| format!("the app has no component `{id}`"))?;
+        let (component, outcome) = self
+            .cache
+            .load_bytes(&self.engine, wasm)
+            .with_context(|| format!("the new `{id}` does not compile"))?;
+        let serves = Serves {
+            http: old.http.is_some(),
+            redis: old.redis.is_some(),
+        };
+        let (http, redis) = prepare(&self.linker, &component, id, serves)?;
+        let replacement = Arc::new(LoadedComponent {
+            config: old.config.clone(),
+            http,
+            redis,
+        });
+        self.components
+            .write()
+            .expect("components lock")
+            .insert(id.to_owned(), replacement);
+        let report = LoadReport {
+            component: id.to_owned(),
+            outcome,
+            millis: started.elapsed().as_millis(),
+        };
+        tracing::info!(
+            component = id,
+            millis = report.millis,
+            "component swapped in"
+        );
+        Ok(report)
+    }
+
+    /// The ids of the app's components.
+    pub fn component_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .components
+            .read()
+            .expect("components lock")
+            .keys()
+            .cloned()
+            .collect();
+        ids.sort();
+        ids
     }
 
     /// The app's `[[trigger.redis]]`s with their addresses resolved.
@@ -374,6 +424,43 @@ pub fn full_body(bytes: Bytes) -> HyperOutgoingBody {
     Full::new(bytes)
         .map_err(|never| match never {})
         .boxed_unsync()
+}
+
+/// Which trigger interfaces a component must export.
+#[derive(Debug, Clone, Copy)]
+struct Serves {
+    http: bool,
+    redis: bool,
+}
+
+/// A component's pre-instantiated handles, one per trigger interface it exports.
+type Exports = (
+    Option<ProxyPre<InstanceState>>,
+    Option<RedisGuestPre<InstanceState>>,
+);
+
+/// Pre-instantiates `component` for each trigger interface it exports, and refuses it when it
+/// lacks one its triggers call (every component must serve HTTP unless only Redis uses it,
+/// since any component can be reached by chaining).
+fn prepare(
+    linker: &Linker<InstanceState>,
+    component: &wasmtime::component::Component,
+    id: &str,
+    serves: Serves,
+) -> Result<Exports> {
+    let pre = linker
+        .instantiate_pre(component)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("component `{id}` needs an import this host lacks"))?;
+    let http = ProxyPre::new(pre.clone()).ok();
+    let redis = RedisGuestPre::new(pre).ok();
+    if http.is_none() && (serves.http || !serves.redis) {
+        anyhow::bail!("component `{id}` does not export wasi:http/incoming-handler");
+    }
+    if redis.is_none() && serves.redis {
+        anyhow::bail!("component `{id}` does not export fermyon:spin/inbound-redis");
+    }
+    Ok((http, redis))
 }
 
 /// Every capability the host offers, linked once per engine.

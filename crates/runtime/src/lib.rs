@@ -3,6 +3,7 @@
 //! It reads a Spin manifest (v2), serves its HTTP triggers and gives guests the Spin and WASI
 //! interfaces they import. It knows nothing about the application it runs.
 
+pub mod admin;
 pub mod app;
 pub mod compile;
 pub mod http_trigger;

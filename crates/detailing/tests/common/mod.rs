@@ -59,7 +59,7 @@ pub fn ensure_components_built() {
             .current_dir(repo_root())
             .status();
         let mut packages = app_packages();
-        packages.push("probe".into());
+        packages.extend(["probe".into(), "probe-next".into()]);
         let status = Command::new(env!("CARGO"))
             .current_dir(repo_root())
             .args(["build", "--profile", "wasm", "--target", "wasm32-wasip1"])
@@ -475,7 +475,7 @@ postgres_url = "{{{{ postgres_url }}}}"
     write_manifest(&text)
 }
 
-fn write_manifest(text: &str) -> PathBuf {
+pub fn write_manifest(text: &str) -> PathBuf {
     let dir = repo_root().join("target/test-manifests");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{}.toml", uuid::Uuid::new_v4().simple()));

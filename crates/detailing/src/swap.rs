@@ -1,0 +1,90 @@
+//! Hot swap from the command line: `detailing up` serves the runtime's admin endpoint on a
+//! loopback address and records its URL in `.detailing/admin-url`; `detailing swap` sends a
+//! new .wasm there. The host compiles it and swaps it in; in-flight requests finish on the old
+//! version, and a build that does not load leaves the old one serving.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use runtime::App;
+use tokio::sync::watch;
+
+const ADMIN_URL_FILE: &str = ".detailing/admin-url";
+
+/// Binds the admin endpoint, announces it (stdout and the admin-url file) and serves it
+/// until shutdown.
+pub async fn start_admin(
+    app: Arc<App>,
+    listen: SocketAddr,
+    app_dir: &Path,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    if !listen.ip().is_loopback() {
+        bail!("--admin-listen must be a loopback address (it has no authentication), not {listen}");
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} for the admin endpoint"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    println!("Admin {url}");
+    let file = app_dir.join(ADMIN_URL_FILE);
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&file, &url).with_context(|| format!("cannot write {}", file.display()))?;
+    Ok(tokio::spawn(async move {
+        let stopped = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        };
+        if let Err(error) = runtime::admin::serve(app, listener, stopped).await {
+            tracing::error!("admin endpoint: {error:#}");
+        }
+    }))
+}
+
+/// The admin URL the local `detailing up` recorded.
+pub fn admin_url(app_dir: &Path) -> Result<String> {
+    let file = app_dir.join(ADMIN_URL_FILE);
+    let url = std::fs::read_to_string(&file).with_context(|| {
+        format!(
+            "no {} (is `detailing up` running here?); pass --admin <url>",
+            file.display()
+        )
+    })?;
+    Ok(url.trim().to_owned())
+}
+
+/// Sends `wasm` to replace `component` and reports how long the host took.
+pub async fn swap(admin: &str, component: &str, wasm: &Path) -> Result<()> {
+    let bytes = std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+    let started = Instant::now();
+    let response = reqwest::Client::new()
+        .put(format!(
+            "{}/components/{component}",
+            admin.trim_end_matches('/')
+        ))
+        .body(bytes)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the admin endpoint at {admin}"))?;
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!(
+            "the host refused the swap ({status}): {}; the previous version keeps serving",
+            answer["error"]["message"]
+                .as_str()
+                .unwrap_or("no reason given")
+        );
+    }
+    println!(
+        "swapped {component} in {} ms ({}, host side {} ms)",
+        started.elapsed().as_millis(),
+        answer["outcome"].as_str().unwrap_or("?"),
+        answer["millis"]
+    );
+    Ok(())
+}
