@@ -195,7 +195,7 @@ fn main() -> Result<()> {
         Command::Build => builder::build_all(&manifest),
         Command::Doctor(args) => doctor::run(&manifest, &migrations, args),
         Command::Migrate => {
-            let settings = Settings::load(&manifest.dir)?;
+            let settings = Settings::database();
             runtime_for_cli()?.block_on(migrate_app(&migrations, &settings.postgres_url))
         }
         Command::User {
@@ -213,13 +213,12 @@ fn main() -> Result<()> {
             runtime_for_cli()?.block_on(swap::swap(&admin, &args.component, &args.wasm))
         }
         Command::Relay(args) => {
-            let settings = Settings::load(&manifest.dir)?;
-            let variables = settings.resolve(&manifest)?;
-            let config = args.tuning.config(
-                &settings.postgres_url,
-                args.bonus_url,
-                relay_token(&variables)?,
-            );
+            // The relay needs the database and its credential, not the app's other secrets.
+            let settings = Settings::database();
+            let token = Settings::secret(&manifest.dir, "relay_token")?;
+            let config = args
+                .tuning
+                .config(&settings.postgres_url, args.bonus_url, token);
             runtime_for_cli()?.block_on(async {
                 let shutdown = shutdown_watch();
                 relay::run(config, shutdown).await;
@@ -356,14 +355,6 @@ async fn up(manifest_path: &Path, app_dir: &Path, migrations: &Path, args: UpArg
         let _ = watcher.await;
     }
     served
-}
-
-/// The credential bonus-service checks on relayed events (`relay_token`).
-fn relay_token(variables: &runtime::AppVariables) -> Result<String> {
-    variables
-        .get("relay_token")
-        .map(str::to_owned)
-        .context("the application declares no `relay_token` variable for the relay to send")
 }
 
 /// Turns true on Ctrl-C or SIGTERM; everything that must stop watches it.

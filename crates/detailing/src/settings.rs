@@ -29,8 +29,23 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Resolve the settings for the app in `app_dir`.
+    /// Resolve the settings for the app in `app_dir`, development secrets included.
     pub fn load(app_dir: &Path) -> Result<Self> {
+        let mut settings = Self::database();
+        for secret in &DEV_SECRETS {
+            if std::env::var(secret.env_name()).is_err() {
+                settings
+                    .variables
+                    .fallbacks
+                    .insert(secret.variable.into(), secret.load(app_dir)?);
+            }
+        }
+        Ok(settings)
+    }
+
+    /// Only what reaching the database takes: no secret is read or generated, so
+    /// `detailing migrate` runs in a read-only container with nothing but the database URL.
+    pub fn database() -> Self {
         let mut variables = VariableSources::env();
         let postgres_url = std::env::var("SPIN_VARIABLE_POSTGRES_URL")
             .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_string());
@@ -40,17 +55,23 @@ impl Settings {
         if let Some(host) = host_port(&postgres_url) {
             variables.fallbacks.insert("postgres_host".into(), host);
         }
-        for secret in &DEV_SECRETS {
-            if std::env::var(secret.env_name()).is_err() {
-                variables
-                    .fallbacks
-                    .insert(secret.variable.into(), secret.load(app_dir)?);
-            }
-        }
-        Ok(Self {
+        Self {
             postgres_url,
             variables,
-        })
+        }
+    }
+
+    /// One secret: its `SPIN_VARIABLE_*` value, else the development one in `.detailing/`
+    /// (generated the first time), for commands that need that secret and no other.
+    pub fn secret(app_dir: &Path, variable: &str) -> Result<String> {
+        let secret = DEV_SECRETS
+            .iter()
+            .find(|secret| secret.variable == variable)
+            .with_context(|| format!("`{variable}` is not a secret detailing knows"))?;
+        match std::env::var(secret.env_name()) {
+            Ok(value) if !value.is_empty() => Ok(value),
+            _ => secret.load(app_dir),
+        }
     }
 }
 
