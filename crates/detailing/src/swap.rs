@@ -30,11 +30,18 @@ pub async fn start_admin(
         .with_context(|| format!("cannot listen on {listen} for the admin endpoint"))?;
     let url = format!("http://{}", listener.local_addr()?);
     println!("Admin {url}");
+    // Best effort: a read-only app dir (a container image) only costs `swap` its default.
     let file = app_dir.join(ADMIN_URL_FILE);
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir)?;
+    let recorded = file
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&file, &url));
+    if let Err(error) = recorded {
+        tracing::warn!(
+            "cannot record the admin URL in {} ({error}); pass --admin {url} to detailing swap",
+            file.display()
+        );
     }
-    std::fs::write(&file, &url).with_context(|| format!("cannot write {}", file.display()))?;
     Ok(tokio::spawn(async move {
         let stopped = async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
