@@ -3,6 +3,7 @@
 mod builder;
 mod doctor;
 mod migrate;
+mod observability;
 mod settings;
 mod swap;
 mod users;
@@ -10,11 +11,14 @@ mod watch;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use observability::RelaySource;
 use runtime::manifest::LoadedManifest;
+use runtime::metrics::Registry;
 use runtime::{App, AppOptions, CacheOutcome, CompileCache, Limits, PostgresConfig};
 use settings::Settings;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -30,6 +34,9 @@ struct Cli {
     /// Folder of SQL migrations (default: `migrations/` beside the manifest).
     #[arg(long, global = true)]
     migrations: Option<PathBuf>,
+    /// How log lines (on stderr) are written.
+    #[arg(long, global = true, value_enum, default_value_t)]
+    log_format: observability::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -132,6 +139,9 @@ struct RelayArgs {
     bonus_url: String,
     #[command(flatten)]
     tuning: RelayTuning,
+    /// Serve Prometheus metrics at http://<address>/metrics (off unless given).
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Args)]
@@ -143,6 +153,9 @@ struct UpArgs {
     /// The admin endpoint for `detailing swap`; loopback addresses only, port 0 picks one.
     #[arg(long, default_value = "127.0.0.1:0")]
     admin_listen: SocketAddr,
+    /// Serve Prometheus metrics at http://<address>/metrics (off unless given; port 0 picks one).
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
     /// Do not run the payment-event relay in this process (run `detailing relay` instead).
     #[arg(long)]
     no_relay: bool,
@@ -178,14 +191,8 @@ struct UpArgs {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,wasmtime_wasi_http=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    observability::init_logging(cli.log_format);
     let manifest = LoadedManifest::from_file(&cli.manifest)?;
     let migrations = cli
         .migrations
@@ -221,7 +228,20 @@ fn main() -> Result<()> {
                 .config(&settings.postgres_url, args.bonus_url, token);
             runtime_for_cli()?.block_on(async {
                 let shutdown = shutdown_watch();
+                let metrics = match args.metrics_listen {
+                    Some(address) => {
+                        let mut registry = Registry::new(observability::METRICS_PREFIX);
+                        registry.register(Arc::new(RelaySource(config.metrics.clone())));
+                        let started =
+                            observability::start_metrics(address, registry, shutdown.clone());
+                        Some(started.await?)
+                    }
+                    None => None,
+                };
                 relay::run(config, shutdown).await;
+                if let Some(metrics) = metrics {
+                    let _ = metrics.await;
+                }
                 Ok(())
             })
         }
@@ -309,27 +329,36 @@ async fn up(manifest_path: &Path, app_dir: &Path, migrations: &Path, args: UpArg
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let base = format!("http://{}", listener.local_addr()?);
-    // Announced before `Serving`, so whoever waits for that line can already swap.
+    // An app without a relay credential has no event consumer to relay to.
+    let relay_config = match (args.no_relay, variables.get("relay_token")) {
+        (false, Some(token)) => Some(args.relay.config(
+            &settings.postgres_url,
+            format!("{base}/api/bonuses/events"),
+            token.to_owned(),
+        )),
+        _ => None,
+    };
+    // Announced before `Serving`, so whoever waits for that line can already swap and scrape.
     let shutdown = shutdown_watch();
     let admin =
         swap::start_admin(app.clone(), args.admin_listen, app_dir, shutdown.clone()).await?;
+    let metrics = match args.metrics_listen {
+        Some(address) => {
+            let mut registry = Registry::new(observability::METRICS_PREFIX);
+            registry.register(app.clone());
+            if let Some(config) = &relay_config {
+                registry.register(Arc::new(RelaySource(config.metrics.clone())));
+            }
+            Some(observability::start_metrics(address, registry, shutdown.clone()).await?)
+        }
+        None => None,
+    };
     println!("Serving {base}");
     println!("Available Routes:");
     for line in runtime::http_trigger::describe_routes(&app, &base) {
         println!("{line}");
     }
-    // An app without a relay credential has no event consumer to relay to.
-    let relay = match (args.no_relay, variables.get("relay_token")) {
-        (false, Some(token)) => {
-            let config = args.relay.config(
-                &settings.postgres_url,
-                format!("{base}/api/bonuses/events"),
-                token.to_owned(),
-            );
-            Some(tokio::spawn(relay::run(config, shutdown.clone())))
-        }
-        _ => None,
-    };
+    let relay = relay_config.map(|config| tokio::spawn(relay::run(config, shutdown.clone())));
     let redis_triggers = tokio::spawn(runtime::redis::run_triggers(app.clone(), shutdown.clone()));
     let watcher = if args.watch {
         let manifest = LoadedManifest::from_file(manifest_path)?;
@@ -351,6 +380,9 @@ async fn up(manifest_path: &Path, app_dir: &Path, migrations: &Path, args: UpArg
     }
     let _ = redis_triggers.await;
     let _ = admin.await;
+    if let Some(metrics) = metrics {
+        let _ = metrics.await;
+    }
     if let Some(watcher) = watcher {
         let _ = watcher.await;
     }

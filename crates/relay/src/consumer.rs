@@ -3,12 +3,15 @@
 //! and after `max_attempts` the message is rejected without requeue, which the queue's
 //! dead-letter exchange turns into a copy in `payment_succeeded_queue.dlq`. A relay that
 //! dies mid-retry leaves the message unacked, so the broker hands it to the next consumer.
+//! Each POST carries `x-request-id: relay-<event id>`, so bonus-service's lines for one event
+//! can be found.
 
 use anyhow::{bail, Context, Result};
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
 use lapin::types::FieldTable;
+use lapin::BasicProperties;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -93,17 +96,20 @@ async fn deliver(delivery: Delivery, http: reqwest::Client, config: RelayConfig)
         .as_ref()
         .map(|id| id.to_string())
         .unwrap_or_default();
+    let request_id = request_id(&delivery.properties);
     let mut backoff = Backoff::new(config.retry_base, config.retry_max);
     for attempt in 1..=config.max_attempts {
-        match post(&http, &config, &delivery.data).await {
+        match post(&http, &config, &delivery.data, request_id.as_deref()).await {
             Ok(()) => {
-                if let Err(error) = delivery.ack(BasicAckOptions::default()).await {
+                match delivery.ack(BasicAckOptions::default()).await {
+                    Ok(()) => config.metrics.acked(),
                     // The channel is gone: the broker redelivers, bonus-service deduplicates.
-                    tracing::warn!(event_id, "ack failed: {error}");
+                    Err(error) => tracing::warn!(event_id, "ack failed: {error}"),
                 }
                 return;
             }
             Err(error) if attempt < config.max_attempts => {
+                config.metrics.retried();
                 let delay = backoff.next_delay();
                 tracing::warn!(
                     event_id,
@@ -120,19 +126,41 @@ async fn deliver(delivery: Delivery, http: reqwest::Client, config: RelayConfig)
                     topology::DEAD_LETTER_QUEUE
                 );
                 let reject = BasicRejectOptions { requeue: false };
-                if let Err(error) = delivery.reject(reject).await {
-                    tracing::warn!(event_id, "reject failed: {error}");
+                match delivery.reject(reject).await {
+                    Ok(()) => config.metrics.dead_lettered(),
+                    Err(error) => tracing::warn!(event_id, "reject failed: {error}"),
                 }
             }
         }
     }
 }
 
-async fn post(http: &reqwest::Client, config: &RelayConfig, body: &[u8]) -> Result<()> {
-    let response = http
+/// `relay-<correlation id>`: the outbox event id the publisher set (the message id for a
+/// message published before correlation ids were set). None for an id that would not make a
+/// valid request id (1 to 128 visible ASCII characters): a bad header must not fail the
+/// delivery, and without one the host makes up an id.
+fn request_id(properties: &BasicProperties) -> Option<String> {
+    [properties.correlation_id(), properties.message_id()]
+        .into_iter()
+        .flatten()
+        .map(|id| format!("relay-{}", id.as_str()))
+        .find(|id| id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+}
+
+async fn post(
+    http: &reqwest::Client,
+    config: &RelayConfig,
+    body: &[u8],
+    request_id: Option<&str>,
+) -> Result<()> {
+    let mut request = http
         .post(&config.bonus_url)
         .header("content-type", "application/json")
-        .header("x-relay-token", &config.relay_token)
+        .header("x-relay-token", &config.relay_token);
+    if let Some(id) = request_id {
+        request = request.header("x-request-id", id);
+    }
+    let response = request
         .body(body.to_vec())
         .send()
         .await
@@ -146,5 +174,26 @@ async fn post(http: &reqwest::Client, config: &RelayConfig, body: &[u8]) -> Resu
             "bonus-service answered {status}: {}",
             &text[..text.len().min(300)]
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deliveries_carry_the_event_id_as_request_id_when_it_makes_a_sane_one() {
+        let event = "6b1f2c1e-0001-4000-8000-000000000001";
+        let both = BasicProperties::default()
+            .with_message_id("message".into())
+            .with_correlation_id(event.into());
+        assert_eq!(request_id(&both).unwrap(), format!("relay-{event}"));
+        let old = BasicProperties::default().with_message_id(event.into());
+        assert_eq!(request_id(&old).unwrap(), format!("relay-{event}"));
+        let odd = BasicProperties::default()
+            .with_correlation_id("has space".into())
+            .with_message_id("x".repeat(123).into());
+        assert_eq!(request_id(&odd), None);
+        assert_eq!(request_id(&BasicProperties::default()), None);
     }
 }

@@ -9,6 +9,7 @@
 mod backoff;
 mod consumer;
 pub mod event;
+pub mod metrics;
 mod publisher;
 pub mod topology;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use backoff::Backoff;
+pub use metrics::RelayMetrics;
 
 /// Where the relay reads, publishes and delivers, and how hard it tries.
 #[derive(Debug, Clone)]
@@ -41,6 +43,8 @@ pub struct RelayConfig {
     pub retry_max: Duration,
     /// One delivery's HTTP budget.
     pub delivery_timeout: Duration,
+    /// Where the relay counts what it moves; clone it before `run` to read the numbers.
+    pub metrics: RelayMetrics,
 }
 
 impl RelayConfig {
@@ -67,6 +71,7 @@ impl RelayConfig {
             retry_base: Duration::from_millis(200),
             retry_max: Duration::from_secs(30),
             delivery_timeout: Duration::from_secs(10),
+            metrics: RelayMetrics::default(),
         }
     }
 }

@@ -3,8 +3,9 @@
 //! persistent messages, and marked sent in the same transaction only after the broker
 //! confirmed every one. A crash between confirm and commit republishes the batch: at least
 //! once, never lost. Wakes on `NOTIFY payments_outbox`, and polls in case one was missed.
+//! Samples the outbox's depth and oldest row for the relay's metrics as it goes.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use futures_util::StreamExt;
@@ -16,7 +17,7 @@ use tokio_postgres::{AsyncMessage, Client, NoTls};
 use uuid::Uuid;
 
 use crate::event::PaymentEvent;
-use crate::{amqp_properties, stopped, topology, Backoff, RelayConfig};
+use crate::{amqp_properties, stopped, topology, Backoff, RelayConfig, RelayMetrics};
 
 /// The channel payment-service notifies after a payment commits.
 pub const CHANNEL: &str = "payments_outbox";
@@ -28,6 +29,11 @@ const CLAIM: &str = "SELECT event_id, order_id, user_id, amount_kopecks FROM pay
      WHERE sent_at IS NULL ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED";
 
 const MARK_SENT: &str = "UPDATE payments.outbox SET sent_at = now() WHERE event_id = ANY($1)";
+
+/// Both served by `outbox_unsent_idx`, a partial index over exactly the unsent rows.
+const UNSENT: &str = "SELECT count(*), \
+     COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 \
+     FROM payments.outbox WHERE sent_at IS NULL";
 
 pub async fn run(config: RelayConfig, mut shutdown: watch::Receiver<bool>) {
     let mut backoff = Backoff::new(config.retry_base, config.retry_max);
@@ -56,6 +62,10 @@ async fn session(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let (mut db, mut wakeups) = connect_listening(&config.postgres_url).await?;
+    // Sampled before the broker is reached, so while it is down each reconnect attempt still
+    // shows the outbox filling up.
+    let mut sampler = Sampler::new(config.poll_interval, config.metrics.clone());
+    sampler.sample(&db).await?;
     let amqp = lapin::Connection::connect(&config.amqp_url, amqp_properties())
         .await
         .context("connecting to RabbitMQ")?;
@@ -68,12 +78,15 @@ async fn session(
     loop {
         // Drain everything unsent, then sleep until told or until the poll interval.
         loop {
+            sampler.sample_if_due(&db).await?;
             let published = publish_batch(&mut db, &channel, config.batch_size).await?;
+            config.metrics.published(published);
             backoff.reset();
             if published < config.batch_size as usize {
                 break;
             }
         }
+        sampler.sample_if_due(&db).await?;
         tokio::select! {
             wakeup = wakeups.recv() => {
                 if wakeup.is_none() {
@@ -108,6 +121,9 @@ async fn publish_batch(db: &mut Client, channel: &Channel, limit: i64) -> Result
             .with_delivery_mode(2)
             .with_content_type("application/json".into())
             .with_message_id(event.event_id.to_string().into())
+            // The event's id is also its correlation id: the consumer sends it on as the
+            // request id of the delivery, so the event's log lines can be found by it.
+            .with_correlation_id(event.event_id.to_string().into())
             .with_type("payment_succeeded".into());
         let confirm = channel
             .basic_publish(
@@ -144,6 +160,46 @@ async fn publish_batch(db: &mut Client, channel: &Channel, limit: i64) -> Result
     transaction.commit().await?;
     tracing::debug!(count = events.len(), "published payment events");
     Ok(events.len())
+}
+
+/// Samples the outbox at most once per interval: a wake-up per payment under load must not
+/// become a count per payment.
+struct Sampler {
+    every: Duration,
+    last: Option<Instant>,
+    metrics: RelayMetrics,
+}
+
+impl Sampler {
+    fn new(every: Duration, metrics: RelayMetrics) -> Self {
+        Self {
+            every,
+            last: None,
+            metrics,
+        }
+    }
+
+    async fn sample_if_due(&mut self, db: &Client) -> Result<()> {
+        if self.last.is_some_and(|last| last.elapsed() < self.every) {
+            return Ok(());
+        }
+        self.sample(db).await
+    }
+
+    async fn sample(&mut self, db: &Client) -> Result<()> {
+        let row = db
+            .query_one(UNSENT, &[])
+            .await
+            .context("sampling the outbox")?;
+        let depth: i64 = row.get(0);
+        let age: f64 = row.get(1);
+        self.metrics.outbox_sampled(
+            u64::try_from(depth).unwrap_or(0),
+            Duration::try_from_secs_f64(age).unwrap_or_default(),
+        );
+        self.last = Some(Instant::now());
+        Ok(())
+    }
 }
 
 /// A client that LISTENs on [`CHANNEL`], and the wake-ups its notifications produce. The

@@ -5,6 +5,8 @@ use crate::bindings::redis_guest::RedisGuestPre;
 use crate::compile::{CacheOutcome, CompileCache};
 use crate::limits::{start_epoch_ticker, Limits};
 use crate::manifest::{LoadedManifest, RouteDecl};
+use crate::metrics::ComponentMetrics;
+use crate::observe::{self, RequestId};
 use crate::outbound::AllowedHosts;
 use crate::postgres::{Postgres, PostgresConfig};
 use crate::redis::{RedisClients, RedisTrigger};
@@ -19,6 +21,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
+use tracing::Instrument;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -45,6 +48,8 @@ pub struct ComponentConfig {
     pub id: String,
     pub allowed_hosts: AllowedHosts,
     pub variables: ComponentVariables,
+    /// Kept across hot swaps with the rest of the configuration: a swap does not reset them.
+    pub metrics: Arc<ComponentMetrics>,
 }
 
 /// A component ready to serve: its configuration and its pre-instantiated handles, one per
@@ -104,6 +109,7 @@ impl App {
                 variables: variables
                     .render_component(&decl.variables)
                     .with_context(|| format!("component `{id}` variables"))?,
+                metrics: Default::default(),
             };
             let (component, outcome) = options.cache.load(&engine, &loaded.source_path(decl))?;
             let serves = Serves {
@@ -233,20 +239,36 @@ impl App {
         ids
     }
 
+    /// Every component's configuration (and metrics), in no particular order.
+    pub(crate) fn component_configs(&self) -> Vec<Arc<ComponentConfig>> {
+        self.components
+            .read()
+            .expect("components lock")
+            .values()
+            .map(|loaded| loaded.config.clone())
+            .collect()
+    }
+
     /// The app's `[[trigger.redis]]`s with their addresses resolved.
     pub fn redis_triggers(&self) -> &[RedisTrigger] {
         &self.redis_triggers
     }
 
     /// A fresh store for one run of `config`'s component, with its limits and deadline.
-    fn store(self: &Arc<Self>, config: Arc<ComponentConfig>) -> Store<InstanceState> {
-        let mut store = Store::new(&self.engine, InstanceState::new(self.clone(), config));
+    fn store(
+        self: &Arc<Self>,
+        config: Arc<ComponentConfig>,
+        request_id: RequestId,
+    ) -> Store<InstanceState> {
+        let state = InstanceState::new(self.clone(), config, request_id);
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(self.limits.deadline_ticks());
         store
     }
 
     /// Runs one Redis message in a fresh instance of `component`, within the request limits.
+    /// The message gets a request id of its own, so the instance's outbound calls carry one.
     pub async fn handle_redis_message(
         self: Arc<Self>,
         component: &str,
@@ -259,7 +281,9 @@ impl App {
             .redis
             .clone()
             .with_context(|| format!("component `{component}` does not export inbound-redis"))?;
-        let mut store = self.store(loaded.config.clone());
+        let id = RequestId::generate();
+        let span = tracing::info_span!("message", request_id = %id.as_str(), component);
+        let mut store = self.store(loaded.config.clone(), id);
         let run = async {
             let guest = pre.instantiate_async(&mut store).await?;
             guest
@@ -267,11 +291,21 @@ impl App {
                 .call_handle_message(&mut store, &payload)
                 .await
         };
-        match tokio::time::timeout(self.limits.request_timeout, run).await {
+        let outcome = tokio::time::timeout(self.limits.request_timeout, run)
+            .instrument(span)
+            .await;
+        match outcome {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(error))) => anyhow::bail!("the component reported {error:?}"),
+            Ok(Err(trap)) if is_interrupt(&trap) => {
+                loaded.config.metrics.deadline_hit();
+                anyhow::bail!("the component did not finish within its deadline")
+            }
             Ok(Err(trap)) => Err(anyhow::Error::from(trap).context("the component trapped")),
-            Err(_) => anyhow::bail!("the component did not finish within its deadline"),
+            Err(_) => {
+                loaded.config.metrics.deadline_hit();
+                anyhow::bail!("the component did not finish within its deadline")
+            }
         }
     }
 
@@ -283,7 +317,8 @@ impl App {
             .cloned()
     }
 
-    /// Service chaining: `http://<id>.spin.internal/<path>` as Spin presents it to the callee.
+    /// Service chaining: `http://<id>.spin.internal/<path>` as Spin presents it to the callee,
+    /// recorded as a request of the callee under the id the caller's request carries.
     pub(crate) async fn serve_chained(
         self: Arc<Self>,
         target: &str,
@@ -295,7 +330,15 @@ impl App {
         };
         let info = SpinRequestInfo::chained(request.uri());
         spin_headers::apply(request.headers_mut(), &info);
-        Ok(self.serve(loaded, request).await)
+        // The caller's outbound hook has set a sane id; `of` only guards against a future path
+        // that does not.
+        let id = RequestId::of(request.headers());
+        id.set(request.headers_mut());
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        let config = loaded.config.clone();
+        let work = self.serve(loaded, request, id.clone());
+        Ok(observe::request(&config, &id, &method, &path, work).await)
     }
 
     /// Runs one request in a fresh instance of `loaded` and returns its response, or a JSON
@@ -304,8 +347,9 @@ impl App {
         self: Arc<Self>,
         loaded: Arc<LoadedComponent>,
         request: http::Request<WasiBody>,
+        request_id: RequestId,
     ) -> http::Response<HyperOutgoingBody> {
-        let mut store = self.store(loaded.config.clone());
+        let mut store = self.store(loaded.config.clone(), request_id);
         let Some(http) = loaded.http.clone() else {
             return error_response(
                 500,
@@ -326,20 +370,26 @@ impl App {
         };
 
         let timeout = self.limits.request_timeout;
-        let id = loaded.config.id.clone();
-        let task = tokio::spawn(async move {
-            let run = async {
-                let proxy = http.instantiate_async(&mut store).await?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, req, out)
-                    .await
-            };
-            match tokio::time::timeout(timeout, run).await {
-                Ok(result) => result.map_err(Failure::Guest),
-                Err(_) => Err(Failure::Deadline),
+        let config = loaded.config.clone();
+        let id = &config.id;
+        // The guest runs in a task of its own: it carries the request's span, so whatever the
+        // host logs for it (traps, refused outbound calls) names the request.
+        let task = tokio::spawn(
+            async move {
+                let run = async {
+                    let proxy = http.instantiate_async(&mut store).await?;
+                    proxy
+                        .wasi_http_incoming_handler()
+                        .call_handle(&mut store, req, out)
+                        .await
+                };
+                match tokio::time::timeout(timeout, run).await {
+                    Ok(result) => result.map_err(Failure::Guest),
+                    Err(_) => Err(Failure::Deadline),
+                }
             }
-        });
+            .in_current_span(),
+        );
 
         match receiver.await {
             Ok(Ok(response)) => response,
@@ -352,8 +402,10 @@ impl App {
                 )
             }
             Err(_) => match task.await {
-                Ok(Err(Failure::Deadline)) => deadline_response(&id, timeout),
-                Ok(Err(Failure::Guest(e))) if is_interrupt(&e) => deadline_response(&id, timeout),
+                Ok(Err(Failure::Deadline)) => deadline_response(&config, timeout),
+                Ok(Err(Failure::Guest(e))) if is_interrupt(&e) => {
+                    deadline_response(&config, timeout)
+                }
                 Ok(Err(Failure::Guest(e))) => {
                     tracing::error!(component = %id, "component trapped: {e:?}");
                     error_response(
@@ -396,10 +448,11 @@ fn is_interrupt(e: &wasmtime::Error) -> bool {
 }
 
 fn deadline_response(
-    component: &str,
+    component: &ComponentConfig,
     timeout: std::time::Duration,
 ) -> http::Response<HyperOutgoingBody> {
-    tracing::error!(component, "request stopped at its {timeout:?} deadline");
+    component.metrics.deadline_hit();
+    tracing::error!(component = %component.id, "request stopped at its {timeout:?} deadline");
     error_response(
         504,
         "deadline_exceeded",

@@ -1,7 +1,10 @@
 //! The HTTP trigger: accept connections, answer Spin's well-known paths, route, cap bodies,
-//! present the request to the guest as Spin does, and shut down gracefully.
+//! present the request to the guest as Spin does, give every request an id (answered in
+//! `x-request-id`), and shut down gracefully.
 
-use crate::app::{error_response, full_body, App};
+use crate::app::{error_response, full_body, App, LoadedComponent};
+use crate::observe::{self, RequestId};
+use crate::routes::RouteMatch;
 use crate::spin_headers::{self, SpinRequestInfo};
 use anyhow::Result;
 use bytes::Bytes;
@@ -102,10 +105,23 @@ async fn handle(
     Ok(route_and_serve(app, req, client).await)
 }
 
+/// Every answer carries the request's id, also those the host gives itself.
 async fn route_and_serve(
     app: Arc<App>,
     req: Request<Incoming>,
     client: SocketAddr,
+) -> Response<HyperOutgoingBody> {
+    let id = RequestId::of(req.headers());
+    let mut response = route(app, req, client, &id).await;
+    id.set(response.headers_mut());
+    response
+}
+
+async fn route(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    client: SocketAddr,
+    id: &RequestId,
 ) -> Response<HyperOutgoingBody> {
     let path = req.uri().path().to_string();
     match path.as_str() {
@@ -142,7 +158,23 @@ async fn route_and_serve(
             .body(full_body(Bytes::new()))
             .expect("static response parts are valid");
     };
+    // Recorded from here on, so a 413 counts against the component whose route it targeted.
+    let method = req.method().clone();
+    let config = loaded.config.clone();
+    let work = forward(&app, &m, loaded, req, &host, client, id);
+    observe::request(&config, id, &method, &path, work).await
+}
 
+/// Reads the body within the cap and presents the request to the guest as Spin does.
+async fn forward(
+    app: &Arc<App>,
+    m: &RouteMatch<'_>,
+    loaded: Arc<LoadedComponent>,
+    req: Request<Incoming>,
+    host: &str,
+    client: SocketAddr,
+    id: &RequestId,
+) -> Response<HyperOutgoingBody> {
     let limit = app.limits.max_body_bytes;
     let declared = req
         .headers()
@@ -182,13 +214,14 @@ async fn route_and_serve(
         }
     };
     strip_hop_by_hop(&mut parts.headers);
-    let info = SpinRequestInfo::inbound(&m, full_url, client.to_string());
+    let info = SpinRequestInfo::inbound(m, full_url, client.to_string());
     spin_headers::apply(&mut parts.headers, &info);
+    id.set(&mut parts.headers);
     let body = Full::new(body)
         .map_err(|never| match never {})
         .boxed_unsync();
     app.clone()
-        .serve(loaded, Request::from_parts(parts, body))
+        .serve(loaded, Request::from_parts(parts, body), id.clone())
         .await
 }
 

@@ -9,6 +9,8 @@ pub mod compile;
 pub mod http_trigger;
 pub mod limits;
 pub mod manifest;
+pub mod metrics;
+pub mod observe;
 pub mod outbound;
 pub mod postgres;
 pub mod redis;
@@ -20,6 +22,7 @@ pub mod variables;
 pub use app::{App, AppOptions, LoadReport};
 pub use compile::{CacheOutcome, CompileCache};
 pub use limits::Limits;
+pub use observe::RequestId;
 pub use postgres::PostgresConfig;
 pub use variables::{AppVariables, VariableSources};
 

@@ -4,9 +4,14 @@
 //! memory is capped per instance, CPU by epoch interruption at a wall-clock deadline,
 //! inbound bodies by size. Spin 3.x/4.x has none of these for WASIp2 guests (SPIN_BEHAVIOUR.md).
 
+use crate::metrics::ComponentMetrics;
 use anyhow::Result;
+use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter,
+    StoreLimits, StoreLimitsBuilder,
+};
 
 /// How often the engine's epoch advances; deadlines are rounded up to it.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -62,6 +67,79 @@ impl Limits {
         pool.table_keep_resident(1 << 16);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         Ok(Engine::new(&config)?)
+    }
+}
+
+/// One instance's [`StoreLimits`], counting a memory-limit hit the first time the instance is
+/// refused memory: a guest that retries smaller allocations is still one instance at its cap.
+pub(crate) struct InstanceLimits {
+    limits: StoreLimits,
+    metrics: Arc<ComponentMetrics>,
+    refused: bool,
+}
+
+impl InstanceLimits {
+    pub(crate) fn new(limits: &Limits, metrics: Arc<ComponentMetrics>) -> Self {
+        Self {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                .build(),
+            metrics,
+            refused: false,
+        }
+    }
+
+    fn memory_refused(&mut self) {
+        if !self.refused {
+            self.refused = true;
+            self.metrics.memory_limit_hit();
+        }
+    }
+}
+
+impl ResourceLimiter for InstanceLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if !allowed {
+            self.memory_refused();
+        }
+        Ok(allowed)
+    }
+
+    /// Growth the limiter allowed but the pooling allocator could not provide.
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_refused();
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
     }
 }
 

@@ -3,9 +3,11 @@
 //! outbound HTTP and service chaining are dispatched from here too.
 
 use crate::app::{App, ComponentConfig, CHAINING_SUFFIX};
+use crate::observe::{RequestId, REQUEST_ID};
 use anyhow::{bail, Context, Result};
 use std::future::Future;
 use std::sync::Arc;
+use tracing::Instrument;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,15 +127,25 @@ fn parse_entry(entry: &str) -> Result<AllowedHost> {
 }
 
 /// The `wasi:http/outgoing-handler` policy of one instance: refuse what is not allowed,
-/// serve `http://<component>.spin.internal` in-process, send the rest over the network.
+/// serve `http://<component>.spin.internal` in-process, send the rest over the network, and
+/// give every request the id of the one the instance serves unless the guest set its own.
 pub struct OutboundHttp {
     app: Arc<App>,
     component: Arc<ComponentConfig>,
+    request_id: RequestId,
 }
 
 impl OutboundHttp {
-    pub(crate) fn new(app: Arc<App>, component: Arc<ComponentConfig>) -> Self {
-        Self { app, component }
+    pub(crate) fn new(
+        app: Arc<App>,
+        component: Arc<ComponentConfig>,
+        request_id: RequestId,
+    ) -> Self {
+        Self {
+            app,
+            component,
+            request_id,
+        }
     }
 }
 
@@ -156,10 +168,20 @@ fn done() -> Box<dyn Future<Output = Result<(), HttpError>> + Send> {
 impl WasiHttpHooks for OutboundHttp {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _body_done: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> SendFuture {
+        // A guest that forwards its own id (or another sane one) keeps it; otherwise the
+        // callee's log lines carry the caller's.
+        let headers = request.headers_mut();
+        if headers
+            .get(&REQUEST_ID)
+            .and_then(RequestId::parse)
+            .is_none()
+        {
+            self.request_id.set(headers);
+        }
         let uri = request.uri();
         let scheme = uri.scheme_str().unwrap_or("").to_ascii_lowercase();
         let Some(host) = uri.host().map(str::to_ascii_lowercase) else {
@@ -185,10 +207,15 @@ impl WasiHttpHooks for OutboundHttp {
         if let Some(target) = host.strip_suffix(CHAINING_SUFFIX) {
             let app = self.app.clone();
             let target = target.to_string();
-            return Box::new(async move {
-                let response = app.serve_chained(&target, request).await?;
-                Ok((response, done()))
-            });
+            // Called from the guest's task, so the current span is the caller's request: the
+            // chained request's span nests under it.
+            return Box::new(
+                async move {
+                    let response = app.serve_chained(&target, request).await?;
+                    Ok((response, done()))
+                }
+                .in_current_span(),
+            );
         }
         let options = options.or(Some(RequestOptions {
             connect_timeout: Some(std::time::Duration::from_secs(10)),

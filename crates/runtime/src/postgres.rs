@@ -41,7 +41,23 @@ impl Default for PostgresConfig {
 #[derive(Clone, Default)]
 pub struct Postgres {
     config: PostgresConfig,
-    pools: Arc<Mutex<HashMap<String, Pool>>>,
+    pools: Arc<Mutex<HashMap<String, LabelledPool>>>,
+}
+
+#[derive(Clone)]
+struct LabelledPool {
+    pool: Pool,
+    /// `host:port/database`, for metrics: the URL itself may hold a password.
+    label: String,
+}
+
+/// One pool's connections, for metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub label: String,
+    pub in_use: usize,
+    pub idle: usize,
+    pub max: usize,
 }
 
 impl Postgres {
@@ -54,11 +70,12 @@ impl Postgres {
 
     fn pool(&self, url: &str) -> Result<Pool, pg::Error> {
         let mut pools = self.pools.lock().expect("pool map poisoned");
-        if let Some(pool) = pools.get(url) {
-            return Ok(pool.clone());
+        if let Some(pooled) = pools.get(url) {
+            return Ok(pooled.pool.clone());
         }
         let config = tokio_postgres::Config::from_str(url)
             .map_err(|e| pg::Error::ConnectionFailed(format!("invalid connection string: {e}")))?;
+        let label = pool_label(&config);
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,
@@ -73,9 +90,54 @@ impl Postgres {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| pg::Error::ConnectionFailed(e.to_string()))?;
-        pools.insert(url.to_string(), pool.clone());
+        pools.insert(
+            url.to_string(),
+            LabelledPool {
+                pool: pool.clone(),
+                label,
+            },
+        );
         Ok(pool)
     }
+
+    /// Every pool's connections, one entry per label (pools of URLs that differ only in
+    /// user or options are added together), sorted by label.
+    pub fn usage(&self) -> Vec<PoolUsage> {
+        let pools = self.pools.lock().expect("pool map poisoned");
+        let mut usage: Vec<PoolUsage> = Vec::with_capacity(pools.len());
+        for pooled in pools.values() {
+            let status = pooled.pool.status();
+            let in_use = status.size.saturating_sub(status.available);
+            match usage.iter_mut().find(|u| u.label == pooled.label) {
+                Some(u) => {
+                    u.in_use += in_use;
+                    u.idle += status.available;
+                    u.max += status.max_size;
+                }
+                None => usage.push(PoolUsage {
+                    label: pooled.label.clone(),
+                    in_use,
+                    idle: status.available,
+                    max: status.max_size,
+                }),
+            }
+        }
+        usage.sort_by(|a, b| a.label.cmp(&b.label));
+        usage
+    }
+}
+
+/// `host:port/database` of a connection string (the first host; the password never).
+fn pool_label(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let database = config.get_dbname().or(config.get_user()).unwrap_or("");
+    format!("{host}:{port}/{database}")
 }
 
 /// The `connection` resource: one pooled client, lent to the guest until it drops it.
@@ -534,6 +596,18 @@ mod tests {
         assert!(!c.in_transaction);
         c.finished("BEGIN", false);
         assert!(!c.in_transaction, "a failed BEGIN opened nothing");
+    }
+
+    #[test]
+    fn pools_are_labelled_by_host_port_and_database_never_the_password() {
+        let label = |url: &str| pool_label(&tokio_postgres::Config::from_str(url).unwrap());
+        assert_eq!(
+            label("postgres://app:s3cret@db.local:6432/detailing?sslmode=disable"),
+            "db.local:6432/detailing"
+        );
+        assert_eq!(label("postgres://postgres@127.0.0.1/x"), "127.0.0.1:5432/x");
+        // Postgres's own default: the database is named after the user.
+        assert_eq!(label("postgres://me@h"), "h:5432/me");
     }
 
     #[test]

@@ -3,11 +3,12 @@
 
 use crate::app::{App, ComponentConfig};
 use crate::bindings::fermyon::spin2_0_0::variables;
+use crate::limits::InstanceLimits;
+use crate::observe::RequestId;
 use crate::outbound::OutboundHttp;
 use crate::variables::GetError;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
-use wasmtime::StoreLimits;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -15,19 +16,23 @@ pub struct InstanceState {
     pub(crate) app: Arc<App>,
     pub(crate) component: Arc<ComponentConfig>,
     pub(crate) table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: InstanceLimits,
     wasi: WasiCtx,
     http: WasiHttpCtx,
     hooks: OutboundHttp,
 }
 
 impl InstanceState {
-    pub(crate) fn new(app: Arc<App>, component: Arc<ComponentConfig>) -> Self {
-        let limits = wasmtime::StoreLimitsBuilder::new()
-            .memory_size(app.limits.memory_bytes)
-            .build();
+    /// The state of an instance serving the request (or message) `request_id`; its outbound
+    /// requests carry that id.
+    pub(crate) fn new(
+        app: Arc<App>,
+        component: Arc<ComponentConfig>,
+        request_id: RequestId,
+    ) -> Self {
+        let limits = InstanceLimits::new(&app.limits, component.metrics.clone());
         let wasi = WasiCtx::builder().inherit_stdout().inherit_stderr().build();
-        let hooks = OutboundHttp::new(app.clone(), component.clone());
+        let hooks = OutboundHttp::new(app.clone(), component.clone(), request_id);
         Self {
             app,
             component,
