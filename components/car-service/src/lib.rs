@@ -94,15 +94,9 @@ fn list_cars(request: Request, _params: Params) -> Result<Response, CarError> {
     let caller = api::auth::caller(&request)?;
     let query = Query::parse(request.query())?;
     let page = Page::parse(&query)?;
-    let owner = if caller.is_staff() {
-        query
-            .get("owner_id")
-            .map(|raw| domain::parse_uuid("owner_id", raw))
-            .transpose()
-            .map_err(FieldErrors::from)?
-    } else {
-        Some(caller.user_id)
-    };
+    let owner = caller
+        .list_scope(&query, "owner_id")
+        .map_err(FieldErrors::from)?;
     let config = Config::load()?;
     let db = api::db::open(&config.postgres_url)?;
     let cars = store::list(&db, owner, &page)?;

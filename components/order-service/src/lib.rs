@@ -130,15 +130,9 @@ fn list_orders(request: Request, _params: Params) -> Result<Response, OrderError
     let caller = api::auth::caller(&request)?;
     let query = Query::parse(request.query())?;
     let page = Page::parse(&query)?;
-    let user = if caller.is_staff() {
-        query
-            .get("user_id")
-            .map(|raw| domain::parse_uuid("user_id", raw))
-            .transpose()
-            .map_err(FieldErrors::from)?
-    } else {
-        Some(caller.user_id)
-    };
+    let user = caller
+        .list_scope(&query, "user_id")
+        .map_err(FieldErrors::from)?;
     let config = Config::load()?;
     let db = api::db::open(&config.postgres_url)?;
     let orders = store::list(&db, user, &page)?;

@@ -238,16 +238,7 @@ impl TicketFilter {
                 })
                 .transpose(),
         );
-        let user = if caller.is_staff() {
-            errors.check(
-                query
-                    .get("user_id")
-                    .map(|raw| parse_uuid("user_id", raw))
-                    .transpose(),
-            )
-        } else {
-            Some(Some(caller.user_id))
-        };
+        let user = errors.check(caller.list_scope(query, "user_id"));
         match (page, status, user) {
             (Some(page), Some(status), Some(user)) => Ok(Self { page, user, status }),
             _ => Err(errors),

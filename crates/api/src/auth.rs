@@ -9,7 +9,8 @@ use auth::{Secret, TokenError};
 use spin_sdk::http::Request;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldError};
+use crate::query::Query;
 
 /// The Spin variable holding the HS256 key (required, secret, at least 32 bytes).
 pub const SECRET_VARIABLE: &str = "jwt_secret";
@@ -29,6 +30,20 @@ impl Caller {
     /// Whether the caller may see or change a resource that `owner` owns: its owner or staff.
     pub fn may_access(&self, owner: Uuid) -> bool {
         self.user_id == owner || self.is_staff()
+    }
+
+    /// Whose rows a list shows: a customer always their own, whatever the query says; staff
+    /// everyone's (`None`), or one user's when the query names them in `param`.
+    pub fn list_scope(&self, query: &Query, param: &str) -> Result<Option<Uuid>, FieldError> {
+        if !self.is_staff() {
+            return Ok(Some(self.user_id));
+        }
+        query
+            .get(param)
+            .map(|raw| {
+                Uuid::parse_str(raw.trim()).map_err(|_| FieldError::new(param, "must be a UUID"))
+            })
+            .transpose()
     }
 }
 
@@ -130,6 +145,31 @@ mod tests {
         let request = Request::new(Method::Get, "/api/cars");
         let error = caller(&request).unwrap_err();
         assert_eq!((error.status, error.code), (401, "missing_token"));
+    }
+
+    #[test]
+    fn lists_show_a_customer_their_own_and_staff_whom_they_name() {
+        let me = Uuid::from_u128(1);
+        let customer = Caller {
+            user_id: me,
+            role: Role::Customer,
+        };
+        let staff = Caller {
+            role: Role::Staff,
+            ..customer
+        };
+        let other = Query::parse("user_id=00000000-0000-0000-0000-000000000002").unwrap();
+        assert_eq!(customer.list_scope(&other, "user_id"), Ok(Some(me)));
+        assert_eq!(
+            staff.list_scope(&other, "user_id"),
+            Ok(Some(Uuid::from_u128(2)))
+        );
+        assert_eq!(staff.list_scope(&Query::default(), "user_id"), Ok(None));
+        let bad = Query::parse("owner_id=x").unwrap();
+        assert_eq!(
+            staff.list_scope(&bad, "owner_id").unwrap_err().field,
+            "owner_id"
+        );
     }
 
     #[test]
