@@ -8,7 +8,7 @@ mod error;
 mod relay;
 mod store;
 
-use api::http::{health, json_response, method_not_allowed, not_found, read_json_object};
+use api::http::{health_routes, json_response, method_not_allowed, not_found, read_json_object};
 use api::query::{Cursor, Page, Query};
 use api::{ApiError, FieldErrors};
 use spin_sdk::http::{Params, Request, Response, Router};
@@ -32,14 +32,13 @@ async fn handle(request: Request) -> Response {
 /// The component's routes, on the full path (see car-service for why not the suffix).
 pub fn router() -> Router {
     let mut router = Router::new();
-    router.get("/api/bonuses/health", health(SERVICE));
+    health_routes(&mut router, "/api/bonuses", SERVICE);
     router.post("/api/bonuses/events", accrue);
     router.get("/api/bonuses/balance", balance);
     router.get("/api/bonuses/history", history);
     router.post("/api/bonuses/spend", spend);
     router.post("/api/bonuses/promocodes/apply", apply_promocode);
     // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
-    router.any("/api/bonuses/health", method_not_allowed("GET"));
     router.any("/api/bonuses/events", method_not_allowed("POST"));
     router.any("/api/bonuses/balance", method_not_allowed("GET"));
     router.any("/api/bonuses/history", method_not_allowed("GET"));

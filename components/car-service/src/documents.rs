@@ -11,7 +11,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 /// Which paper it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DocumentKind {
     Registration,
@@ -48,6 +48,39 @@ pub struct File {
     pub name: String,
     pub content_type: String,
     pub bytes: Vec<u8>,
+}
+
+/// `POST /api/cars/{car_id}/documents`'s body as documented; [`NewDocument::parse`] reads it.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({
+    "kind": "insurance",
+    "number": "XXX 0123456789",
+    "issued_at": "2025-03-01",
+    "expires_at": "2099-02-28",
+    "file": {"name": "policy.pdf", "content_type": "application/pdf", "content_base64": "JVBERi0xLjQK"}
+}))]
+#[allow(dead_code)]
+pub struct DocumentRequest {
+    kind: DocumentKind,
+    #[schema(min_length = 1, max_length = 64)]
+    number: String,
+    /// Not in the future.
+    issued_at: chrono::NaiveDate,
+    /// After `issued_at`.
+    expires_at: Option<chrono::NaiveDate>,
+    file: Option<FileRequest>,
+}
+
+/// An optional scan, sent inline.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct FileRequest {
+    #[schema(min_length = 1, max_length = 255)]
+    name: String,
+    /// `application/pdf`, `image/jpeg` or `image/png`.
+    content_type: String,
+    /// Standard base64; at most 2 MiB decoded.
+    content_base64: String,
 }
 
 /// A document to attach, every field valid.
@@ -180,7 +213,7 @@ fn parse_file(value: &Value) -> Result<File, FieldError> {
 }
 
 /// What is known of a stored scan; its bytes are served by their own route.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FileInfo {
     pub name: String,
     pub content_type: String,
@@ -188,7 +221,7 @@ pub struct FileInfo {
 }
 
 /// A stored document, as the API returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Document {
     pub id: Uuid,
     pub car_id: Uuid,

@@ -141,6 +141,35 @@ pub fn parse_uuid(field: &str, s: &str) -> Result<Uuid, FieldError> {
     Uuid::parse_str(s.trim()).map_err(|_| FieldError::new(field, "must be a UUID"))
 }
 
+/// `POST /api/cars`'s body as documented (the seed's example); [`NewCar::parse`] reads it.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({
+    "owner_id": "550e8400-e29b-41d4-a716-446655440000",
+    "license_plate": "А123БВ799",
+    "vin": "XTA210930V0123456",
+    "make": "Lada",
+    "model": "Vesta",
+    "year": 2020
+}))]
+#[allow(dead_code)]
+pub struct CarRequest {
+    /// Whose car: left out, the caller's; a customer may only name themselves (else 403).
+    owner_id: Option<Uuid>,
+    /// Latin or Cyrillic letters, digits, spaces, dashes; stored upper-case.
+    #[schema(min_length = 1, max_length = 12)]
+    license_plate: String,
+    /// ISO 3779: 17 letters or digits without I, O, Q; unique.
+    #[schema(min_length = 17, max_length = 17)]
+    vin: String,
+    #[schema(min_length = 1, max_length = 64)]
+    make: String,
+    #[schema(min_length = 1, max_length = 64)]
+    model: String,
+    /// From 1886 to next year.
+    #[schema(minimum = 1886)]
+    year: i32,
+}
+
 /// A car to register, every field valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCar {
@@ -207,7 +236,7 @@ impl NewCar {
 pub struct ForeignOwner(pub Uuid);
 
 /// A registered car, as stored and as the API returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Car {
     pub id: Uuid,
     pub owner_id: Uuid,

@@ -7,7 +7,7 @@ pub mod domain;
 mod error;
 mod store;
 
-use api::http::{health, json_response, method_not_allowed, not_found, read_json_object};
+use api::http::{health_routes, json_response, method_not_allowed, not_found, read_json_object};
 use api::query::{Cursor, Page, Query};
 use api::{ApiError, FieldErrors};
 use spin_sdk::http::{Params, Request, Response, Router};
@@ -33,7 +33,7 @@ async fn handle(request: Request) -> Response {
 /// a call through the listener, but a different `spin-path-info`.
 pub fn router() -> Router {
     let mut router = Router::new();
-    router.get("/api/cars/health", health(SERVICE));
+    health_routes(&mut router, "/api/cars", SERVICE);
     router.post("/api/cars", create_car);
     router.get("/api/cars", list_cars);
     router.get("/api/cars/:car_id", get_car);
@@ -44,7 +44,6 @@ pub fn router() -> Router {
         document_file,
     );
     // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
-    router.any("/api/cars/health", method_not_allowed("GET"));
     router.any("/api/cars", method_not_allowed("GET, POST"));
     router.any("/api/cars/:car_id", method_not_allowed("GET"));
     router.any(
@@ -59,6 +58,35 @@ pub fn router() -> Router {
     router
 }
 
+/// This component's part of the API document (`GET /openapi.json` joins them all).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(
+        create_car,
+        list_cars,
+        get_car,
+        add_document,
+        list_documents,
+        document_file
+    ))]
+    struct Doc;
+    let mut doc = <Doc as utoipa::OpenApi>::openapi();
+    doc.merge(api::openapi::health_paths("/api/cars", "cars"));
+    doc
+}
+
+/// `GET /api/cars/{car_id}/documents`'s body.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct DocumentList {
+    items: Vec<documents::Document>,
+}
+
+/// A scan's bytes, for the document only.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+struct Scan(Vec<u8>);
+
 /// What the component needs from Spin variables, read per request.
 struct Config {
     postgres_url: String,
@@ -72,6 +100,14 @@ impl Config {
     }
 }
 
+#[utoipa::path(post, path = "/api/cars", tag = "cars",
+    summary = "Register a car",
+    request_body = domain::CarRequest,
+    responses(
+        (status = 201, description = "Registered; `Location` names it", body = domain::Car),
+        (status = 403, description = "foreign_owner: a customer named someone else as owner", body = api::openapi::ErrorBody),
+        (status = 409, description = "duplicate_vin: a car with this VIN exists", body = api::openapi::ErrorBody),
+    ))]
 fn create_car(request: Request, _params: Params) -> Result<Response, CarError> {
     let caller = api::auth::caller(&request)?;
     let new_car = NewCar::parse(&read_json_object(&request)?)?;
@@ -90,6 +126,16 @@ fn create_car(request: Request, _params: Params) -> Result<Response, CarError> {
 
 /// The caller's cars, newest first (`?limit=&cursor=`). Staff see everyone's, or one
 /// owner's with `?owner_id=`.
+#[utoipa::path(get, path = "/api/cars", tag = "cars",
+    summary = "The caller's cars, newest first",
+    params(
+        api::openapi::PageParams,
+        ("owner_id" = Option<Uuid>, Query, description = "Staff only: one owner's cars (else 422)"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = api::query::PageOf<domain::Car>),
+        (status = 422, description = "validation_failed: bad limit, cursor or owner_id", body = api::openapi::ErrorBody),
+    ))]
 fn list_cars(request: Request, _params: Params) -> Result<Response, CarError> {
     let caller = api::auth::caller(&request)?;
     let query = Query::parse(request.query())?;
@@ -107,6 +153,13 @@ fn list_cars(request: Request, _params: Params) -> Result<Response, CarError> {
     Ok(json_response(200, &page))
 }
 
+#[utoipa::path(get, path = "/api/cars/{car_id}", tag = "cars",
+    summary = "One car (order-service reads it through chaining)",
+    params(("car_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The car", body = domain::Car),
+        (status = 404, description = "car_not_found: no such car, or not the caller's", body = api::openapi::ErrorBody),
+    ))]
 fn get_car(request: Request, params: Params) -> Result<Response, CarError> {
     let caller = api::auth::caller(&request)?;
     let (_db, car) = visible_car(&caller, &params)?;
@@ -114,6 +167,14 @@ fn get_car(request: Request, params: Params) -> Result<Response, CarError> {
 }
 
 /// Attaches a document (JSON, with an optional base64 scan) to one of the caller's cars.
+#[utoipa::path(post, path = "/api/cars/{car_id}/documents", tag = "cars",
+    summary = "Attach a document, with an optional scan",
+    params(("car_id" = Uuid, Path)),
+    request_body = documents::DocumentRequest,
+    responses(
+        (status = 201, description = "Attached", body = documents::Document),
+        (status = 404, description = "car_not_found", body = api::openapi::ErrorBody),
+    ))]
 fn add_document(request: Request, params: Params) -> Result<Response, CarError> {
     let caller = api::auth::caller(&request)?;
     let today = chrono::Utc::now().date_naive();
@@ -124,14 +185,29 @@ fn add_document(request: Request, params: Params) -> Result<Response, CarError> 
 }
 
 /// `{"items":[document...]}`, oldest first; scans are fetched one by one.
+#[utoipa::path(get, path = "/api/cars/{car_id}/documents", tag = "cars",
+    summary = "A car's documents, oldest first",
+    params(("car_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "`{\"items\":[...]}`", body = DocumentList),
+        (status = 404, description = "car_not_found", body = api::openapi::ErrorBody),
+    ))]
 fn list_documents(request: Request, params: Params) -> Result<Response, CarError> {
     let caller = api::auth::caller(&request)?;
     let (db, car) = visible_car(&caller, &params)?;
     let items = store::documents(&db, car.id)?;
-    Ok(json_response(200, &serde_json::json!({ "items": items })))
+    Ok(json_response(200, &DocumentList { items }))
 }
 
 /// The scan itself, with its content type.
+#[utoipa::path(get, path = "/api/cars/{car_id}/documents/{document_id}/file", tag = "cars",
+    summary = "A document's scan, as uploaded",
+    params(("car_id" = Uuid, Path), ("document_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The bytes, with their content type", content(
+            (Scan = "application/pdf"), (Scan = "image/jpeg"), (Scan = "image/png"))),
+        (status = 404, description = "car_not_found, document_not_found or no_scan", body = api::openapi::ErrorBody),
+    ))]
 fn document_file(request: Request, params: Params) -> Result<Response, CarError> {
     let caller = api::auth::caller(&request)?;
     let (db, car) = visible_car(&caller, &params)?;
@@ -180,6 +256,30 @@ mod tests {
 
     fn send(method: Method, path: &str, body: &str) -> (u16, Option<String>, Value) {
         api::testing::call(&router(), method, path, body)
+    }
+
+    #[test]
+    fn documented_request_bodies_are_the_ones_parsed() {
+        api::testing::assert_documents_request::<domain::CarRequest>(|body| {
+            NewCar::parse(body).map(drop)
+        });
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        api::testing::assert_documents_request::<documents::DocumentRequest>(|body| {
+            NewDocument::parse(body, today).map(drop)
+        });
+    }
+
+    #[test]
+    fn openapi_documents_every_route_with_its_errors() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let car = &doc["paths"]["/api/cars/{car_id}"]["get"];
+        assert_eq!(
+            car["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Car"
+        );
+        assert!(car["responses"]["404"].is_object());
+        assert!(doc["paths"]["/api/cars/health/live"]["get"].is_object());
+        assert!(doc["components"]["schemas"]["CarRequest"].is_object());
     }
 
     #[test]

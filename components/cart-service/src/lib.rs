@@ -7,7 +7,7 @@ pub mod domain;
 mod error;
 mod store;
 
-use api::http::{health, json_response, method_not_allowed, not_found, read_json_object};
+use api::http::{health_routes, json_response, method_not_allowed, not_found, read_json_object};
 use api::upstream::{Service, Upstream};
 use api::{ApiError, Caller};
 use spin_sdk::http::{Method, Params, Request, Response, Router};
@@ -37,14 +37,13 @@ async fn handle(request: Request) -> Response {
 /// The component's routes, on the full path (see car-service for why not the suffix).
 pub fn router() -> Router {
     let mut router = Router::new();
-    router.get("/api/cart/health", health(SERVICE));
+    health_routes(&mut router, "/api/cart", SERVICE);
     router.get("/api/cart/catalog", catalog);
     router.get("/api/cart", get_cart);
     router.post("/api/cart/items", add_item);
     router.delete("/api/cart/items/:item_id", remove_item);
     router.post_async("/api/cart/checkout", checkout);
     // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
-    router.any("/api/cart/health", method_not_allowed("GET"));
     router.any("/api/cart/catalog", method_not_allowed("GET"));
     router.any("/api/cart", method_not_allowed("GET"));
     router.any("/api/cart/items", method_not_allowed("POST"));

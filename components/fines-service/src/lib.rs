@@ -10,7 +10,7 @@ mod store;
 
 use std::collections::BTreeSet;
 
-use api::http::{health, json_response, method_not_allowed, not_found};
+use api::http::{health_routes, json_response, method_not_allowed, not_found};
 use api::query::Query;
 use api::upstream::Upstream;
 use api::{ApiError, Caller, FieldErrors};
@@ -34,11 +34,10 @@ async fn handle(request: Request) -> Response {
 /// The component's routes, on the full path (see car-service for why not the suffix).
 pub fn router() -> Router {
     let mut router = Router::new();
-    router.get("/api/fines/health", health(SERVICE));
+    health_routes(&mut router, "/api/fines", SERVICE);
     router.get_async("/api/fines/check", check);
     router.post_async("/api/fines/:fine_id/pay", pay);
     // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
-    router.any("/api/fines/health", method_not_allowed("GET"));
     router.any("/api/fines/check", method_not_allowed("GET"));
     router.any("/api/fines/:fine_id/pay", method_not_allowed("POST"));
     router.any("/*", not_found);

@@ -10,7 +10,7 @@ mod error;
 mod payment_client;
 mod store;
 
-use api::http::{health, json_response, method_not_allowed, not_found, read_json_object};
+use api::http::{health_routes, json_response, method_not_allowed, not_found, read_json_object};
 use api::money::Money;
 use api::query::{Cursor, Page, Query};
 use api::upstream::Upstream;
@@ -34,14 +34,13 @@ async fn handle(request: Request) -> Response {
 /// The component's routes, on the full path (see car-service for why not the suffix).
 pub fn router() -> Router {
     let mut router = Router::new();
-    router.get("/api/orders/health", health(SERVICE));
+    health_routes(&mut router, "/api/orders", SERVICE);
     router.post_async("/api/orders", create_order);
     router.post("/api/orders/review", review_order);
     router.get("/api/orders", list_orders);
     router.get("/api/orders/:order_id", get_order);
     router.patch_async("/api/orders/:order_id/status", change_status);
     // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
-    router.any("/api/orders/health", method_not_allowed("GET"));
     router.any("/api/orders/review", method_not_allowed("POST"));
     router.any("/api/orders", method_not_allowed("GET, POST"));
     router.any("/api/orders/:order_id", method_not_allowed("GET"));

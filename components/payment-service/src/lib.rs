@@ -11,7 +11,7 @@ mod store;
 
 use std::time::Duration;
 
-use api::http::{health, json_response, method_not_allowed, not_found, read_json_object};
+use api::http::{health_routes, json_response, method_not_allowed, not_found, read_json_object};
 use api::money::Money;
 use api::query::{Cursor, Page, Query};
 use api::upstream::Upstream;
@@ -38,12 +38,11 @@ async fn handle(request: Request) -> Response {
 /// The component's routes, on the full path (see car-service for why not the suffix).
 pub fn router() -> Router {
     let mut router = Router::new();
-    router.get("/api/payments/health", health(SERVICE));
+    health_routes(&mut router, "/api/payments", SERVICE);
     router.post_async("/api/payments", pay);
     router.get("/api/payments", list_payments);
     router.get("/api/payments/:payment_id", get_payment);
     // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
-    router.any("/api/payments/health", method_not_allowed("GET"));
     router.any("/api/payments", method_not_allowed("GET, POST"));
     router.any("/api/payments/:payment_id", method_not_allowed("GET"));
     router.any("/*", not_found);

@@ -8,7 +8,7 @@ mod error;
 mod order_client;
 mod store;
 
-use api::http::{health, json_response, method_not_allowed, not_found, read_json_object};
+use api::http::{health_routes, json_response, method_not_allowed, not_found, read_json_object};
 use api::query::{Cursor, Query};
 use api::upstream::Upstream;
 use api::{ApiError, Caller};
@@ -32,14 +32,13 @@ async fn handle(request: Request) -> Response {
 /// The component's routes, on the full path (see car-service for why not the suffix).
 pub fn router() -> Router {
     let mut router = Router::new();
-    router.get("/api/support/health", health(SERVICE));
+    health_routes(&mut router, "/api/support", SERVICE);
     router.post_async("/api/support/tickets", create_ticket);
     router.get("/api/support/tickets", list_tickets);
     router.get("/api/support/tickets/:ticket_id", get_ticket);
     router.post("/api/support/tickets/:ticket_id/messages", post_message);
     router.patch("/api/support/tickets/:ticket_id/status", change_status);
     // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
-    router.any("/api/support/health", method_not_allowed("GET"));
     router.any("/api/support/tickets", method_not_allowed("GET, POST"));
     router.any("/api/support/tickets/:ticket_id", method_not_allowed("GET"));
     router.any(

@@ -7,7 +7,7 @@ pub mod domain;
 mod error;
 mod store;
 
-use api::http::{health, json_response, method_not_allowed, not_found, read_json_object};
+use api::http::{health_routes, json_response, method_not_allowed, not_found, read_json_object};
 use api::ApiError;
 use auth::token::Claims;
 use auth::Cost;
@@ -31,12 +31,11 @@ async fn handle(request: Request) -> Response {
 /// The component's routes, on the full path (see car-service for why not the suffix).
 pub fn router() -> Router {
     let mut router = Router::new();
-    router.get("/api/users/health", health(SERVICE));
+    health_routes(&mut router, "/api/users", SERVICE);
     router.post("/api/users/register", register);
     router.post("/api/users/login", login);
     router.get("/api/users/me", me);
     // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
-    router.any("/api/users/health", method_not_allowed("GET"));
     router.any("/api/users/register", method_not_allowed("POST"));
     router.any("/api/users/login", method_not_allowed("POST"));
     router.any("/api/users/me", method_not_allowed("GET"));

@@ -10,6 +10,7 @@ mod error;
 pub mod http;
 pub mod json;
 pub mod money;
+pub mod openapi;
 pub mod query;
 pub mod testing;
 pub mod upstream;

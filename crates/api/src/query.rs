@@ -153,9 +153,11 @@ impl Page {
 }
 
 /// One page of a list: `{"items":[...],"next_cursor":"..." | null}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PageOf<T> {
+    #[schema(inline)]
     pub items: Vec<T>,
+    /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
 

@@ -50,3 +50,29 @@ pub fn header(response: &Response, name: &str) -> Option<String> {
         .and_then(|value| value.as_str())
         .map(str::to_owned)
 }
+
+/// The request body `T` documents is the one `parse` reads: `T`'s example is accepted, and
+/// leaving out any property the schema calls required is refused naming that property.
+pub fn assert_documents_request<T: utoipa::ToSchema>(
+    parse: impl Fn(&crate::json::Object) -> Result<(), crate::FieldErrors>,
+) {
+    let example = crate::openapi::example_of::<T>();
+    if let Err(errors) = parse(&example) {
+        panic!("{}'s example is refused: {errors:?}", T::name());
+    }
+    for field in crate::openapi::required_of::<T>() {
+        let mut without = example.clone();
+        without.remove(&field);
+        match parse(&without) {
+            Ok(()) => panic!(
+                "{} documents {field} as required, but it is optional",
+                T::name()
+            ),
+            Err(errors) => assert!(
+                errors.as_slice().iter().any(|error| error.field == field),
+                "{} without {field}: {errors:?}",
+                T::name()
+            ),
+        }
+    }
+}

@@ -18,6 +18,7 @@ const SUFFIXES: &[&str] = &[
     "",
     "/",
     "/health",
+    "/health/live",
     "/me",
     "/register",
     "/login",
@@ -59,7 +60,8 @@ fn trigger_routes() -> Vec<String> {
 }
 
 fn is_public(method: &str, path: &str) -> bool {
-    PUBLIC.contains(&(method, path)) || (method == "GET" && path.ends_with("/health"))
+    PUBLIC.contains(&(method, path))
+        || (method == "GET" && (path.ends_with("/health") || path.ends_with("/health/live")))
 }
 
 #[test]
