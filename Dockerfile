@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 #
-# The whole app in one image: the `detailing` host and the eight Spin components it serves, laid
+# The whole app in one image: the `detailing` host and the nine Spin components it serves, laid
 # out the way spin.toml names them. The same image runs `detailing relay` and `detailing migrate`
 # (docker-compose.yml, deploy/spinkube/). Needs BuildKit (the default builder of current Docker).
 #
@@ -15,6 +15,10 @@ WORKDIR /src
 # rustup does not add rust-toolchain.toml's targets to a toolchain that is already installed.
 COPY rust-toolchain.toml ./
 RUN rustup target add wasm32-wasip1
+# docs-service's build fetches Swagger UI's files (swagger-ui-dist) with npm.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nodejs npm \
+    && rm -rf /var/lib/apt/lists/*
 COPY . .
 # The caches keep crates and incremental builds between image builds; everything the runtime
 # stage needs is copied out to /out, since a cache mount is not part of the image.
@@ -46,4 +50,6 @@ ENV DETAILING_CACHE_DIR=/var/cache/detailing \
 USER 10001:10001
 EXPOSE 3000
 ENTRYPOINT ["detailing"]
-CMD ["up", "--listen", "0.0.0.0:3000"]
+EXPOSE 9464
+# Prometheus metrics on 9464 (/metrics); the port is not published unless mapped.
+CMD ["up", "--listen", "0.0.0.0:3000", "--metrics-listen", "0.0.0.0:9464"]

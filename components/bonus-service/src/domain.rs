@@ -69,6 +69,26 @@ pub fn parse_switch(text: &str) -> Option<bool> {
     }
 }
 
+/// `POST /api/bonuses/events`'s body as documented; [`PaymentEvent::parse`] reads it.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({
+    "event_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+    "order_id": "550e8400-e29b-41d4-a716-446655440000",
+    "user_id": "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+    "amount": 3000.0
+}))]
+#[allow(dead_code)]
+pub struct PaymentEventRequest {
+    /// The outbox event's id: accrued once, a redelivery is answered with `duplicate: true`.
+    event_id: Uuid,
+    order_id: Uuid,
+    /// Whose balance is credited.
+    user_id: Uuid,
+    /// The amount paid, in roubles: above 0, at most two decimal places (also as a string).
+    #[schema(exclusive_minimum = 0)]
+    amount: f64,
+}
+
 /// `POST /api/bonuses/events`: a `payment_succeeded` event as the relay delivers it from
 /// payment-service's outbox, `{event_id, order_id, user_id, amount}` (amount in roubles).
 /// Fields the relay may add later are ignored, so the producer can grow first.
@@ -99,6 +119,19 @@ impl PaymentEvent {
     }
 }
 
+/// `POST /api/bonuses/spend`'s body as documented; [`Spend::parse`] reads it.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"amount": 30, "order_id": "550e8400-e29b-41d4-a716-446655440000"}))]
+#[allow(dead_code)]
+pub struct SpendRequest {
+    /// Roubles of bonuses: above 0, at most two decimal places (also as a string); never
+    /// more than the balance (else 409).
+    #[schema(exclusive_minimum = 0)]
+    amount: f64,
+    /// The order the bonuses pay towards, if any.
+    order_id: Option<Uuid>,
+}
+
 /// `POST /api/bonuses/spend`: `{amount, order_id?}`, the bonuses to take off the balance and
 /// the order they pay towards, if any.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,8 +153,20 @@ impl Spend {
 }
 
 /// A promocode as stored: trimmed and upper-cased, so ` welcome500 ` names `WELCOME500`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(example = "WELCOME500")]
 pub struct PromocodeCode(String);
+
+/// `POST /api/bonuses/promocodes/apply`'s body as documented; [`PromocodeCode::from_body`]
+/// reads it.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"code": "WELCOME500"}))]
+#[allow(dead_code)]
+pub struct PromocodeRequest {
+    /// Trimmed and upper-cased before lookup; applies once per user.
+    #[schema(min_length = 1, max_length = 64)]
+    code: String,
+}
 
 impl PromocodeCode {
     pub const MAX_CHARS: usize = 64;
@@ -179,7 +224,7 @@ impl Promocode {
 }
 
 /// Why a ledger entry exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
     /// Earned by a payment (once per event).
@@ -211,7 +256,12 @@ impl EntryKind {
 
 /// An amount as the ledger records it: credits positive, spends negative, so a user's
 /// entries add up to their balance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(
+    value_type = f64,
+    description = "Roubles, signed: credits positive, spends negative",
+    example = -30.0
+)]
 pub struct LedgerAmount(i64);
 
 impl LedgerAmount {
@@ -300,23 +350,29 @@ impl NewEntry {
 }
 
 /// A ledger entry as stored and as the history lists it; absent references are left out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Entry {
     pub id: Uuid,
     pub kind: EntryKind,
     pub amount: LedgerAmount,
+    /// Accruals: the payment event's id.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Uuid)]
     pub event_id: Option<Uuid>,
+    /// Accruals, and spends towards an order.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Uuid)]
     pub order_id: Option<Uuid>,
+    /// Promocode credits: the code.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub promocode: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
 /// The answer to an event delivery; `duplicate` when the event had been accrued before,
 /// with what was accrued then.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Accrued {
     pub event_id: Uuid,
     pub user_id: Uuid,
@@ -326,21 +382,21 @@ pub struct Accrued {
 }
 
 /// `GET /api/bonuses/balance`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Balance {
     pub user_id: Uuid,
     pub balance: Money,
 }
 
 /// The answer to a spend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Spent {
     pub balance: Money,
     pub spent: Money,
 }
 
 /// The answer to an applied promocode.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Credited {
     pub code: PromocodeCode,
     pub credited: Money,

@@ -48,6 +48,16 @@ pub fn router() -> Router {
     router
 }
 
+/// This component's part of the API document (`GET /openapi.json` joins them all).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(accrue, balance, history, spend, apply_promocode))]
+    struct Doc;
+    let mut doc = <Doc as utoipa::OpenApi>::openapi();
+    doc.merge(api::openapi::health_paths("/api/bonuses", "bonuses"));
+    doc
+}
+
 /// What the component needs from Spin variables, read per request.
 struct Config;
 
@@ -81,6 +91,21 @@ impl Config {
 /// first: when its event is already there, nothing else happens and the first accrual is
 /// answered again with `duplicate: true`. The relay acks only a 2xx, so a redelivery after
 /// a lost answer, or a concurrent one, must be harmless.
+#[utoipa::path(post, path = "/api/bonuses/events", tag = "bonuses",
+    summary = "Accrue a payment event's bonuses, once per event (the relay's route)",
+    description = "Only the relay calls this, with its own token in `x-relay-token`; a user's \
+        bearer token does not count.",
+    security(()),
+    params(
+        ("x-relay-token" = String, Header, description = "The relay's token (the `relay_token` variable)"),
+    ),
+    request_body = domain::PaymentEventRequest,
+    responses(
+        (status = 200, description = "Accrued, or `duplicate: true` with the first accrual's figures", body = domain::Accrued),
+        (status = 401, description = "invalid_relay_token: no or another x-relay-token \
+            (with `WWW-Authenticate: X-Relay-Token realm=\"bonus-events\"`)", body = api::openapi::ErrorBody),
+        (status = 500, description = "failing_on_purpose: the bonus_fail_events test switch is on; nothing is recorded", body = api::openapi::ErrorBody),
+    ))]
 fn accrue(request: Request, _params: Params) -> Result<Response, BonusError> {
     relay::check(&request)?;
     let answer = accrue_event(&read_json_object(&request)?)?;
@@ -144,6 +169,15 @@ fn accrue_event(body: &api::json::Object) -> Result<Accrued, BonusError> {
 }
 
 /// The caller's balance; staff may look at anyone's with `?user_id=`.
+#[utoipa::path(get, path = "/api/bonuses/balance", tag = "bonuses",
+    summary = "The caller's bonus balance",
+    params(
+        ("user_id" = Option<uuid::Uuid>, Query, description = "Staff only: whose balance (a customer's is ignored)"),
+    ),
+    responses(
+        (status = 200, description = "The balance (0 before the first credit)", body = domain::Balance),
+        (status = 422, description = "validation_failed: staff sent a bad user_id", body = api::openapi::ErrorBody),
+    ))]
 fn balance(request: Request, _params: Params) -> Result<Response, BonusError> {
     let caller = api::auth::caller(&request)?;
     let user_id = subject(&caller, &Query::parse(request.query())?)?;
@@ -153,6 +187,16 @@ fn balance(request: Request, _params: Params) -> Result<Response, BonusError> {
 
 /// The caller's ledger newest first (`?limit=&cursor=`); staff may read anyone's with
 /// `?user_id=`. Amounts are signed: spends are negative.
+#[utoipa::path(get, path = "/api/bonuses/history", tag = "bonuses",
+    summary = "The caller's bonus ledger, newest first",
+    params(
+        api::openapi::PageParams,
+        ("user_id" = Option<uuid::Uuid>, Query, description = "Staff only: whose ledger (a customer's is ignored)"),
+    ),
+    responses(
+        (status = 200, description = "One page; spends are negative", body = api::query::PageOf<domain::Entry>),
+        (status = 422, description = "validation_failed: bad limit, cursor or (staff) user_id", body = api::openapi::ErrorBody),
+    ))]
 fn history(request: Request, _params: Params) -> Result<Response, BonusError> {
     let caller = api::auth::caller(&request)?;
     let query = Query::parse(request.query())?;
@@ -168,6 +212,13 @@ fn history(request: Request, _params: Params) -> Result<Response, BonusError> {
 
 /// `{amount, order_id?}`: takes bonuses off the caller's balance, never below zero. The
 /// guarded debit decides, not a read before it, so concurrent spends cannot overdraw.
+#[utoipa::path(post, path = "/api/bonuses/spend", tag = "bonuses",
+    summary = "Spend bonuses; a balance never goes below zero",
+    request_body = domain::SpendRequest,
+    responses(
+        (status = 200, description = "Spent", body = domain::Spent),
+        (status = 409, description = "insufficient_bonuses: the balance is smaller (also after a concurrent spend)", body = api::openapi::ErrorBody),
+    ))]
 fn spend(request: Request, _params: Params) -> Result<Response, BonusError> {
     let caller = api::auth::caller(&request)?;
     let spend = Spend::parse(&read_json_object(&request)?)?;
@@ -189,6 +240,16 @@ fn spend(request: Request, _params: Params) -> Result<Response, BonusError> {
 
 /// `{code}`: credits a promocode's amount, once per code and user. The redemption, the
 /// credit and the ledger entry commit together or not at all.
+#[utoipa::path(post, path = "/api/bonuses/promocodes/apply", tag = "bonuses",
+    summary = "Apply a promocode, once per code and user",
+    request_body = domain::PromocodeRequest,
+    responses(
+        (status = 200, description = "Credited", body = domain::Credited),
+        (status = 404, description = "promocode_not_found", body = api::openapi::ErrorBody),
+        (status = 409, description = "promocode_already_used: this user applied it before", body = api::openapi::ErrorBody),
+        (status = 422, description = "validation_failed (`fields` lists every invalid field); \
+            promocode_expired: the code's time is over", body = api::openapi::ErrorBody),
+    ))]
 fn apply_promocode(request: Request, _params: Params) -> Result<Response, BonusError> {
     let caller = api::auth::caller(&request)?;
     let code = PromocodeCode::from_body(&read_json_object(&request)?)?;
@@ -249,6 +310,54 @@ mod tests {
         let (allow, challenge) = (header("allow"), header("www-authenticate"));
         let body = serde_json::from_slice(response.body()).unwrap();
         (*response.status(), allow, challenge, body)
+    }
+
+    #[test]
+    fn documented_request_bodies_are_the_ones_parsed() {
+        api::testing::assert_documents_request::<domain::PaymentEventRequest>(|body| {
+            PaymentEvent::parse(body).map(drop)
+        });
+        api::testing::assert_documents_request::<domain::SpendRequest>(|body| {
+            Spend::parse(body).map(drop)
+        });
+        api::testing::assert_documents_request::<domain::PromocodeRequest>(|body| {
+            PromocodeCode::from_body(body).map(drop)
+        });
+    }
+
+    #[test]
+    fn openapi_documents_every_route_with_its_errors() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let operation = |path: &str, method: &str| doc["paths"][path][method].clone();
+        let success = |path: &str, method: &str| {
+            operation(path, method)["responses"]["200"]["content"]["application/json"]["schema"]
+                ["$ref"]
+                .clone()
+        };
+        let schemas = "#/components/schemas/";
+        for (path, method, schema) in [
+            ("/api/bonuses/events", "post", "Accrued"),
+            ("/api/bonuses/balance", "get", "Balance"),
+            ("/api/bonuses/history", "get", "PageOf_Entry"),
+            ("/api/bonuses/spend", "post", "Spent"),
+            ("/api/bonuses/promocodes/apply", "post", "Credited"),
+        ] {
+            assert_eq!(
+                success(path, method),
+                format!("{schemas}{schema}"),
+                "{path}"
+            );
+        }
+        // The relay's route takes its own token, not the bearer one.
+        let events = operation("/api/bonuses/events", "post");
+        assert_eq!(events["security"], serde_json::json!([{}]));
+        assert_eq!(events["parameters"][0]["name"], "x-relay-token");
+        assert_eq!(events["parameters"][0]["in"], "header");
+        assert_eq!(events["parameters"][0]["required"], true);
+        assert!(events["responses"]["401"].is_object());
+        assert!(operation("/api/bonuses/spend", "post")["security"].is_null());
+        assert!(doc["paths"]["/api/bonuses/health/live"]["get"].is_object());
+        assert!(doc["components"]["schemas"]["SpendRequest"].is_object());
     }
 
     #[test]

@@ -130,7 +130,7 @@ fn create_car(request: Request, _params: Params) -> Result<Response, CarError> {
     summary = "The caller's cars, newest first",
     params(
         api::openapi::PageParams,
-        ("owner_id" = Option<Uuid>, Query, description = "Staff only: one owner's cars (else 422)"),
+        ("owner_id" = Option<Uuid>, Query, description = "Staff: only this owner's cars (a customer's is ignored: they always see their own)"),
     ),
     responses(
         (status = 200, description = "One page", body = api::query::PageOf<domain::Car>),

@@ -9,8 +9,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 /// A service (takes bay time) or a product (goods off the shelf).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = CatalogKind)]
 pub enum Kind {
     Service,
     Product,
@@ -27,18 +28,53 @@ impl Kind {
 }
 
 /// One entry of the catalog, as the API lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CatalogItem {
     pub id: Uuid,
     pub name: String,
     pub kind: Kind,
     pub price: Money,
+    /// Services only: the bay time it takes; absent for products.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, nullable = false)]
     pub duration_minutes: Option<i32>,
 }
 
 /// How many of one catalog entry a cart line may hold.
 pub const MAX_QUANTITY: i64 = 100;
+
+/// `POST /api/cart/items`'s body as documented; [`NewCartItem::parse`] reads it.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"catalog_id": "6b1f2c1e-0001-4000-8000-000000000001", "quantity": 2}))]
+#[allow(dead_code)]
+pub struct CartItemRequest {
+    /// An entry of `GET /api/cart/catalog` (else 422 naming `catalog_id`).
+    catalog_id: Uuid,
+    /// Default 1; added to the line if the entry is in the cart already, which holds at most
+    /// 100 of it.
+    #[schema(minimum = 1, maximum = 100)]
+    quantity: Option<i32>,
+}
+
+/// `POST /api/cart/checkout`'s body as documented: the booking, passed on to order-service
+/// with the cart's lines as its `items` (see `POST /api/orders`, whose rules apply).
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({
+    "car_id": "550e8400-e29b-41d4-a716-446655440000",
+    "desired_time": "2030-05-01T10:30:00+03:00",
+    "description": "ТО"
+}))]
+#[allow(dead_code)]
+pub struct CheckoutRequest {
+    /// One of the caller's cars (staff: any car).
+    car_id: Uuid,
+    /// RFC 3339 with an explicit offset, on the hour or half hour, in the future.
+    #[schema(value_type = String, format = DateTime)]
+    desired_time: String,
+    /// What the customer asks for; missing or null is empty.
+    #[schema(max_length = 2000)]
+    description: Option<String>,
+}
 
 /// `POST /api/cart/items`: `{catalog_id, quantity?}` (quantity 1 to 100, default 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +119,7 @@ fn parse_quantity(value: Option<&Value>) -> Result<i32, FieldError> {
 }
 
 /// One line of a cart, priced at today's catalog price.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CartLine {
     /// The line's id, for `DELETE /api/cart/items/{id}`.
     pub id: Uuid,
@@ -96,7 +132,7 @@ pub struct CartLine {
 }
 
 /// A customer's cart with its total.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Cart {
     pub items: Vec<CartLine>,
     pub total: Money,

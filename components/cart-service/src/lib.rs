@@ -53,6 +53,34 @@ pub fn router() -> Router {
     router
 }
 
+/// This component's part of the API document (`GET /openapi.json` joins them all).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(catalog, get_cart, add_item, remove_item, checkout))]
+    struct Doc;
+    let mut doc = <Doc as utoipa::OpenApi>::openapi();
+    doc.merge(api::openapi::health_paths("/api/cart", "cart"));
+    doc
+}
+
+/// `GET /api/cart/catalog`'s body.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct CatalogList {
+    items: Vec<domain::CatalogItem>,
+}
+
+/// order-service's `Order`, which checkout passes on unchanged: a reference to the schema
+/// order-service's part of the document defines (used `inline`, so it adds no schema here).
+struct BookedOrder;
+
+impl utoipa::PartialSchema for BookedOrder {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::Ref::from_schema_name("Order").into()
+    }
+}
+
+impl utoipa::ToSchema for BookedOrder {}
+
 /// What the component needs from Spin variables, read per request.
 struct Config {
     postgres_url: String,
@@ -76,12 +104,23 @@ impl Config {
 }
 
 /// Everything the shop sells: `{"items":[{id,name,kind,price,duration_minutes?}]}`.
+#[utoipa::path(get, path = "/api/cart/catalog", tag = "cart",
+    summary = "Everything the shop sells, at today's prices",
+    responses(
+        (status = 200, description = "`{\"items\":[...]}`", body = CatalogList),
+    ))]
 fn catalog(request: Request, _params: Params) -> Result<Response, CartError> {
     api::auth::caller(&request)?;
     let items = store::catalog(&Config::db()?)?;
-    Ok(json_response(200, &serde_json::json!({ "items": items })))
+    Ok(json_response(200, &CatalogList { items }))
 }
 
+#[utoipa::path(get, path = "/api/cart", tag = "cart",
+    summary = "The caller's cart, priced at today's prices",
+    responses(
+        (status = 200, description = "The cart (empty: no items, total 0)", body = domain::Cart),
+        (status = 422, description = "validation_failed: the total is beyond any real bill (`fields` names `quantity`)", body = api::openapi::ErrorBody),
+    ))]
 fn get_cart(request: Request, _params: Params) -> Result<Response, CartError> {
     let caller = api::auth::caller(&request)?;
     Ok(json_response(200, &cart_of(&Config::db()?, &caller)?))
@@ -89,6 +128,13 @@ fn get_cart(request: Request, _params: Params) -> Result<Response, CartError> {
 
 /// Adds `{catalog_id, quantity?}`; an entry already in the cart has its quantity raised.
 /// Answers 201 with the whole cart.
+#[utoipa::path(post, path = "/api/cart/items", tag = "cart",
+    summary = "Put a catalog entry in the cart, or raise its quantity",
+    request_body = domain::CartItemRequest,
+    responses(
+        (status = 201, description = "The whole cart", body = domain::Cart),
+        (status = 422, description = "validation_failed: `fields` lists every invalid field; also `catalog_id` naming nothing the shop sells, and `quantity` past 100 of one entry or a total beyond any real bill", body = api::openapi::ErrorBody),
+    ))]
 fn add_item(request: Request, _params: Params) -> Result<Response, CartError> {
     let caller = api::auth::caller(&request)?;
     let item = NewCartItem::parse(&read_json_object(&request)?)?;
@@ -101,6 +147,14 @@ fn add_item(request: Request, _params: Params) -> Result<Response, CartError> {
 }
 
 /// Removes one line of the caller's cart; answers with what is left.
+#[utoipa::path(delete, path = "/api/cart/items/{item_id}", tag = "cart",
+    summary = "Remove one line from the caller's cart",
+    params(("item_id" = Uuid, Path, description = "The line's `id` (not its `catalog_id`)")),
+    responses(
+        (status = 200, description = "What is left of the cart", body = domain::Cart),
+        (status = 404, description = "cart_item_not_found: no such line in the caller's cart", body = api::openapi::ErrorBody),
+        (status = 422, description = "validation_failed: the remaining total is beyond any real bill (`fields` names `quantity`)", body = api::openapi::ErrorBody),
+    ))]
 fn remove_item(request: Request, params: Params) -> Result<Response, CartError> {
     let caller = api::auth::caller(&request)?;
     let raw_id = params.get("item_id").unwrap_or_default();
@@ -115,6 +169,21 @@ fn remove_item(request: Request, params: Params) -> Result<Response, CartError> 
 /// `{car_id, desired_time, description?}`: books the cart's items as an order through
 /// order-service, as the caller. Its answer is passed on when it refuses (404 car, 422
 /// time); the cart is emptied only once the order exists, and only of the lines booked.
+#[utoipa::path(post, path = "/api/cart/checkout", tag = "cart",
+    summary = "Book the cart's items as an order (through order-service)",
+    description = "The body is passed on to `POST /api/orders` with the cart's lines as its `items`; \
+        order-service's refusals (400, 404, 409, 422 with an error code) are passed on unchanged. \
+        The cart is emptied of the booked lines once the order exists.",
+    request_body = domain::CheckoutRequest,
+    responses(
+        (status = 201, description = "Booked: order-service's order, passed on", body = inline(BookedOrder)),
+        (status = 404, description = "car_not_found (from order-service): no such car, or not the caller's", body = api::openapi::ErrorBody),
+        (status = 409, description = "cart_empty: nothing to check out", body = api::openapi::ErrorBody),
+        (status = 422, description = "validation_failed (from order-service): `fields` names each invalid field of the booking, or an item whose catalog entry is gone; also the cart's total beyond any real bill", body = api::openapi::ErrorBody),
+        (status = 502, description = "order_service_failed: order-service gave an unexpected answer (its own upstream failures included)", body = api::openapi::ErrorBody),
+        (status = 503, description = "order_service_unavailable: order-service could not be reached", body = api::openapi::ErrorBody),
+        (status = 504, description = "order_service_timeout: order-service did not answer in time", body = api::openapi::ErrorBody),
+    ))]
 async fn checkout(request: Request, _params: Params) -> Result<Response, CartError> {
     let caller = api::auth::caller(&request)?;
     let body = read_json_object(&request)?;
@@ -207,6 +276,64 @@ mod tests {
             assert_eq!(status, 405, "{path}");
             assert_eq!(allowed.as_deref(), Some(allow));
         }
+    }
+
+    #[test]
+    fn documented_request_bodies_are_the_ones_parsed() {
+        api::testing::assert_documents_request::<domain::CartItemRequest>(|body| {
+            NewCartItem::parse(body).map(drop)
+        });
+        // Checkout's body is read by order-service, with the cart's lines added as `items`.
+        let cart = Cart::price(vec![domain::StoredLine {
+            id: Uuid::from_u128(1),
+            catalog_id: Uuid::from_u128(2),
+            name: "Exterior hand wash".into(),
+            kind: domain::Kind::Service,
+            unit_price: api::money::Money::from_kopecks(150_000).unwrap(),
+            quantity: 2,
+        }])
+        .unwrap();
+        let now = order_service::domain::DesiredTime::parse("2026-11-25T12:00:00Z")
+            .unwrap()
+            .utc();
+        api::testing::assert_documents_request::<domain::CheckoutRequest>(|body| {
+            let order = domain::checkout_order(body, &cart);
+            let order = order.as_object().expect("an object");
+            order_service::domain::NewOrder::parse_at(order, now).map(drop)
+        });
+    }
+
+    #[test]
+    fn openapi_documents_every_route_with_its_errors() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let operation = |path: &str, method: &str| doc["paths"][path][method].clone();
+        let schema = |operation: &Value, status: &str| {
+            operation["responses"][status]["content"]["application/json"]["schema"]["$ref"].clone()
+        };
+        let cart = "#/components/schemas/Cart";
+        assert_eq!(
+            schema(&operation("/api/cart/catalog", "get"), "200"),
+            "#/components/schemas/CatalogList"
+        );
+        assert_eq!(schema(&operation("/api/cart", "get"), "200"), cart);
+        assert_eq!(schema(&operation("/api/cart/items", "post"), "201"), cart);
+        let remove = operation("/api/cart/items/{item_id}", "delete");
+        assert_eq!(schema(&remove, "200"), cart);
+        assert!(remove["responses"]["404"].is_object());
+        let checkout = operation("/api/cart/checkout", "post");
+        assert_eq!(schema(&checkout, "201"), "#/components/schemas/Order");
+        for status in ["404", "409", "502", "503", "504"] {
+            assert!(checkout["responses"][status].is_object(), "{status}");
+        }
+        assert!(doc["paths"]["/api/cart/health/live"]["get"].is_object());
+        assert!(doc["components"]["schemas"]["CatalogKind"].is_object());
+        // The order is order-service's schema: not defined here, defined once joined.
+        assert!(doc["components"]["schemas"]["Order"].is_null());
+        assert!(doc["components"]["schemas"]["BookedOrder"].is_null());
+        let mut joined = openapi();
+        joined.merge(order_service::openapi());
+        let joined = serde_json::to_value(joined).unwrap();
+        assert!(joined["components"]["schemas"]["Order"].is_object());
     }
 
     #[test]

@@ -98,20 +98,45 @@ impl Fine {
     }
 }
 
+/// A fine on a licence plate, as the API returns it.
+// What `Fine` serializes as, and so also its schema in the API document.
+#[derive(Serialize, utoipa::ToSchema)]
+struct FineJson<'a> {
+    id: Uuid,
+    license_plate: &'a str,
+    amount: Money,
+    reason: &'a str,
+    issued_at: DateTime<Utc>,
+    /// Whether `paid_at` is set.
+    paid: bool,
+    paid_at: Option<DateTime<Utc>>,
+}
+
+impl utoipa::PartialSchema for Fine {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <FineJson<'static> as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for Fine {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("Fine")
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <FineJson<'static> as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 impl Serialize for Fine {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         // `paid` is derived from `paid_at`, so the two can never disagree in an answer.
-        #[derive(Serialize)]
-        struct Json<'a> {
-            id: Uuid,
-            license_plate: &'a str,
-            amount: Money,
-            reason: &'a str,
-            issued_at: DateTime<Utc>,
-            paid: bool,
-            paid_at: Option<DateTime<Utc>>,
-        }
-        Json {
+        FineJson {
             id: self.id,
             license_plate: &self.license_plate,
             amount: self.amount,
@@ -125,7 +150,7 @@ impl Serialize for Fine {
 }
 
 /// The answer to a check: the unpaid fines and what they add up to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UnpaidFines {
     pub items: Vec<Fine>,
     pub total: Money,

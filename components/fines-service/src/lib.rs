@@ -44,6 +44,16 @@ pub fn router() -> Router {
     router
 }
 
+/// This component's part of the API document (`GET /openapi.json` joins them all).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(check, pay))]
+    struct Doc;
+    let mut doc = <Doc as utoipa::OpenApi>::openapi();
+    doc.merge(api::openapi::health_paths("/api/fines", "fines"));
+    doc
+}
+
 /// What the component needs from Spin variables, read per request.
 struct Config {
     postgres_url: String,
@@ -65,6 +75,21 @@ impl Config {
 
 /// The unpaid fines on the caller's cars, newest first, with their total. `?license_plate=`
 /// narrows the check to one of them; staff may name any plate.
+#[utoipa::path(get, path = "/api/fines/check", tag = "fines",
+    summary = "The unpaid fines on the caller's cars, newest first, with their total",
+    params(
+        ("license_plate" = Option<String>, Query, min_length = 1, max_length = 12,
+            description = "Only this plate, one of the caller's cars' (staff: any plate); \
+                case-blind, trimmed"),
+    ),
+    responses(
+        (status = 200, description = "The unpaid fines, whole (not paged)", body = domain::UnpaidFines),
+        (status = 404, description = "license_plate_not_found: none of the caller's cars has this plate", body = api::openapi::ErrorBody),
+        (status = 422, description = "validation_failed: license_plate is not 1 to 12 characters", body = api::openapi::ErrorBody),
+        (status = 502, description = "car_service_failed: car-service answered unusably", body = api::openapi::ErrorBody),
+        (status = 503, description = "car_service_unavailable: car-service cannot be reached", body = api::openapi::ErrorBody),
+        (status = 504, description = "car_service_timeout: car-service did not answer in time", body = api::openapi::ErrorBody),
+    ))]
 async fn check(request: Request, _params: Params) -> Result<Response, FinesError> {
     let caller = api::auth::caller(&request)?;
     let query = Query::parse(request.query())?;
@@ -88,6 +113,17 @@ async fn check(request: Request, _params: Params) -> Result<Response, FinesError
 
 /// Pays a fine once: staff any fine, anyone else one on their own cars' plates. Another
 /// user's fine answers exactly like a missing one, and so does an id that is not a UUID.
+#[utoipa::path(post, path = "/api/fines/{fine_id}/pay", tag = "fines", operation_id = "pay_fine",
+    summary = "Pay a fine, once",
+    params(("fine_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "Paid: the fine with `paid: true`", body = domain::Fine),
+        (status = 404, description = "fine_not_found: no such fine, or not on the caller's cars' plates", body = api::openapi::ErrorBody),
+        (status = 409, description = "fine_already_paid (also to the loser of two concurrent payments)", body = api::openapi::ErrorBody),
+        (status = 502, description = "car_service_failed: car-service answered unusably", body = api::openapi::ErrorBody),
+        (status = 503, description = "car_service_unavailable: car-service cannot be reached", body = api::openapi::ErrorBody),
+        (status = 504, description = "car_service_timeout: car-service did not answer in time", body = api::openapi::ErrorBody),
+    ))]
 async fn pay(request: Request, params: Params) -> Result<Response, FinesError> {
     let caller = api::auth::caller(&request)?;
     let raw_id = params.get("fine_id").unwrap_or_default();
@@ -130,6 +166,30 @@ mod tests {
 
     fn send(method: Method, path: &str) -> (u16, Option<String>, Value) {
         api::testing::call(&router(), method, path, "")
+    }
+
+    #[test]
+    fn openapi_documents_every_route_with_its_errors() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let schemas = "#/components/schemas/";
+        for (path, method, schema) in [
+            ("/api/fines/check", "get", "UnpaidFines"),
+            ("/api/fines/{fine_id}/pay", "post", "Fine"),
+        ] {
+            let responses = &doc["paths"][path][method]["responses"];
+            assert_eq!(
+                responses["200"]["content"]["application/json"]["schema"]["$ref"],
+                format!("{schemas}{schema}"),
+                "{path}"
+            );
+            for status in ["404", "502", "503", "504"] {
+                assert!(responses[status].is_object(), "{path} {status}");
+            }
+        }
+        let fine = &doc["components"]["schemas"]["Fine"];
+        assert_eq!(fine["properties"]["paid"]["type"], "boolean");
+        assert!(doc["components"]["schemas"]["Money"].is_object());
+        assert!(doc["paths"]["/api/fines/health/live"]["get"].is_object());
     }
 
     #[test]

@@ -171,6 +171,41 @@ fn parse_items(value: Option<&Value>) -> Result<Vec<ItemRequest>, FieldErrors> {
     }
 }
 
+/// `POST /api/orders`'s body as documented (the seed's example, booked in the future);
+/// [`NewOrder::parse`] reads it. Unknown fields are ignored.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({
+    "car_id": "550e8400-e29b-41d4-a716-446655440000",
+    "desired_time": "2030-05-01T10:30:00+03:00",
+    "description": "ТО",
+    "items": [{"catalog_id": "6b1f2c1e-0001-4000-8000-000000000001", "quantity": 2}]
+}))]
+#[allow(dead_code)]
+pub struct OrderRequest {
+    /// One of the caller's cars (staff: any car); the order belongs to the car's owner.
+    car_id: Uuid,
+    /// RFC 3339 with an explicit offset, on the hour or half hour, in the future.
+    #[schema(value_type = String, format = DateTime)]
+    desired_time: String,
+    /// What the customer asks for; missing or null is empty. No NUL characters.
+    #[schema(max_length = 2000)]
+    description: Option<String>,
+    /// Catalog entries to book, priced from the catalog at booking time; one line per entry.
+    #[schema(max_items = 50)]
+    items: Option<Vec<OrderItemRequest>>,
+}
+
+/// One catalog entry asked for.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct OrderItemRequest {
+    /// An entry of `GET /api/cart/catalog`, at most once per order.
+    catalog_id: Uuid,
+    /// Default 1.
+    #[schema(minimum = 1, maximum = 100)]
+    quantity: Option<u32>,
+}
+
 /// A booking request, every field valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOrder {
@@ -229,10 +264,12 @@ pub struct CatalogEntry {
 }
 
 /// One booked line, priced when the order was made; later catalog changes leave it alone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct OrderLine {
     pub catalog_id: Uuid,
     pub name: String,
+    /// `service` or `product`, as the catalog said.
+    #[schema(example = "service")]
     pub kind: String,
     pub unit_price: Money,
     pub quantity: u32,
@@ -280,6 +317,24 @@ pub fn price_items(
     }
 }
 
+/// `POST /api/orders/review`'s body as documented; [`NewReview::parse`] reads it.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({
+    "order_id": "550e8400-e29b-41d4-a716-446655440000",
+    "rating": 5,
+    "comment": "Отлично"
+}))]
+#[allow(dead_code)]
+pub struct OrderReviewRequest {
+    /// One of the caller's own orders, completed and not yet reviewed.
+    order_id: Uuid,
+    #[schema(minimum = 1, maximum = 5)]
+    rating: i32,
+    /// Missing or null is empty. No NUL characters.
+    #[schema(max_length = 2000)]
+    comment: Option<String>,
+}
+
 /// `POST /api/orders/review`: `{order_id, rating 1..5, comment?}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewReview {
@@ -314,7 +369,8 @@ impl NewReview {
 }
 
 /// A customer's review of their completed order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = OrderReview)]
 pub struct Review {
     pub order_id: Uuid,
     pub user_id: Uuid,
@@ -326,7 +382,7 @@ pub struct Review {
 /// Where an order is in its life. Moves forward `created → confirmed → in_progress →
 /// completed`; `cancelled` is reachable only before work starts. `completed` and
 /// `cancelled` are final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     Created,
@@ -388,6 +444,16 @@ impl fmt::Display for OrderStatus {
     }
 }
 
+/// `PATCH /api/orders/{order_id}/status`'s body as documented; [`parse_status_change`] reads
+/// it.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"status": "confirmed"}))]
+#[allow(dead_code)]
+pub struct OrderStatusRequest {
+    /// Staff may make any legal move; the order's owner may only ask for `cancelled`.
+    status: OrderStatus,
+}
+
 /// The body of `PATCH /api/orders/{id}/status`: `{"status": "confirmed"}`.
 pub fn parse_status_change(body: &Object) -> Result<OrderStatus, FieldErrors> {
     let status = json::required_str(body, "status").and_then(|s| {
@@ -425,7 +491,7 @@ impl fmt::Display for IllegalTransition {
 impl std::error::Error for IllegalTransition {}
 
 /// A booked order, as stored and as the API returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Order {
     pub id: Uuid,
     pub car_id: Uuid,
@@ -434,6 +500,7 @@ pub struct Order {
     pub description: String,
     pub status: OrderStatus,
     pub items: Vec<OrderLine>,
+    /// The lines' sum; 0 for an order without lines.
     pub total: Money,
     pub created_at: DateTime<Utc>,
 }

@@ -49,6 +49,16 @@ pub fn router() -> Router {
     router
 }
 
+/// This component's part of the API document (`GET /openapi.json` joins them all).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(create_order, review_order, list_orders, get_order, change_status))]
+    struct Doc;
+    let mut doc = <Doc as utoipa::OpenApi>::openapi();
+    doc.merge(api::openapi::health_paths("/api/orders", "orders"));
+    doc
+}
+
 /// What the component needs from Spin variables, read per request.
 struct Config {
     postgres_url: String,
@@ -78,6 +88,16 @@ impl Config {
     }
 }
 
+#[utoipa::path(post, path = "/api/orders", tag = "orders",
+    summary = "Book a car in, with catalog items priced at booking time",
+    request_body = domain::OrderRequest,
+    responses(
+        (status = 201, description = "Booked; `Location` names it", body = domain::Order),
+        (status = 404, description = "car_not_found: car-service knows no such car, or not the caller's", body = api::openapi::ErrorBody),
+        (status = 502, description = "car_service_failed or cart_service_failed (the catalog, read only when `items` is not empty): an unexpected answer", body = api::openapi::ErrorBody),
+        (status = 503, description = "car_service_unavailable or cart_service_unavailable: could not be reached", body = api::openapi::ErrorBody),
+        (status = 504, description = "car_service_timeout or cart_service_timeout: no answer in time", body = api::openapi::ErrorBody),
+    ))]
 async fn create_order(request: Request, _params: Params) -> Result<Response, OrderError> {
     let _caller = api::auth::caller(&request)?;
     let new_order = NewOrder::parse(&read_json_object(&request)?)?;
@@ -104,6 +124,14 @@ async fn create_order(request: Request, _params: Params) -> Result<Response, Ord
 }
 
 /// `{order_id, rating, comment?}`: the caller's own completed order, once.
+#[utoipa::path(post, path = "/api/orders/review", tag = "orders",
+    summary = "Review one of the caller's completed orders, once",
+    request_body = domain::OrderReviewRequest,
+    responses(
+        (status = 201, description = "Reviewed", body = domain::Review),
+        (status = 404, description = "order_not_found: no such order, or not the caller's own (staff included)", body = api::openapi::ErrorBody),
+        (status = 409, description = "order_not_completed: the work is not done yet; already_reviewed: the order has its review", body = api::openapi::ErrorBody),
+    ))]
 fn review_order(request: Request, _params: Params) -> Result<Response, OrderError> {
     let caller = api::auth::caller(&request)?;
     let review = NewReview::parse(&read_json_object(&request)?)?;
@@ -125,6 +153,16 @@ fn review_order(request: Request, _params: Params) -> Result<Response, OrderErro
 
 /// The caller's orders, newest first (`?limit=&cursor=`). Staff see everyone's, or one
 /// user's with `?user_id=`.
+#[utoipa::path(get, path = "/api/orders", tag = "orders",
+    summary = "The caller's orders, newest first",
+    params(
+        api::openapi::PageParams,
+        ("user_id" = Option<Uuid>, Query, description = "Staff only: one user's orders (a customer always sees their own)"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = api::query::PageOf<domain::Order>),
+        (status = 422, description = "validation_failed: bad limit, cursor or user_id", body = api::openapi::ErrorBody),
+    ))]
 fn list_orders(request: Request, _params: Params) -> Result<Response, OrderError> {
     let caller = api::auth::caller(&request)?;
     let query = Query::parse(request.query())?;
@@ -142,6 +180,13 @@ fn list_orders(request: Request, _params: Params) -> Result<Response, OrderError
     Ok(json_response(200, &page))
 }
 
+#[utoipa::path(get, path = "/api/orders/{order_id}", tag = "orders",
+    summary = "One order",
+    params(("order_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The order", body = domain::Order),
+        (status = 404, description = "order_not_found: no such order, or not the caller's", body = api::openapi::ErrorBody),
+    ))]
 fn get_order(request: Request, params: Params) -> Result<Response, OrderError> {
     let caller = api::auth::caller(&request)?;
     let (_db, order) = visible_order(&caller, &params)?;
@@ -149,6 +194,19 @@ fn get_order(request: Request, params: Params) -> Result<Response, OrderError> {
 }
 
 /// `{"status": ...}`: staff move an order through its lifecycle; its owner may cancel it.
+#[utoipa::path(patch, path = "/api/orders/{order_id}/status", tag = "orders",
+    summary = "Move an order through its lifecycle (staff), or cancel it (its owner)",
+    params(("order_id" = Uuid, Path)),
+    request_body = domain::OrderStatusRequest,
+    responses(
+        (status = 200, description = "The order in its new status", body = domain::Order),
+        (status = 403, description = "staff_only: a customer asked for a status other than `cancelled`", body = api::openapi::ErrorBody),
+        (status = 404, description = "order_not_found: no such order, or not the caller's", body = api::openapi::ErrorBody),
+        (status = 409, description = "illegal_status_change: the lifecycle forbids the move; status_changed: it changed meanwhile, read it again; order_paid: a paid order is not cancelled (no refunds yet)", body = api::openapi::ErrorBody),
+        (status = 502, description = "payment_service_failed: on cancelling, payment-service gave an unexpected answer", body = api::openapi::ErrorBody),
+        (status = 503, description = "payment_service_unavailable: on cancelling, payment-service could not be reached", body = api::openapi::ErrorBody),
+        (status = 504, description = "payment_service_timeout: on cancelling, payment-service did not answer in time", body = api::openapi::ErrorBody),
+    ))]
 async fn change_status(request: Request, params: Params) -> Result<Response, OrderError> {
     let caller = api::auth::caller(&request)?;
     let to = domain::parse_status_change(&read_json_object(&request)?)?;
@@ -200,6 +258,64 @@ mod tests {
 
     fn send(method: Method, path: &str, body: &str) -> (u16, Option<String>, Value) {
         api::testing::call(&router(), method, path, body)
+    }
+
+    #[test]
+    fn documented_request_bodies_are_the_ones_parsed() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        api::testing::assert_documents_request::<domain::OrderRequest>(|body| {
+            NewOrder::parse_at(body, now).map(drop)
+        });
+        api::testing::assert_documents_request::<domain::OrderReviewRequest>(|body| {
+            NewReview::parse(body).map(drop)
+        });
+        api::testing::assert_documents_request::<domain::OrderStatusRequest>(|body| {
+            domain::parse_status_change(body).map(drop)
+        });
+    }
+
+    #[test]
+    fn openapi_documents_every_route_with_its_errors() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let operation = |path: &str, method: &str| doc["paths"][path][method].clone();
+        let schema = |operation: &Value, status: &str| {
+            operation["responses"][status]["content"]["application/json"]["schema"].clone()
+        };
+        let order = "#/components/schemas/Order";
+        let create = operation("/api/orders", "post");
+        assert_eq!(schema(&create, "201")["$ref"], order);
+        for status in ["404", "502", "503", "504"] {
+            assert!(create["responses"][status].is_object(), "{status}");
+        }
+        assert_eq!(
+            schema(&operation("/api/orders/review", "post"), "201")["$ref"],
+            "#/components/schemas/OrderReview"
+        );
+        let list = operation("/api/orders", "get");
+        assert_eq!(
+            schema(&list, "200")["$ref"],
+            "#/components/schemas/PageOf_Order"
+        );
+        assert!(list["responses"]["422"].is_object());
+        assert_eq!(
+            schema(&operation("/api/orders/{order_id}", "get"), "200")["$ref"],
+            order
+        );
+        let status = operation("/api/orders/{order_id}/status", "patch");
+        assert_eq!(schema(&status, "200")["$ref"], order);
+        for code in ["403", "404", "409", "502", "503", "504"] {
+            assert!(status["responses"][code].is_object(), "{code}");
+        }
+        assert!(doc["paths"]["/api/orders/health/live"]["get"].is_object());
+        let statuses = &doc["components"]["schemas"]["OrderStatus"]["enum"];
+        for value in OrderStatus::ALL {
+            assert!(statuses
+                .as_array()
+                .unwrap()
+                .contains(&value.as_str().into()));
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// How the customer pays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PaymentMethod {
     Card,
@@ -32,6 +32,20 @@ impl PaymentMethod {
             _ => None,
         }
     }
+}
+
+/// `POST /api/payments`'s body as documented (the seed's example); [`NewPayment::parse`] reads it.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({
+    "order_id": "550e8400-e29b-41d4-a716-446655440000",
+    "payment_method": "card"
+}))]
+#[allow(dead_code)]
+pub struct PaymentRequest {
+    /// One of the caller's orders (staff: any), not cancelled, booking something; its
+    /// total is charged.
+    order_id: Uuid,
+    payment_method: PaymentMethod,
 }
 
 /// `POST /api/payments`: `{order_id, payment_method}`.
@@ -175,13 +189,16 @@ pub struct PaymentEvent {
 }
 
 /// A payment, as stored and as the API returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Payment {
     pub id: Uuid,
     pub order_id: Uuid,
+    /// The order's owner, also when staff took the payment.
     pub user_id: Uuid,
     pub amount: Money,
     pub payment_method: PaymentMethod,
+    /// Always `succeeded`: a declined charge is not stored.
+    #[schema(example = "succeeded")]
     pub status: &'static str,
     pub created_at: DateTime<Utc>,
 }

@@ -49,6 +49,16 @@ pub fn router() -> Router {
     router
 }
 
+/// This component's part of the API document (`GET /openapi.json` joins them all).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(pay, list_payments, get_payment))]
+    struct Doc;
+    let mut doc = <Doc as utoipa::OpenApi>::openapi();
+    doc.merge(api::openapi::health_paths("/api/payments", "payments"));
+    doc
+}
+
 /// What the component needs from Spin variables, read per request.
 struct Config;
 
@@ -90,6 +100,28 @@ impl Config {
 /// `{order_id, payment_method}`: charges the order's total. With `Idempotency-Key`, the
 /// key is taken in the payment's transaction before charging, so a retry, even one racing
 /// the first attempt, gets the first answer and is never charged again.
+#[utoipa::path(post, path = "/api/payments", tag = "payments", operation_id = "pay_order",
+    summary = "Pay an order's total",
+    description = "With an `Idempotency-Key`, a retry of the same request gets the first \
+        answer (201, 402 or 409 `order_already_paid`) again without charging; refusals before \
+        the charge are not kept.",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+            description = "Per user: 1 to 255 visible ASCII characters, e.g. a UUID (else 422)"),
+    ),
+    request_body = domain::PaymentRequest,
+    responses(
+        (status = 201, description = "Paid", body = domain::Payment),
+        (status = 402, description = "payment_declined: the processor declined; nothing was charged", body = api::openapi::ErrorBody),
+        (status = 404, description = "order_not_found: no such order, or not the caller's", body = api::openapi::ErrorBody),
+        (status = 409, description = "order_already_paid or order_cancelled", body = api::openapi::ErrorBody),
+        (status = 422, description = "validation_failed (`fields` lists every invalid field, \
+            the Idempotency-Key header too); nothing_to_pay: the order books nothing; \
+            idempotency_key_reused: the key came with another order or method", body = api::openapi::ErrorBody),
+        (status = 502, description = "order_service_failed: order-service answered unusably", body = api::openapi::ErrorBody),
+        (status = 503, description = "order_service_unavailable: order-service cannot be reached", body = api::openapi::ErrorBody),
+        (status = 504, description = "order_service_timeout: order-service did not answer in time", body = api::openapi::ErrorBody),
+    ))]
 async fn pay(request: Request, _params: Params) -> Result<Response, PaymentError> {
     let caller = api::auth::caller(&request)?;
     let payment = NewPayment::parse(&read_json_object(&request)?)?;
@@ -280,6 +312,13 @@ fn replay(
     }
 }
 
+#[utoipa::path(get, path = "/api/payments/{payment_id}", tag = "payments",
+    summary = "One payment",
+    params(("payment_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The payment", body = domain::Payment),
+        (status = 404, description = "payment_not_found: no such payment, or not the caller's", body = api::openapi::ErrorBody),
+    ))]
 fn get_payment(request: Request, params: Params) -> Result<Response, PaymentError> {
     let caller = api::auth::caller(&request)?;
     let raw_id = params.get("payment_id").unwrap_or_default();
@@ -291,6 +330,16 @@ fn get_payment(request: Request, params: Params) -> Result<Response, PaymentErro
 }
 
 /// The caller's payments, newest first (`?order_id=&limit=&cursor=`); staff see everyone's.
+#[utoipa::path(get, path = "/api/payments", tag = "payments",
+    summary = "The caller's payments, newest first; staff see everyone's",
+    params(
+        api::openapi::PageParams,
+        ("order_id" = Option<Uuid>, Query, description = "Only this order's payments"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = api::query::PageOf<domain::Payment>),
+        (status = 422, description = "validation_failed: bad limit, cursor or order_id", body = api::openapi::ErrorBody),
+    ))]
 fn list_payments(request: Request, _params: Params) -> Result<Response, PaymentError> {
     let caller = api::auth::caller(&request)?;
     let query = Query::parse(request.query())?;
@@ -354,6 +403,41 @@ mod tests {
             assert_eq!(status, 405, "{path}");
             assert_eq!(allowed.as_deref(), Some(allow));
         }
+    }
+
+    #[test]
+    fn documented_request_bodies_are_the_ones_parsed() {
+        api::testing::assert_documents_request::<domain::PaymentRequest>(|body| {
+            NewPayment::parse(body).map(drop)
+        });
+    }
+
+    #[test]
+    fn openapi_documents_every_route_with_its_errors() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let schema = |path: &str, method: &str, status: &str| {
+            doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+                .clone()
+        };
+        let payment = "#/components/schemas/Payment";
+        assert_eq!(schema("/api/payments", "post", "201")["$ref"], payment);
+        assert_eq!(
+            schema("/api/payments/{payment_id}", "get", "200")["$ref"],
+            payment
+        );
+        assert_eq!(
+            schema("/api/payments", "get", "200")["$ref"],
+            "#/components/schemas/PageOf_Payment"
+        );
+        let pay = &doc["paths"]["/api/payments"]["post"];
+        for status in ["402", "404", "409", "422", "502", "503", "504"] {
+            assert!(pay["responses"][status].is_object(), "{status}");
+        }
+        assert_eq!(pay["operationId"], "pay_order");
+        assert_eq!(pay["parameters"][0]["name"], "Idempotency-Key");
+        assert_eq!(pay["parameters"][0]["in"], "header");
+        assert!(doc["paths"]["/api/payments/health/live"]["get"].is_object());
+        assert!(doc["components"]["schemas"]["PaymentRequest"].is_object());
     }
 
     #[test]

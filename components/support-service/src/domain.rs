@@ -68,6 +68,37 @@ impl MessageBody {
     }
 }
 
+/// `POST /api/support/tickets`'s body as documented (the seed's example); [`NewTicket::parse`]
+/// reads it.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({
+    "subject": "Царапина после мойки",
+    "message": "После мойки на двери появилась царапина.",
+    "order_id": "550e8400-e29b-41d4-a716-446655440000"
+}))]
+#[allow(dead_code)]
+pub struct TicketRequest {
+    /// Counted once trimmed.
+    #[schema(min_length = 1, max_length = 200)]
+    subject: String,
+    /// The first message; counted once trimmed.
+    #[schema(min_length = 1, max_length = 5000)]
+    message: String,
+    /// The order it is about: one of the caller's (order-service decides, else 422).
+    order_id: Option<Uuid>,
+}
+
+/// `POST /api/support/tickets/{ticket_id}/messages`'s body as documented; [`parse_message`]
+/// reads it.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"message": "Когда можно приехать на осмотр?"}))]
+#[allow(dead_code)]
+pub struct TicketMessageRequest {
+    /// Counted once trimmed.
+    #[schema(min_length = 1, max_length = 5000)]
+    message: String,
+}
+
 /// A new ticket and its first message, every field valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTicket {
@@ -110,7 +141,7 @@ pub fn parse_message(body: &Object) -> Result<MessageBody, FieldErrors> {
 /// Where a ticket is in its life. Staff move it `open → answered → closed` (or close an
 /// open one at once); messages move it between `open` and `answered` (see
 /// [`TicketStatus::after_message`]). `closed` is final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TicketStatus {
     Open,
@@ -173,6 +204,16 @@ impl fmt::Display for TicketStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// `PATCH /api/support/tickets/{ticket_id}/status`'s body as documented;
+/// [`parse_status_change`] reads it.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"status": "closed"}))]
+#[allow(dead_code)]
+pub struct TicketStatusRequest {
+    /// `open → answered → closed`, or `open → closed` (else 409).
+    status: TicketStatus,
 }
 
 /// The body of `PATCH /api/support/tickets/{id}/status`: `{"status": "closed"}`.
@@ -247,7 +288,7 @@ impl TicketFilter {
 }
 
 /// A ticket, as stored and as the API returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Ticket {
     pub id: Uuid,
     pub user_id: Uuid,
@@ -260,19 +301,31 @@ pub struct Ticket {
 }
 
 /// One message of a ticket's conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Message {
     pub id: Uuid,
     pub ticket_id: Uuid,
     pub author_id: Uuid,
     /// Whether the customer or staff wrote it, as the author's token said at the time.
+    #[schema(value_type = RoleSchema)]
     pub author_role: Role,
     pub body: String,
     pub created_at: DateTime<Utc>,
 }
 
+/// What a user may do beyond their own resources: `staff` run the workshop.
+// `Message::author_role` in the document: `auth::Role` lives in a crate without utoipa, and
+// serializes the same way (a test checks). The same schema as user-service's `Role`.
+#[derive(utoipa::ToSchema)]
+#[schema(as = Role, rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum RoleSchema {
+    Customer,
+    Staff,
+}
+
 /// A ticket with its messages, oldest first: what creating or reading a ticket answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Conversation {
     #[serde(flatten)]
     pub ticket: Ticket,

@@ -53,6 +53,16 @@ pub fn router() -> Router {
     router
 }
 
+/// This component's part of the API document (`GET /openapi.json` joins them all).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(create_ticket, list_tickets, get_ticket, post_message, change_status))]
+    struct Doc;
+    let mut doc = <Doc as utoipa::OpenApi>::openapi();
+    doc.merge(api::openapi::health_paths("/api/support", "support"));
+    doc
+}
+
 /// What the component needs from Spin variables, read per request.
 struct Config {
     postgres_url: String,
@@ -77,6 +87,17 @@ impl Config {
 }
 
 /// `{subject, message, order_id?}`: a new ticket with its first message, the caller's.
+#[utoipa::path(post, path = "/api/support/tickets", tag = "support",
+    summary = "Open a ticket with its first message",
+    request_body = domain::TicketRequest,
+    responses(
+        (status = 201, description = "Opened; `Location` names it", body = domain::Conversation),
+        (status = 422, description = "validation_failed: `fields` lists every invalid field, \
+            `order_id` also when it is not one of the caller's orders", body = api::openapi::ErrorBody),
+        (status = 502, description = "order_service_failed: order-service answered unusably", body = api::openapi::ErrorBody),
+        (status = 503, description = "order_service_unavailable: order-service cannot be reached", body = api::openapi::ErrorBody),
+        (status = 504, description = "order_service_timeout: order-service did not answer in time", body = api::openapi::ErrorBody),
+    ))]
 async fn create_ticket(request: Request, _params: Params) -> Result<Response, SupportError> {
     let caller = api::auth::caller(&request)?;
     let new_ticket = NewTicket::parse(&read_json_object(&request)?)?;
@@ -102,6 +123,17 @@ async fn create_ticket(request: Request, _params: Params) -> Result<Response, Su
 
 /// The caller's tickets, newest first (`?limit=&cursor=&status=`). Staff see everyone's,
 /// or one user's with `?user_id=`.
+#[utoipa::path(get, path = "/api/support/tickets", tag = "support",
+    summary = "The caller's tickets, newest first, without their messages",
+    params(
+        api::openapi::PageParams,
+        ("status" = Option<domain::TicketStatus>, Query, description = "Only tickets in this status"),
+        ("user_id" = Option<Uuid>, Query, description = "Staff only: one user's tickets (a customer's is ignored)"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = api::query::PageOf<domain::Ticket>),
+        (status = 422, description = "validation_failed: bad limit, cursor, status or (staff) user_id", body = api::openapi::ErrorBody),
+    ))]
 fn list_tickets(request: Request, _params: Params) -> Result<Response, SupportError> {
     let caller = api::auth::caller(&request)?;
     let filter = TicketFilter::parse(&Query::parse(request.query())?, &caller)?;
@@ -115,6 +147,13 @@ fn list_tickets(request: Request, _params: Params) -> Result<Response, SupportEr
 }
 
 /// The ticket with its messages, oldest first.
+#[utoipa::path(get, path = "/api/support/tickets/{ticket_id}", tag = "support",
+    summary = "A ticket with its messages, oldest first",
+    params(("ticket_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The ticket", body = domain::Conversation),
+        (status = 404, description = "ticket_not_found: no such ticket, or not the caller's", body = api::openapi::ErrorBody),
+    ))]
 fn get_ticket(request: Request, params: Params) -> Result<Response, SupportError> {
     let caller = api::auth::caller(&request)?;
     let id = ticket_id(&params)?;
@@ -129,6 +168,17 @@ fn get_ticket(request: Request, params: Params) -> Result<Response, SupportError
 
 /// `{message}` from the ticket's owner or staff; the ticket's status follows whose turn
 /// it is (`TicketStatus::after_message`).
+#[utoipa::path(post, path = "/api/support/tickets/{ticket_id}/messages", tag = "support",
+    summary = "Write to a ticket",
+    description = "A staff reply makes the ticket `answered`, the customer writing again `open`.",
+    params(("ticket_id" = Uuid, Path)),
+    request_body = domain::TicketMessageRequest,
+    responses(
+        (status = 201, description = "The message", body = domain::Message),
+        (status = 404, description = "ticket_not_found: no such ticket, or not the caller's", body = api::openapi::ErrorBody),
+        (status = 409, description = "ticket_closed: a closed ticket takes no messages; \
+            status_changed: the ticket changed meanwhile", body = api::openapi::ErrorBody),
+    ))]
 fn post_message(request: Request, params: Params) -> Result<Response, SupportError> {
     let caller = api::auth::caller(&request)?;
     let body = domain::parse_message(&read_json_object(&request)?)?;
@@ -150,6 +200,18 @@ fn post_message(request: Request, params: Params) -> Result<Response, SupportErr
 }
 
 /// `{"status": ...}`: staff move a ticket `open → answered → closed`.
+#[utoipa::path(patch, path = "/api/support/tickets/{ticket_id}/status", tag = "support",
+    operation_id = "change_ticket_status",
+    summary = "Change a ticket's status (staff only)",
+    params(("ticket_id" = Uuid, Path)),
+    request_body = domain::TicketStatusRequest,
+    responses(
+        (status = 200, description = "The ticket, changed", body = domain::Ticket),
+        (status = 403, description = "staff_only: a customer asked", body = api::openapi::ErrorBody),
+        (status = 404, description = "ticket_not_found: no such ticket, or not the caller's", body = api::openapi::ErrorBody),
+        (status = 409, description = "illegal_status_change: not `open → answered → closed` \
+            or `open → closed`; status_changed: the ticket changed meanwhile", body = api::openapi::ErrorBody),
+    ))]
 fn change_status(request: Request, params: Params) -> Result<Response, SupportError> {
     let caller = api::auth::caller(&request)?;
     let to = domain::parse_status_change(&read_json_object(&request)?)?;
@@ -198,6 +260,54 @@ mod tests {
 
     fn send(method: Method, path: &str, body: &str) -> (u16, Option<String>, Value) {
         api::testing::call(&router(), method, path, body)
+    }
+
+    #[test]
+    fn documented_request_bodies_are_the_ones_parsed() {
+        api::testing::assert_documents_request::<domain::TicketRequest>(|body| {
+            NewTicket::parse(body).map(drop)
+        });
+        api::testing::assert_documents_request::<domain::TicketMessageRequest>(|body| {
+            domain::parse_message(body).map(drop)
+        });
+        api::testing::assert_documents_request::<domain::TicketStatusRequest>(|body| {
+            domain::parse_status_change(body).map(drop)
+        });
+    }
+
+    #[test]
+    fn openapi_documents_every_route_with_its_errors() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let ticket = "/api/support/tickets/{ticket_id}";
+        let messages = format!("{ticket}/messages");
+        let status = format!("{ticket}/status");
+        for (path, method, code, schema) in [
+            ("/api/support/tickets", "post", "201", "Conversation"),
+            ("/api/support/tickets", "get", "200", "PageOf_Ticket"),
+            (ticket, "get", "200", "Conversation"),
+            (&messages, "post", "201", "Message"),
+            (&status, "patch", "200", "Ticket"),
+        ] {
+            let response = &doc["paths"][path][method]["responses"][code];
+            assert_eq!(
+                response["content"]["application/json"]["schema"]["$ref"],
+                format!("#/components/schemas/{schema}"),
+                "{method} {path}"
+            );
+        }
+        assert!(doc["paths"][&status]["patch"]["responses"]["403"].is_object());
+        assert!(doc["paths"]["/api/support/health/live"]["get"].is_object());
+        assert!(doc["components"]["schemas"]["TicketRequest"].is_object());
+    }
+
+    #[test]
+    fn the_documented_role_is_the_one_serialized() {
+        let role = &serde_json::to_value(openapi()).unwrap()["components"]["schemas"]["Role"];
+        let names: Vec<Value> = [api::auth::Role::Customer, api::auth::Role::Staff]
+            .iter()
+            .map(|role| serde_json::to_value(role).unwrap())
+            .collect();
+        assert_eq!(role["enum"], Value::from(names));
     }
 
     #[test]

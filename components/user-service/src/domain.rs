@@ -73,6 +73,42 @@ impl FullName {
     }
 }
 
+/// `POST /api/users/register`'s body as documented (the seed's example); [`NewUser::parse`]
+/// reads it.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({
+    "email": "test@example.com",
+    "password": "password123",
+    "full_name": "Test User",
+    "phone_number": "+79991234567"
+}))]
+#[allow(dead_code)]
+pub struct RegisterRequest {
+    /// Trimmed and lower-cased; unique (else 409).
+    #[schema(format = Email, max_length = 254)]
+    email: String,
+    /// 8 to 72 bytes (bcrypt reads no more), taken as given: no trimming.
+    #[schema(min_length = 8, max_length = 72, format = Password)]
+    password: String,
+    /// Trimmed; no control characters.
+    #[schema(min_length = 1, max_length = 200)]
+    full_name: String,
+    /// E.164, like `+79991234567`; spaces, dashes, dots and parentheses are dropped first.
+    #[schema(example = "+79991234567")]
+    phone_number: String,
+}
+
+/// `POST /api/users/login`'s body as documented; [`Credentials::parse`] reads it.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"email": "test@example.com", "password": "password123"}))]
+#[allow(dead_code)]
+pub struct LoginRequest {
+    /// Compared trimmed and lower-cased.
+    email: String,
+    #[schema(format = Password)]
+    password: String,
+}
+
 /// A registration, every field valid.
 #[derive(Debug)]
 pub struct NewUser {
@@ -133,15 +169,28 @@ impl Credentials {
 }
 
 /// A user as the API returns it: never the password hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: Uuid,
     pub email: String,
     pub full_name: String,
     pub phone_number: Option<String>,
+    #[schema(value_type = RoleSchema)]
     pub role: Role,
     /// RFC 3339, UTC.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: String,
+}
+
+/// What a user may do beyond their own resources: `staff` run the workshop.
+// `User::role` in the document: `auth::Role` lives in a crate without utoipa, and
+// serializes the same way (a test checks).
+#[derive(utoipa::ToSchema)]
+#[schema(as = Role, rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum RoleSchema {
+    Customer,
+    Staff,
 }
 
 /// What login needs of a stored user.

@@ -43,6 +43,16 @@ pub fn router() -> Router {
     router
 }
 
+/// This component's part of the API document (`GET /openapi.json` joins them all).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(register, login, me))]
+    struct Doc;
+    let mut doc = <Doc as utoipa::OpenApi>::openapi();
+    doc.merge(api::openapi::health_paths("/api/users", "users"));
+    doc
+}
+
 /// What the component needs from Spin variables, read per request.
 struct Config {
     postgres_url: String,
@@ -79,6 +89,14 @@ impl Config {
     }
 }
 
+#[utoipa::path(post, path = "/api/users/register", tag = "users",
+    summary = "Register a customer account",
+    security(()),
+    request_body = domain::RegisterRequest,
+    responses(
+        (status = 201, description = "Registered; `Location` is `/api/users/me`", body = domain::User),
+        (status = 409, description = "email_taken: an account with this email exists", body = api::openapi::ErrorBody),
+    ))]
 fn register(request: Request, _params: Params) -> Result<Response, UserError> {
     let new_user = NewUser::parse(&read_json_object(&request)?)?;
     let cost = Config::bcrypt_cost()?;
@@ -99,13 +117,26 @@ fn register(request: Request, _params: Params) -> Result<Response, UserError> {
 }
 
 /// `{"access_token","token_type":"bearer","expires_in"}`, as the seed's OAuth2-style login.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TokenResponse {
+    /// An HS256 JWT: send it as `Authorization: Bearer <token>`.
     access_token: String,
+    /// Always `bearer`.
+    #[schema(example = "bearer")]
     token_type: &'static str,
+    /// Seconds until the token expires.
+    #[schema(example = 3600)]
     expires_in: i64,
 }
 
+#[utoipa::path(post, path = "/api/users/login", tag = "users",
+    summary = "Log in: an access token for the other operations",
+    security(()),
+    request_body = domain::LoginRequest,
+    responses(
+        (status = 200, description = "The access token", body = TokenResponse),
+        (status = 401, description = "invalid_credentials: unknown email or wrong password (not told apart)", body = api::openapi::ErrorBody),
+    ))]
 fn login(request: Request, _params: Params) -> Result<Response, UserError> {
     let credentials = Credentials::parse(&read_json_object(&request)?)?;
     let cost = Config::bcrypt_cost()?;
@@ -134,6 +165,12 @@ fn login(request: Request, _params: Params) -> Result<Response, UserError> {
     ))
 }
 
+#[utoipa::path(get, path = "/api/users/me", tag = "users",
+    summary = "The caller's own profile",
+    responses(
+        (status = 200, description = "The caller", body = domain::User),
+        (status = 401, description = "missing_token, invalid_token (also when the token's user no longer exists) or token_expired (with `WWW-Authenticate: Bearer`)", body = api::openapi::ErrorBody),
+    ))]
 fn me(request: Request, _params: Params) -> Result<Response, UserError> {
     let caller = api::auth::caller(&request)?;
     let config = Config::load()?;
@@ -211,6 +248,65 @@ mod tests {
                 Some(allow)
             );
         }
+    }
+
+    #[test]
+    fn documented_request_bodies_are_the_ones_parsed() {
+        api::testing::assert_documents_request::<domain::RegisterRequest>(|body| {
+            NewUser::parse(body).map(drop)
+        });
+        api::testing::assert_documents_request::<domain::LoginRequest>(|body| {
+            Credentials::parse(body).map(drop)
+        });
+    }
+
+    #[test]
+    fn openapi_documents_every_route_with_its_errors() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let schema = |path: &str, method: &str, status: &str| {
+            doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+                ["$ref"]
+                .clone()
+        };
+        assert_eq!(
+            schema("/api/users/register", "post", "201"),
+            "#/components/schemas/User"
+        );
+        assert_eq!(
+            schema("/api/users/login", "post", "200"),
+            "#/components/schemas/TokenResponse"
+        );
+        assert_eq!(
+            schema("/api/users/me", "get", "200"),
+            "#/components/schemas/User"
+        );
+        assert_eq!(
+            schema("/api/users/register", "post", "409"),
+            "#/components/schemas/Error"
+        );
+        // Register and login are public: no token, so no 401 added to them.
+        for path in ["/api/users/register", "/api/users/login"] {
+            assert_eq!(
+                doc["paths"][path]["post"]["security"],
+                json!([{}]),
+                "{path}"
+            );
+        }
+        assert!(doc["paths"]["/api/users/health/live"]["get"].is_object());
+        for name in ["RegisterRequest", "LoginRequest", "Role"] {
+            assert!(doc["components"]["schemas"][name].is_object(), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_documented_roles_are_the_serialized_ones() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let roles = &doc["components"]["schemas"]["Role"]["enum"];
+        for role in [auth::Role::Customer, auth::Role::Staff] {
+            let name = serde_json::to_value(role).unwrap();
+            assert!(roles.as_array().unwrap().contains(&name), "{name}");
+        }
+        assert_eq!(roles.as_array().unwrap().len(), 2);
     }
 
     #[test]

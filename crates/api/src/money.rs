@@ -10,7 +10,13 @@ use serde_json::Value;
 use crate::error::FieldError;
 
 /// An amount of money in kopecks (1/100 of a rouble), never negative.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+/// In the API document: the JSON number of roubles it serializes as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, utoipa::ToSchema)]
+#[schema(
+    value_type = f64,
+    description = "Roubles, never negative, at most two decimal places",
+    example = 1499.99
+)]
 pub struct Money(i64);
 
 impl Money {

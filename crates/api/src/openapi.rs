@@ -5,10 +5,11 @@
 //! A component describes its own operations with `#[utoipa::path]` on its handlers and its
 //! bodies with `#[derive(ToSchema)]` on the types it serializes. What is the same everywhere is
 //! added here, once: the bearer scheme (required unless an operation says `security(())`), 401
-//! on every operation that needs a token, 400/413/422 on every operation that reads a body.
+//! on every operation that needs a token, 400/413/422 on every operation that reads a body,
+//! 400 where a query string is read, 503 wherever the database is.
 
 use serde_json::Value;
-use utoipa::openapi::path::{Operation, OperationBuilder};
+use utoipa::openapi::path::{Operation, OperationBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBody;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
@@ -230,12 +231,30 @@ fn add_shared_responses(operation: &mut Operation) {
              (with `WWW-Authenticate: Bearer`)",
         );
     }
-    if operation.request_body.as_ref().is_some_and(is_json_body) {
+    let reads_body = operation.request_body.as_ref().is_some_and(is_json_body);
+    if reads_body {
         add("400", "malformed_json: the body is not a JSON object");
         add("413", "payload_too_large: the body is over the limit");
         add(
             "422",
             "validation_failed: `fields` lists every invalid field",
+        );
+    }
+    let reads_query =
+        operation.parameters.iter().flatten().any(
+            |parameter| matches!(parameter, RefOr::T(p) if p.parameter_in == ParameterIn::Query),
+        );
+    if reads_query {
+        add(
+            "400",
+            "malformed_query: the query string is not valid percent-encoded UTF-8",
+        );
+    }
+    // Whatever needs a token or reads a body works on the database.
+    if !public || reads_body {
+        add(
+            "503",
+            "database_unavailable: PostgreSQL does not answer; retry later",
         );
     }
 }

@@ -15,8 +15,8 @@ pub fn request(method: Method, path: &str, body: &str) -> Request {
     request
 }
 
-/// Runs `request` through `router` to its answer, which must be JSON.
-pub fn respond(router: &Router, request: Request) -> Response {
+/// Runs `request` through `router` to its answer.
+pub fn send(router: &Router, request: Request) -> Response {
     let mut future = std::pin::pin!(router.handle_async(request));
     let Poll::Ready(response) = future
         .as_mut()
@@ -24,6 +24,12 @@ pub fn respond(router: &Router, request: Request) -> Response {
     else {
         panic!("the handler waited on the host");
     };
+    response
+}
+
+/// Runs `request` through `router` to its answer, which must be JSON.
+pub fn respond(router: &Router, request: Request) -> Response {
+    let response = send(router, request);
     assert_eq!(
         header(&response, "content-type").as_deref(),
         Some("application/json")

@@ -4,9 +4,13 @@
 //! Dockerfile, against spin.toml. The schema tools come from tests/requirements.txt, installed
 //! once into a virtualenv under target/ (python3 with venv and pip is all this needs).
 
+mod common;
+
+use common::repo_root;
+use common::tools::{run, venv};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
@@ -37,59 +41,9 @@ const SPINAPP_SPEC_FIELDS: [&str; 18] = [
 /// The port of the Service spin-operator makes for each SpinApp.
 const SPINAPP_SERVICE_PORT: u64 = 80;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
 fn read(relative: &str) -> String {
     std::fs::read_to_string(repo_root().join(relative))
         .unwrap_or_else(|e| panic!("cannot read {relative}: {e}"))
-}
-
-fn run(command: &mut Command, what: &str) -> Output {
-    let out = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// The virtualenv with tests/requirements.txt installed; made again when that file changes.
-fn venv() -> &'static Path {
-    static VENV: OnceLock<PathBuf> = OnceLock::new();
-    VENV.get_or_init(|| {
-        let requirements = repo_root().join("tests/requirements.txt");
-        let wanted = std::fs::read(&requirements).expect("tests/requirements.txt");
-        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("deploy-tools-venv");
-        // Written last: a venv without it (an interrupted install) is made again.
-        let stamp = venv.join("installed-requirements.txt");
-        if std::fs::read(&stamp).ok().as_deref() == Some(&wanted[..]) {
-            return venv;
-        }
-        let _ = std::fs::remove_dir_all(&venv);
-        run(
-            Command::new("python3").args(["-m", "venv"]).arg(&venv),
-            "python3 -m venv",
-        );
-        run(
-            Command::new(venv.join("bin/python"))
-                .args(["-m", "pip", "install", "--disable-pip-version-check"])
-                .args(["--no-input", "--quiet", "-r"])
-                .arg(&requirements),
-            "pip install -r tests/requirements.txt",
-        );
-        std::fs::write(&stamp, &wanted).unwrap();
-        venv
-    })
 }
 
 /// Runs tests/deploy_check.py (from the repository root) and parses what it prints.
@@ -621,7 +575,17 @@ fn dockerfile_builds_the_host_and_the_components_and_runs_them_unprivileged() {
             .unwrap_or_else(|_| panic!("{op} in exec (JSON) form"))
     };
     let command = [json("ENTRYPOINT"), json("CMD")].concat();
-    assert_eq!(command, ["detailing", "up", "--listen", "0.0.0.0:3000"]);
+    assert_eq!(
+        command,
+        [
+            "detailing",
+            "up",
+            "--listen",
+            "0.0.0.0:3000",
+            "--metrics-listen",
+            "0.0.0.0:9464"
+        ]
+    );
 
     let env: String = runtime
         .iter()

@@ -2,6 +2,8 @@
 //! made for the test and dropped after it. Readiness is the `Serving http://...` line.
 #![allow(dead_code)]
 
+pub mod tools;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -481,4 +483,50 @@ pub fn write_manifest(text: &str) -> PathBuf {
     let path = dir.join(format!("{}.toml", uuid::Uuid::new_v4().simple()));
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// Paths below each trigger prefix that the services serve or will serve (DESIGN.md §2-3),
+/// with `{id}` for an identifier. Walking unknown ones too is the point: nothing answers 2xx.
+pub const SUFFIXES: &[&str] = &[
+    "",
+    "/",
+    "/health",
+    "/health/live",
+    "/me",
+    "/register",
+    "/login",
+    "/{id}",
+    "/{id}/status",
+    "/{id}/documents",
+    "/{id}/documents/{id}/file",
+    "/{id}/messages",
+    "/{id}/pay",
+    "/review",
+    "/items",
+    "/items/{id}",
+    "/checkout",
+    "/catalog",
+    "/balance",
+    "/history",
+    "/spend",
+    "/promocodes/apply",
+    "/check",
+    "/events",
+    "/tickets",
+    "/tickets/{id}",
+    "/tickets/{id}/messages",
+];
+
+pub const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+/// The `route`s of spin.toml's HTTP triggers, e.g. `/api/cars/...`.
+pub fn trigger_routes() -> Vec<String> {
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(repo_root().join("spin.toml")).unwrap()).unwrap();
+    manifest["trigger"]["http"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|trigger| trigger["route"].as_str().unwrap().to_owned())
+        .collect()
 }
