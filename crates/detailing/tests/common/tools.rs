@@ -102,12 +102,21 @@ pub fn chromium() -> &'static Path {
             let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
             let _lock = FileLock::acquire(tmp.join("chromium-install.lock"));
             if !path.exists() {
-                run(
+                let install = || {
                     Command::new("apt-get")
                         .args(["install", "-y", "--no-install-recommends", "chromium"])
-                        .env("DEBIAN_FRONTEND", "noninteractive"),
-                    "apt-get install chromium (the browser test needs Debian's chromium)",
-                );
+                        .env("DEBIAN_FRONTEND", "noninteractive")
+                        .status()
+                        .is_ok_and(|status| status.success())
+                };
+                if !install() {
+                    // Stale package lists: refresh them once.
+                    run(Command::new("apt-get").arg("update"), "apt-get update");
+                    assert!(
+                        install(),
+                        "apt-get install chromium failed (the browser test needs Debian's chromium)"
+                    );
+                }
             }
         }
         path
