@@ -9,9 +9,13 @@ use anyhow::Result;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter,
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter,
     StoreLimits, StoreLimitsBuilder,
 };
+
+/// Bytes of each linear memory kept resident (and reset page by page) between instances: the
+/// initial memory our components are linked with (.cargo/config.toml).
+pub const KEEP_RESIDENT_BYTES: usize = 4 << 20;
 
 /// How often the engine's epoch advances; deadlines are rounded up to it.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -50,6 +54,10 @@ impl Limits {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // The WASIp2 interfaces we serve are synchronous. With concurrency support on, every
+        // store carries a worker fiber that its drop unwinds with a formatted error, which
+        // captures a backtrace whenever RUST_BACKTRACE is set: 8 µs per instance, measured.
+        config.concurrency_support(false);
         let mut pool = PoolingAllocationConfig::default();
         // A spin-sdk component wrapped with the preview1 adapter has a handful of core
         // instances and two memories; leave headroom for larger guests.
@@ -62,16 +70,45 @@ impl Limits {
         pool.max_tables_per_component(8);
         pool.max_core_instances_per_component(16);
         pool.max_memory_size(self.memory_bytes);
-        // Measured (BENCHMARKS.md, "tuning"): keeping the first 1 MiB of each memory resident
-        // meant a 1 MiB memset per instance (the guest's stack lives there), 17 % of the CPU
-        // of a GET /api/cars/{id} load and 470 MB RSS at 256 connections. Decommitting with
-        // madvise instead, in batches (one TLB shootdown per 64 memories), serves ~35 % more
-        // requests at a quarter of the memory.
-        pool.linear_memory_keep_resident(0);
+        // Measured (BENCHMARKS.md, tuning log): resetting a used memory slot costs either a
+        // memset of everything kept resident or an madvise, which on a multi-threaded host is a
+        // TLB shootdown on every core plus page faults when the next instance touches the pages
+        // again. With PAGEMAP_SCAN (Linux 6.7+) only the pages an instance dirtied are reset, by
+        // memset, so the whole initial memory of our components (4 MiB, .cargo/config.toml)
+        // stays resident and is never unmapped between requests. Without it, keeping memory
+        // resident would mean a memset of all of it per instance, so nothing is kept. What an
+        // instance grows past that is decommitted with madvise, in batches (one shootdown per
+        // 64 memories).
+        if pagemap_scan_available() {
+            pool.pagemap_scan(Enabled::Yes);
+            pool.linear_memory_keep_resident(KEEP_RESIDENT_BYTES);
+        } else {
+            pool.linear_memory_keep_resident(0);
+        }
         pool.decommit_batch_size(64);
         pool.table_keep_resident(1 << 16);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         Ok(Engine::new(&config)?)
+    }
+}
+
+/// Whether the kernel has the `PAGEMAP_SCAN` ioctl (Linux 6.7 and later).
+fn pagemap_scan_available() -> bool {
+    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
+        return false;
+    };
+    kernel_at_least(&release, (6, 7))
+}
+
+/// `release` is a kernel release string such as `6.18.44-fc` or `5.15.0-91-generic`.
+fn kernel_at_least(release: &str, wanted: (u32, u32)) -> bool {
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>());
+    match (parts.next(), parts.next()) {
+        (Some(Ok(major)), Some(Ok(minor))) => (major, minor) >= wanted,
+        _ => false,
     }
 }
 
@@ -161,4 +198,20 @@ pub fn start_epoch_ticker(engine: &Engine) {
             }
         })
         .expect("cannot start the epoch ticker thread");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kernel_at_least;
+
+    #[test]
+    fn reads_kernel_releases() {
+        assert!(kernel_at_least("6.18.44-fc-v1147\n", (6, 7)));
+        assert!(kernel_at_least("6.7.0", (6, 7)));
+        assert!(kernel_at_least("7.0.1-arch1", (6, 7)));
+        assert!(!kernel_at_least("6.6.30-generic", (6, 7)));
+        assert!(!kernel_at_least("5.15.0-91-generic", (6, 7)));
+        assert!(!kernel_at_least("", (6, 7)));
+        assert!(!kernel_at_least("garbage", (6, 7)));
+    }
 }
