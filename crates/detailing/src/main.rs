@@ -12,6 +12,7 @@ mod watch;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use observability::RelaySource;
+use runtime::http_trigger::Workers;
 use runtime::manifest::LoadedManifest;
 use runtime::metrics::Registry;
 use runtime::{App, AppOptions, CacheOutcome, CompileCache, Limits, PostgresConfig};
@@ -188,6 +189,10 @@ struct UpArgs {
     /// Postgres connections per database URL.
     #[arg(long, default_value_t = 16)]
     pg_pool_size: usize,
+    /// Threads serving HTTP, each with a single-threaded runtime that keeps a connection and
+    /// its instances on one thread (default: one per CPU).
+    #[arg(long)]
+    http_workers: Option<usize>,
 }
 
 fn main() -> Result<()> {
@@ -370,11 +375,18 @@ async fn up(manifest_path: &Path, app_dir: &Path, migrations: &Path, args: UpArg
     } else {
         None
     };
+    let workers = Workers::start(
+        args.http_workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+    )?;
+    tracing::info!("serving HTTP on {} worker threads", workers.len());
     let mut stop = shutdown.clone();
-    let served = runtime::http_trigger::serve(app, listener, async move {
+    let served = runtime::http_trigger::serve(app, listener, &workers, async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     })
     .await;
+    // Joining the worker threads blocks; whatever still ran on them is dropped.
+    let _ = tokio::task::spawn_blocking(move || drop(workers)).await;
     if let Some(relay) = relay {
         let _ = relay.await;
     }

@@ -136,7 +136,9 @@ fn outbound_to_a_host_not_allowed_is_refused_and_logged() {
 
 #[test]
 fn a_looping_guest_hits_the_deadline_while_others_are_served() {
-    let server = probe_server(&["--request-timeout-ms", "1500"]);
+    // One HTTP worker thread: the looping guest shares it with every other connection, so the
+    // others are served only if a busy guest yields the thread.
+    let server = probe_server(&["--request-timeout-ms", "3000", "--http-workers", "1"]);
     let base = server.url("/probe/loop");
     let looping = std::thread::spawn(move || {
         let started = Instant::now();
@@ -151,6 +153,10 @@ fn a_looping_guest_hits_the_deadline_while_others_are_served() {
     for _ in 0..5 {
         assert_eq!(get_json(&server, "/probe/echo").0, 200);
     }
+    assert!(
+        !looping.is_finished(),
+        "the other requests were only served once the looping guest had been stopped"
+    );
     let (status, body, elapsed) = looping.join().unwrap();
     assert_eq!(status, 504, "{body}");
     assert!(body.contains("deadline_exceeded"), "{body}");

@@ -151,11 +151,12 @@ fn benches(c: &mut Criterion) {
     let mut sender = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        tokio::spawn(runtime::http_trigger::serve(
-            app.clone(),
-            listener,
-            std::future::pending::<()>(),
-        ));
+        let app = app.clone();
+        tokio::spawn(async move {
+            let workers = runtime::http_trigger::Workers::current();
+            runtime::http_trigger::serve(app, listener, &workers, std::future::pending::<()>())
+                .await
+        });
         let stream = tokio::net::TcpStream::connect(address).await.unwrap();
         stream.set_nodelay(true).unwrap();
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
