@@ -23,15 +23,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 use tracing::Instrument;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime::{Engine, Store};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
-
-/// Epoch ticks a guest may compute before it yields its thread (5 x 10 ms). Yielding at every
-/// tick cost about 5 % of the throughput of short requests, measured (BENCHMARKS.md).
-const SLICE_TICKS: u64 = 5;
 
 /// `http://<component-id>.spin.internal` reaches a component of the same app in-process.
 pub const CHAINING_SUFFIX: &str = ".spin.internal";
@@ -267,27 +263,7 @@ impl App {
         let state = InstanceState::new(self.clone(), config, request_id);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
-        // A guest that computes for a whole time slice yields to its thread's other tasks
-        // before it goes on: an HTTP worker thread serves many connections, and one busy guest
-        // must not hold them all up until its deadline. At the deadline it is stopped.
-        let mut ticks_left = self.limits.deadline_ticks();
-        let mut slice = ticks_left.min(SLICE_TICKS);
-        store.set_epoch_deadline(slice);
-        store.epoch_deadline_callback(move |_| {
-            ticks_left = ticks_left.saturating_sub(slice);
-            slice = ticks_left.min(SLICE_TICKS);
-            if slice == 0 {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                // tokio's own yield lets the thread's I/O driver run before the guest goes
-                // on; a plain wake-up would put the guest straight back in line, and a
-                // single-threaded runtime polls I/O only every 61 tasks.
-                Ok(UpdateDeadline::YieldCustom(
-                    slice,
-                    Box::pin(tokio::task::yield_now()),
-                ))
-            }
-        });
+        self.limits.arm_deadline(&mut store);
         store
     }
 

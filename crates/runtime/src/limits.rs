@@ -10,15 +10,19 @@ use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter,
-    StoreLimits, StoreLimitsBuilder,
+    Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline,
 };
 
 /// Bytes of each linear memory kept resident (and reset page by page) between instances: the
 /// initial memory our components are linked with (.cargo/config.toml).
-pub const KEEP_RESIDENT_BYTES: usize = 4 << 20;
+const KEEP_RESIDENT_BYTES: usize = 4 << 20;
 
 /// How often the engine's epoch advances; deadlines are rounded up to it.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Epoch ticks a guest may compute before it yields its thread (5 x 10 ms). Yielding at every
+/// tick cost about 5 % of the throughput of short requests, measured (BENCHMARKS.md).
+const SLICE_TICKS: u64 = 5;
 
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -47,6 +51,31 @@ impl Limits {
     /// Epoch ticks until the deadline (at least one).
     pub fn deadline_ticks(&self) -> u64 {
         (self.request_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
+    }
+
+    /// Arms `store`'s deadline. A guest that computes for a whole time slice yields to its
+    /// thread's other tasks before it goes on: an HTTP worker thread serves many connections,
+    /// and one busy guest must not hold them all up until its deadline. At the deadline it is
+    /// stopped with [`wasmtime::Trap::Interrupt`].
+    pub(crate) fn arm_deadline<T: 'static>(&self, store: &mut Store<T>) {
+        let mut ticks_left = self.deadline_ticks();
+        let mut slice = ticks_left.min(SLICE_TICKS);
+        store.set_epoch_deadline(slice);
+        store.epoch_deadline_callback(move |_| {
+            ticks_left = ticks_left.saturating_sub(slice);
+            slice = ticks_left.min(SLICE_TICKS);
+            if slice == 0 {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                // tokio's own yield lets the thread's I/O driver run before the guest goes
+                // on; a plain wake-up would put the guest straight back in line, and a
+                // single-threaded runtime polls I/O only every 61 tasks.
+                Ok(UpdateDeadline::YieldCustom(
+                    slice,
+                    Box::pin(tokio::task::yield_now()),
+                ))
+            }
+        });
     }
 
     /// The engine shared by every component: Cranelift, epoch interruption, pooling allocator.
