@@ -15,8 +15,12 @@ use observability::RelaySource;
 use runtime::http_trigger::Workers;
 use runtime::manifest::LoadedManifest;
 use runtime::metrics::Registry;
-use runtime::{App, AppOptions, CacheOutcome, CompileCache, Limits, PostgresConfig};
+use runtime::{
+    App, AppOptions, CacheOutcome, CompileCache, Concurrency, ConnectionLimits, Limits,
+    PostgresConfig,
+};
 use settings::Settings;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -131,6 +135,9 @@ struct SwapArgs {
     /// .detailing/admin-url when it started).
     #[arg(long)]
     admin: Option<String>,
+    /// The file holding the admin endpoint's token (default: .detailing/admin-token).
+    #[arg(long)]
+    admin_token_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -151,9 +158,10 @@ struct UpArgs {
     /// it in while serving.
     #[arg(long)]
     watch: bool,
-    /// The admin endpoint for `detailing swap`; loopback addresses only, port 0 picks one.
-    #[arg(long, default_value = "127.0.0.1:0")]
-    admin_listen: SocketAddr,
+    /// Serve the admin endpoint for `detailing swap` here (off unless given); loopback
+    /// addresses only, port 0 picks one. Its token is written to .detailing/admin-token.
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
     /// Serve Prometheus metrics at http://<address>/metrics (off unless given; port 0 picks one).
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
@@ -186,6 +194,28 @@ struct UpArgs {
     /// Instances alive at once across all components.
     #[arg(long, default_value_t = 512)]
     max_instances: u32,
+    /// A component's concurrency cap, `<component>=<running>[:<waiting>]` (repeatable): at most
+    /// <running> of its requests run at once, <waiting> more (default 16 per running one) wait
+    /// for a turn, the rest get 503 with Retry-After. user-service has one by default: half
+    /// the cores running and 64 waiting, so password hashing never takes every core
+    /// (`user-service=0` lifts it).
+    #[arg(long = "component-concurrency", value_name = "COMPONENT=N[:WAITING]")]
+    component_concurrency: Vec<String>,
+    /// Open connections at once; one more is answered 503 and closed at once.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// How long a connection may sit idle waiting for a request (new or kept alive), in ms.
+    #[arg(long, default_value_t = 60_000)]
+    idle_timeout_ms: u64,
+    /// How long a request's head may take to arrive from its first byte, in ms.
+    #[arg(long, default_value_t = 10_000)]
+    header_read_timeout_ms: u64,
+    /// How long a request's body may take to arrive, in ms (then 408).
+    #[arg(long, default_value_t = 30_000)]
+    body_read_timeout_ms: u64,
+    /// Largest request head (request line and headers), in bytes (larger gets 431).
+    #[arg(long, default_value_t = 32 << 10)]
+    max_header_bytes: usize,
     /// Postgres connections per database URL.
     #[arg(long, default_value_t = 16)]
     pg_pool_size: usize,
@@ -222,7 +252,8 @@ fn main() -> Result<()> {
                 Some(admin) => admin,
                 None => swap::admin_url(&manifest.dir)?,
             };
-            runtime_for_cli()?.block_on(swap::swap(&admin, &args.component, &args.wasm))
+            let token = swap::admin_token(&manifest.dir, args.admin_token_file.as_deref())?;
+            runtime_for_cli()?.block_on(swap::swap(&admin, &token, &args.component, &args.wasm))
         }
         Command::Relay(args) => {
             // The relay needs the database and its credential, not the app's other secrets.
@@ -300,7 +331,8 @@ async fn create_staff(
 async fn up(manifest_path: &Path, app_dir: &Path, migrations: &Path, args: UpArgs) -> Result<()> {
     let settings = Settings::load(app_dir)?;
     // A weak signing key is refused before anything serves (components check it again).
-    let variables = settings.resolve(&LoadedManifest::from_file(manifest_path)?)?;
+    let loaded = LoadedManifest::from_file(manifest_path)?;
+    let variables = settings.resolve(&loaded)?;
     if !args.skip_migrations {
         migrate_app(migrations, &settings.postgres_url).await?;
     }
@@ -316,6 +348,7 @@ async fn up(manifest_path: &Path, app_dir: &Path, migrations: &Path, args: UpArg
             request_timeout: Duration::from_millis(args.request_timeout_ms),
             max_body_bytes: args.max_body_bytes,
             max_instances: args.max_instances,
+            component_concurrency: component_concurrency(&args.component_concurrency, &loaded)?,
         },
         postgres: PostgresConfig {
             max_connections_per_url: args.pg_pool_size,
@@ -345,8 +378,12 @@ async fn up(manifest_path: &Path, app_dir: &Path, migrations: &Path, args: UpArg
     };
     // Announced before `Serving`, so whoever waits for that line can already swap and scrape.
     let shutdown = shutdown_watch();
-    let admin =
-        swap::start_admin(app.clone(), args.admin_listen, app_dir, shutdown.clone()).await?;
+    let admin = match args.admin_listen {
+        Some(listen) => {
+            Some(swap::start_admin(app.clone(), listen, app_dir, shutdown.clone()).await?)
+        }
+        None => None,
+    };
     let metrics = match args.metrics_listen {
         Some(address) => {
             let mut registry = Registry::new(observability::METRICS_PREFIX);
@@ -381,17 +418,27 @@ async fn up(manifest_path: &Path, app_dir: &Path, migrations: &Path, args: UpArg
     )?;
     tracing::info!("serving HTTP on {} worker threads", workers.len());
     let mut stop = shutdown.clone();
-    let served = runtime::http_trigger::serve(app, listener, &workers, async move {
+    let connection_limits = ConnectionLimits {
+        idle_timeout: Duration::from_millis(args.idle_timeout_ms),
+        header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
+        body_read_timeout: Duration::from_millis(args.body_read_timeout_ms),
+        max_header_bytes: args.max_header_bytes,
+        max_connections: args.max_connections,
+    };
+    let stopped = async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
-    })
-    .await;
+    };
+    let served =
+        runtime::http_trigger::serve(app, listener, &workers, connection_limits, stopped).await;
     // Joining the worker threads blocks; whatever still ran on them is dropped.
     let _ = tokio::task::spawn_blocking(move || drop(workers)).await;
     if let Some(relay) = relay {
         let _ = relay.await;
     }
     let _ = redis_triggers.await;
-    let _ = admin.await;
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
     if let Some(metrics) = metrics {
         let _ = metrics.await;
     }
@@ -399,6 +446,47 @@ async fn up(manifest_path: &Path, app_dir: &Path, migrations: &Path, args: UpArg
         let _ = watcher.await;
     }
     served
+}
+
+/// The component whose work is hashing passwords: capped by default so a flood of logins
+/// cannot take every core from the other services.
+const PASSWORD_HASHING_COMPONENT: &str = "user-service";
+
+/// The `--component-concurrency` caps, with user-service's default (half the cores) when the
+/// app has it; `=0` lifts a cap.
+fn component_concurrency(
+    given: &[String],
+    manifest: &LoadedManifest,
+) -> Result<BTreeMap<String, Concurrency>> {
+    let mut caps = BTreeMap::new();
+    if manifest
+        .manifest
+        .component
+        .contains_key(PASSWORD_HASHING_COMPONENT)
+    {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // A long line: a waiting login costs no CPU, and a burst of sign-ups should wait
+        // rather than fail.
+        let cap = Concurrency {
+            running: (cores / 2).max(1),
+            waiting: 64,
+        };
+        caps.insert(PASSWORD_HASHING_COMPONENT.to_owned(), cap);
+    }
+    for entry in given {
+        let (id, cap) = entry
+            .split_once('=')
+            .with_context(|| format!("--component-concurrency `{entry}`: want COMPONENT=N"))?;
+        if cap.trim() == "0" {
+            caps.remove(id);
+            continue;
+        }
+        let cap = Concurrency::parse(cap)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("--component-concurrency `{entry}`"))?;
+        caps.insert(id.to_owned(), cap);
+    }
+    Ok(caps)
 }
 
 /// Turns true on Ctrl-C or SIGTERM; everything that must stop watches it.

@@ -1,8 +1,11 @@
 //! Hot swap end to end: `detailing swap` replaces one component of a running host under
-//! load with zero failed requests; a build that does not load leaves the old one serving.
+//! load with zero failed requests; a build that does not load leaves the old one serving; the
+//! admin endpoint is off unless asked for, and refuses requests without its token or with a
+//! Host that is not loopback.
 
 mod common;
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -21,30 +24,43 @@ component = "other"
 source = "PROBE"
 "#;
 
-fn server() -> TestServer {
+fn server_with(args: &[&str]) -> TestServer {
     let probe = wasm_dir().join("probe.wasm");
     let manifest = probe_manifest(&ROUTES.replace("PROBE", &probe.display().to_string()));
     TestServer::start(ServerConfig {
         manifest,
         env: Vec::new(),
-        args: Vec::new(),
+        args: args.iter().map(|a| a.to_string()).collect(),
     })
 }
 
-fn admin_url(server: &TestServer) -> String {
-    server
+fn server() -> TestServer {
+    server_with(&["--admin-listen", "127.0.0.1:0"])
+}
+
+/// The admin URL and token file the host announced: `Admin <url> (token in <file>)`.
+fn admin(server: &TestServer) -> (String, PathBuf) {
+    let line = server
         .log()
         .lines()
         .find_map(|line| line.strip_prefix("Admin ").map(str::to_owned))
-        .expect("the host announces its admin endpoint")
+        .expect("the host announces its admin endpoint");
+    let (url, file) = line
+        .trim_end_matches(')')
+        .split_once(" (token in ")
+        .expect("the announcement names the token file");
+    (url.to_owned(), PathBuf::from(file))
 }
 
 fn swap(server: &TestServer, component: &str, wasm: &std::path::Path) -> std::process::Output {
+    let (url, token_file) = admin(server);
     Command::new(env!("CARGO_BIN_EXE_detailing"))
         .current_dir(common::repo_root())
         .args(["swap", component])
         .arg(wasm)
-        .args(["--admin", &admin_url(server)])
+        .args(["--admin", &url])
+        .arg("--admin-token-file")
+        .arg(&token_file)
         .output()
         .unwrap()
 }
@@ -242,4 +258,76 @@ watch = ["{dir}/*.rs"]
     );
     assert_eq!(served(), "next");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_admin_endpoint_is_off_unless_asked_for() {
+    let server = server_with(&[]);
+    assert!(
+        !server.log().lines().any(|line| line.starts_with("Admin ")),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn the_admin_endpoint_refuses_a_missing_or_wrong_token_and_a_foreign_host() {
+    let server = server();
+    let (url, token_file) = admin(&server);
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the token file is the owner's only");
+    }
+    let next = std::fs::read(wasm_dir().join("probe_next.wasm")).unwrap();
+    let client = reqwest::blocking::Client::new();
+    let put = |token: Option<&str>, host: Option<&str>| {
+        let mut request = client
+            .put(format!("{url}/components/probe"))
+            .body(next.clone());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(host) = host {
+            request = request.header("host", host);
+        }
+        let response = request.send().unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().unwrap();
+        (
+            status,
+            body["error"]["code"].as_str().unwrap_or("").to_owned(),
+        )
+    };
+    assert_eq!(put(None, None), (401, "unauthorized".into()));
+    assert_eq!(
+        put(Some(&"x".repeat(token.len())), None),
+        (401, "unauthorized".into())
+    );
+    // A browser led to the port by DNS rebinding sends the attacker's name as Host.
+    assert_eq!(
+        put(Some(&token), Some("rebind.attacker.example:80")),
+        (403, "forbidden_host".into())
+    );
+    // Nothing was swapped by any of them.
+    let served: Value = server
+        .client()
+        .get(server.url("/probe/echo"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(version(&served), "probe");
+    // With the token and a loopback Host, it swaps.
+    assert_eq!(put(Some(&token), None).0, 200);
+    let served: Value = server
+        .client()
+        .get(server.url("/probe/echo"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(version(&served), "next");
 }

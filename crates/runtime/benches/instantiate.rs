@@ -154,8 +154,9 @@ fn benches(c: &mut Criterion) {
         let app = app.clone();
         tokio::spawn(async move {
             let workers = runtime::http_trigger::Workers::current();
-            runtime::http_trigger::serve(app, listener, &workers, std::future::pending::<()>())
-                .await
+            let limits = runtime::ConnectionLimits::default();
+            let forever = std::future::pending::<()>();
+            runtime::http_trigger::serve(app, listener, &workers, limits, forever).await
         });
         let stream = tokio::net::TcpStream::connect(address).await.unwrap();
         stream.set_nodelay(true).unwrap();

@@ -1,7 +1,9 @@
 //! The host's admin endpoint, for hot swap: `PUT /components/<id>` with a `.wasm` body
 //! replaces that component while the app serves (see [`App::swap`]); `GET /components` lists
-//! them. It has no authentication, so it is only ever bound to a loopback address: whoever can
-//! reach it can already replace the files the host runs.
+//! them. A swapped-in component keeps the old one's variables (its secrets too), so every
+//! request must carry the endpoint's token (`Authorization: Bearer <token>`), and a `Host`
+//! that is not a loopback name is refused (a browser led there by DNS rebinding sends its
+//! own). It only ever listens on a loopback address.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -24,11 +26,36 @@ use crate::compile::CacheOutcome;
 /// The largest component accepted (ours are about 1 MB).
 const MAX_COMPONENT_BYTES: usize = 64 << 20;
 
+/// The secret every admin request must present. Shorter than 32 characters is refused.
+#[derive(Clone)]
+pub struct AdminToken(Arc<str>);
+
+impl AdminToken {
+    pub fn new(token: &str) -> Result<Self> {
+        if token.len() < 32 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            bail!("the admin token must be at least 32 visible ASCII characters");
+        }
+        Ok(Self(token.into()))
+    }
+
+    /// Compares in time independent of where the two first differ.
+    fn admits(&self, presented: &[u8]) -> bool {
+        let expected = self.0.as_bytes();
+        expected.len() == presented.len()
+            && expected
+                .iter()
+                .zip(presented)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+}
+
 /// Serves the admin endpoint on `listener` until `shutdown` resolves. Refuses a listener
 /// that is not on a loopback address.
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
+    token: AdminToken,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let address = listener.local_addr()?;
@@ -41,7 +68,8 @@ pub async fn serve(
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let app = app.clone();
-                let service = service_fn(move |request| handle(app.clone(), request));
+                let token = token.clone();
+                let service = service_fn(move |request| handle(app.clone(), token.clone(), request));
                 tokio::spawn(async move {
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -55,8 +83,37 @@ pub async fn serve(
 
 async fn handle(
     app: Arc<App>,
+    token: AdminToken,
     request: Request<Incoming>,
 ) -> Result<Response<HyperOutgoingBody>, Infallible> {
+    if !request
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .is_some_and(is_loopback_host)
+    {
+        return Ok(error_response(
+            403,
+            "forbidden_host",
+            "the admin endpoint answers only to a loopback Host",
+        ));
+    }
+    let presented = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|value| value.as_bytes().strip_prefix(b"Bearer "));
+    if !presented.is_some_and(|presented| token.admits(presented)) {
+        let mut refused = error_response(
+            401,
+            "unauthorized",
+            "the admin endpoint needs its token: Authorization: Bearer <token>",
+        );
+        refused.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Bearer"),
+        );
+        return Ok(refused);
+    }
     let path = request.uri().path().to_owned();
     let target = path.strip_prefix("/components/").map(str::to_owned);
     Ok(match (request.method().clone(), path.as_str(), target) {
@@ -106,6 +163,25 @@ async fn swap(app: Arc<App>, id: &str, request: Request<Incoming>) -> Response<H
     }
 }
 
+/// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if !name.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name
+        }
+        _ => host,
+    };
+    if name.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    let ip = name
+        .strip_prefix('[')
+        .and_then(|inner| inner.strip_suffix(']'))
+        .unwrap_or(name);
+    ip.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn app_has_no(error: &anyhow::Error) -> bool {
     error.to_string().starts_with("the app has no component")
 }
@@ -116,4 +192,28 @@ fn json(status: StatusCode, value: serde_json::Value) -> Response<HyperOutgoingB
         .header("content-type", "application/json")
         .body(full_body(Bytes::from(value.to_string())))
         .expect("static response parts are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_hosts_are_admitted() {
+        for host in ["127.0.0.1:4000", "localhost:1", "LOCALHOST", "[::1]:9", "127.1.2.3"] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in ["evil.example:4000", "10.0.0.1", "[::2]:1", "127.0.0.1.nip.io", ""] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn the_token_must_match_exactly_and_be_long() {
+        let token = AdminToken::new(&"a".repeat(40)).unwrap();
+        assert!(token.admits("a".repeat(40).as_bytes()));
+        assert!(!token.admits("a".repeat(39).as_bytes()));
+        assert!(!token.admits(format!("{}b", "a".repeat(39)).as_bytes()));
+        assert!(AdminToken::new("short").is_err());
+    }
 }

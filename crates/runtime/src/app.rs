@@ -1,6 +1,7 @@
 //! A loaded application: the engine, the linker with every capability, each component compiled
 //! and pre-instantiated once, and the router. `serve` runs one request in a fresh instance.
 
+use crate::admission::Admission;
 use crate::bindings::redis_guest::RedisGuestPre;
 use crate::compile::{CacheOutcome, CompileCache};
 use crate::limits::{start_epoch_ticker, Limits};
@@ -19,6 +20,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 use tracing::Instrument;
@@ -50,6 +52,8 @@ pub struct ComponentConfig {
     pub variables: ComponentVariables,
     /// Kept across hot swaps with the rest of the configuration: a swap does not reset them.
     pub metrics: Arc<ComponentMetrics>,
+    /// The component's concurrency cap, when it has one; kept across hot swaps too.
+    pub admission: Option<Arc<Admission>>,
 }
 
 /// A component ready to serve: its configuration and its pre-instantiated handles, one per
@@ -73,6 +77,7 @@ pub struct App {
     router: Router,
     redis_triggers: Vec<RedisTrigger>,
     components: RwLock<HashMap<String, Arc<LoadedComponent>>>,
+    refused_connections: AtomicU64,
 }
 
 /// How a component load went, for startup output and tests.
@@ -91,6 +96,14 @@ impl App {
         let engine = options.limits.engine()?;
         start_epoch_ticker(&engine);
         let linker = linker(&engine)?;
+        if let Some(unknown) = options
+            .limits
+            .component_concurrency
+            .keys()
+            .find(|id| !manifest.component.contains_key(*id))
+        {
+            anyhow::bail!("a concurrency cap names `{unknown}`, which the app does not have");
+        }
 
         let mut components = HashMap::new();
         let mut reports = Vec::new();
@@ -110,6 +123,11 @@ impl App {
                     .render_component(&decl.variables)
                     .with_context(|| format!("component `{id}` variables"))?,
                 metrics: Default::default(),
+                admission: options
+                    .limits
+                    .component_concurrency
+                    .get(id)
+                    .map(|cap| Arc::new(Admission::new(*cap))),
             };
             let (component, outcome) = options.cache.load(&engine, &loaded.source_path(decl))?;
             let serves = Serves {
@@ -177,6 +195,7 @@ impl App {
             router,
             redis_triggers,
             components: RwLock::new(components),
+            refused_connections: AtomicU64::new(0),
         };
         Ok((Arc::new(app), reports))
     }
@@ -224,6 +243,15 @@ impl App {
             "component swapped in"
         );
         Ok(report)
+    }
+
+    /// A connection was turned away at the open-connection cap.
+    pub(crate) fn note_refused_connection(&self) {
+        self.refused_connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn refused_connections(&self) -> u64 {
+        self.refused_connections.load(Ordering::Relaxed)
     }
 
     /// The ids of the app's components.

@@ -1,8 +1,10 @@
-//! The HTTP trigger: accept connections, answer Spin's well-known paths, route, cap bodies,
-//! present the request to the guest as Spin does, give every request an id (answered in
+//! The HTTP trigger: accept connections within [`ConnectionLimits`], answer Spin's well-known
+//! paths, route, admit a request within its component's concurrency cap, cap bodies, present
+//! the request to the guest as Spin does, give every request an id (answered in
 //! `x-request-id`), and shut down gracefully.
 
 use crate::app::{error_response, full_body, App, LoadedComponent};
+use crate::connection::{self, ConnectionLimits, ConnectionSlots, Phase, TimedIo};
 use crate::observe::{self, RequestId};
 use crate::routes::RouteMatch;
 use crate::spin_headers::{self, SpinRequestInfo};
@@ -136,9 +138,12 @@ pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
     workers: &Workers,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let graceful = GracefulShutdown::new();
+    let slots = ConnectionSlots::new(&limits);
+    let limits = Arc::new(limits);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -150,6 +155,11 @@ pub async fn serve(
                         continue;
                     }
                 };
+                let Some(slot) = slots.take() else {
+                    app.note_refused_connection();
+                    tokio::spawn(connection::refuse(stream));
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 // The socket moves to the worker's own reactor.
                 let stream = match stream.into_std() {
@@ -160,8 +170,10 @@ pub async fn serve(
                     }
                 };
                 let app = app.clone();
+                let limits = limits.clone();
                 let watcher = graceful.watcher();
                 workers.next().spawn(async move {
+                    let _slot = slot;
                     let stream = match tokio::net::TcpStream::from_std(stream) {
                         Ok(stream) => stream,
                         Err(e) => {
@@ -169,10 +181,24 @@ pub async fn serve(
                             return;
                         }
                     };
-                    let service = service_fn(move |req| handle(app.clone(), req, peer));
-                    let conn = http1::Builder::new()
+                    let phase = Phase::default();
+                    let io = TimedIo::new(stream, phase.clone(), limits.clone());
+                    let mut builder = http1::Builder::new();
+                    builder
                         .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), service);
+                        .max_buf_size(limits.read_buffer_bytes())
+                        .max_header_size(limits.max_header_bytes);
+                    let service = service_fn(move |req| {
+                        phase.serving();
+                        let phase = phase.clone();
+                        let served = handle(app.clone(), limits.clone(), req, peer);
+                        async move {
+                            let response = served.await;
+                            phase.waiting();
+                            response
+                        }
+                    });
+                    let conn = builder.serve_connection(TokioIo::new(io), service);
                     if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!("connection from {peer} ended: {e}");
                     }
@@ -192,26 +218,29 @@ pub async fn serve(
 
 async fn handle(
     app: Arc<App>,
+    limits: Arc<ConnectionLimits>,
     req: Request<Incoming>,
     client: SocketAddr,
 ) -> Result<Response<HyperOutgoingBody>, Infallible> {
-    Ok(route_and_serve(app, req, client).await)
+    Ok(route_and_serve(app, &limits, req, client).await)
 }
 
 /// Every answer carries the request's id, also those the host gives itself.
 async fn route_and_serve(
     app: Arc<App>,
+    limits: &ConnectionLimits,
     req: Request<Incoming>,
     client: SocketAddr,
 ) -> Response<HyperOutgoingBody> {
     let id = RequestId::of(req.headers());
-    let mut response = route(app, req, client, &id).await;
+    let mut response = route(app, limits, req, client, &id).await;
     id.set(response.headers_mut());
     response
 }
 
 async fn route(
     app: Arc<App>,
+    limits: &ConnectionLimits,
     req: Request<Incoming>,
     client: SocketAddr,
     id: &RequestId,
@@ -240,6 +269,15 @@ async fn route(
     else {
         return error_response(400, "missing_host", "the request has no Host header");
     };
+    // The guest rebuilds its URL from Host and the path: anything but an authority there
+    // would make it route a different path than the host routed and logged.
+    if !is_authority(&host) {
+        return error_response(
+            400,
+            "invalid_host",
+            "the Host header must be host[:port], nothing else",
+        );
+    }
     // The manifest check guarantees every route names a loaded component.
     let Some((m, loaded)) = app
         .router()
@@ -254,13 +292,67 @@ async fn route(
     // Recorded from here on, so a 413 counts against the component whose route it targeted.
     let method = req.method().clone();
     let config = loaded.config.clone();
-    let work = forward(&app, &m, loaded, req, &host, client, id);
+    let work = async {
+        // Admitted before the body is read: a busy component's queue holds no bodies.
+        let _admitted = match config.admission.as_ref() {
+            Some(admission) => match admission.enter(app.limits.request_timeout).await {
+                Ok(permit) => Some(permit),
+                Err(busy) => {
+                    config.metrics.concurrency_limit_hit();
+                    return busy_response(&config.id, busy);
+                }
+            },
+            None => None,
+        };
+        forward(&app, limits, &m, loaded, req, &host, client, id).await
+    };
     observe::request(&config, id, &method, &path, work).await
 }
 
+/// True for `host[:port]`: a registered name, an IPv4 address or a bracketed IPv6 address,
+/// with an optional decimal port; no user info, path, query or fragment.
+fn is_authority(value: &str) -> bool {
+    let Ok(authority) = value.parse::<http::uri::Authority>() else {
+        return false;
+    };
+    if authority.as_str() != value || value.contains('@') {
+        return false;
+    }
+    let host = authority.host();
+    let host_ok = if let Some(inner) = host.strip_prefix('[') {
+        inner
+            .strip_suffix(']')
+            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
+    } else {
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+    };
+    let port_ok = match value.strip_prefix(host).and_then(|rest| rest.strip_prefix(':')) {
+        Some(port) => authority.port_u16().is_some() && port.bytes().all(|b| b.is_ascii_digit()),
+        None => value == host,
+    };
+    host_ok && port_ok
+}
+
+fn busy_response(component: &str, busy: crate::admission::Busy) -> Response<HyperOutgoingBody> {
+    let mut response = error_response(
+        503,
+        "component_busy",
+        &format!("{component} is at its concurrency limit ({busy}); retry shortly"),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+    response
+}
+
 /// Reads the body within the cap and presents the request to the guest as Spin does.
+#[allow(clippy::too_many_arguments)]
 async fn forward(
     app: &Arc<App>,
+    limits: &ConnectionLimits,
     m: &RouteMatch<'_>,
     loaded: Arc<LoadedComponent>,
     req: Request<Incoming>,
@@ -278,10 +370,21 @@ async fn forward(
         return too_large(limit);
     }
     let (mut parts, body) = req.into_parts();
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(limit),
-        Err(e) => {
+    let read = tokio::time::timeout(limits.body_read_timeout, Limited::new(body, limit).collect());
+    let body = match read.await {
+        Err(_elapsed) => {
+            return error_response(
+                408,
+                "request_timeout",
+                &format!(
+                    "the request body did not arrive within {} ms",
+                    limits.body_read_timeout.as_millis()
+                ),
+            )
+        }
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(limit),
+        Ok(Err(e)) => {
             return error_response(
                 400,
                 "bad_request",

@@ -4,8 +4,10 @@
 //! interfaces they import. It knows nothing about the application it runs.
 
 pub mod admin;
+pub mod admission;
 pub mod app;
 pub mod compile;
+pub mod connection;
 pub mod http_trigger;
 pub mod limits;
 pub mod manifest;
@@ -20,7 +22,9 @@ pub mod state;
 pub mod variables;
 
 pub use app::{App, AppOptions, LoadReport};
+pub use admission::Concurrency;
 pub use compile::{CacheOutcome, CompileCache};
+pub use connection::ConnectionLimits;
 pub use limits::Limits;
 pub use observe::RequestId;
 pub use postgres::PostgresConfig;

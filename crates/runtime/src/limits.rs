@@ -4,7 +4,9 @@
 //! memory is capped per instance, CPU by epoch interruption at a wall-clock deadline,
 //! inbound bodies by size. Spin 3.x/4.x has none of these for WASIp2 guests (SPIN_BEHAVIOUR.md).
 
+use crate::admission::Concurrency;
 use crate::metrics::ComponentMetrics;
+use std::collections::BTreeMap;
 use anyhow::Result;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +36,9 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Instances alive at once across all components (the pooling allocator's size).
     pub max_instances: u32,
+    /// Components whose inbound requests run at most so many at once (the rest wait or get
+    /// 503); a component not named here has no cap of its own.
+    pub component_concurrency: BTreeMap<String, Concurrency>,
 }
 
 impl Default for Limits {
@@ -43,6 +48,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 4 << 20,
             max_instances: 512,
+            component_concurrency: BTreeMap::new(),
         }
     }
 }

@@ -41,6 +41,10 @@ pub struct ComponentMetrics {
     sum_micros: AtomicU64,
     memory_limit_hits: AtomicU64,
     deadline_hits: AtomicU64,
+    concurrency_limit_hits: AtomicU64,
+    /// Redis trigger messages by outcome: handled (the guest returned Ok), failed (it returned
+    /// an error, trapped or ran out of time).
+    redis_messages: [AtomicU64; 2],
 }
 
 impl ComponentMetrics {
@@ -62,6 +66,16 @@ impl ComponentMetrics {
     /// A request (or message) was stopped at its deadline.
     pub fn deadline_hit(&self) {
         self.deadline_hits.fetch_add(1, Relaxed);
+    }
+
+    /// A request was turned away at the component's concurrency cap.
+    pub fn concurrency_limit_hit(&self) {
+        self.concurrency_limit_hits.fetch_add(1, Relaxed);
+    }
+
+    /// One Redis trigger message ran to its end: `handled` when the guest returned Ok.
+    pub fn redis_message(&self, handled: bool) {
+        self.redis_messages[usize::from(!handled)].fetch_add(1, Relaxed);
     }
 }
 
@@ -246,12 +260,14 @@ impl Source for App {
         out.family(
             "instance_limit_hits_total",
             Kind::Counter,
-            "Instances refused memory beyond their cap, and requests stopped at their deadline.",
+            "Instances refused memory beyond their cap, requests stopped at their deadline, and \
+             requests turned away at the component's concurrency cap.",
         );
         for c in &components {
             for (limit, count) in [
                 ("memory", &c.metrics.memory_limit_hits),
                 ("deadline", &c.metrics.deadline_hits),
+                ("concurrency", &c.metrics.concurrency_limit_hits),
             ] {
                 let labels = [("component", c.id.as_str()), ("limit", limit)];
                 out.sample(
@@ -261,6 +277,30 @@ impl Source for App {
                 );
             }
         }
+
+        out.family(
+            "redis_messages_total",
+            Kind::Counter,
+            "Redis trigger messages each component ran, by outcome: handled, or failed (the guest \
+             returned an error, trapped or hit its deadline).",
+        );
+        for c in &components {
+            for (outcome, count) in ["handled", "failed"].iter().zip(&c.metrics.redis_messages) {
+                let labels = [("component", c.id.as_str()), ("outcome", outcome)];
+                out.sample("redis_messages_total", &labels, count.load(Relaxed) as f64);
+            }
+        }
+
+        out.family(
+            "http_connections_refused_total",
+            Kind::Counter,
+            "Connections answered 503 and closed because the open-connection cap was reached.",
+        );
+        out.sample(
+            "http_connections_refused_total",
+            &[],
+            self.refused_connections() as f64,
+        );
 
         let pools = self.postgres.usage();
         if !pools.is_empty() {
@@ -385,6 +425,16 @@ mod tests {
         assert_eq!(buckets[LATENCY_BOUNDS_MICROS.len()], 1);
         assert_eq!(buckets.iter().sum::<u64>(), 4);
         assert_eq!(m.sum_micros.load(Relaxed), 31_002_001);
+    }
+
+    #[test]
+    fn redis_messages_are_counted_by_outcome() {
+        let m = ComponentMetrics::default();
+        m.redis_message(true);
+        m.redis_message(false);
+        m.redis_message(false);
+        let counts: Vec<u64> = m.redis_messages.iter().map(|c| c.load(Relaxed)).collect();
+        assert_eq!(counts, [1, 2]);
     }
 
     #[test]
