@@ -283,7 +283,7 @@ fn idle_connections_and_a_login_flood_do_not_stop_other_services() {
     // A thousand connections that never send anything.
     let idle: Vec<TcpStream> = (0..1000).map(|_| connect(&server)).collect();
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let (latencies, logins) = std::thread::scope(|scope| {
+    let (mut latencies, logins) = std::thread::scope(|scope| {
         let flood: Vec<_> = (0..24)
             .map(|_| {
                 scope.spawn(|| {

@@ -26,7 +26,13 @@ source = "PROBE"
 
 fn server_with(args: &[&str]) -> TestServer {
     let probe = wasm_dir().join("probe.wasm");
-    let manifest = probe_manifest(&ROUTES.replace("PROBE", &probe.display().to_string()));
+    let shared = probe_manifest(&ROUTES.replace("PROBE", &probe.display().to_string()));
+    // A folder of its own: the admin token file lives beside the manifest, and two servers
+    // of one app folder would each write theirs there.
+    let dir = shared.with_extension("");
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = dir.join("spin.toml");
+    std::fs::rename(&shared, &manifest).unwrap();
     TestServer::start(ServerConfig {
         manifest,
         env: Vec::new(),
