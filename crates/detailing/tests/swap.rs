@@ -337,3 +337,20 @@ fn the_admin_endpoint_refuses_a_missing_or_wrong_token_and_a_foreign_host() {
         .unwrap();
     assert_eq!(version(&served), "next");
 }
+
+#[test]
+fn shipped_deployments_never_enable_the_admin_endpoint() {
+    let root = common::repo_root();
+    let mut files = vec![root.join("Dockerfile"), root.join("docker-compose.yml")];
+    for entry in std::fs::read_dir(root.join("deploy/spinkube")).unwrap() {
+        files.push(entry.unwrap().path());
+    }
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            !text.contains("admin-listen"),
+            "{} enables the admin endpoint",
+            file.display()
+        );
+    }
+}
