@@ -62,6 +62,10 @@ pub struct File {
 #[allow(dead_code)]
 pub struct DocumentRequest {
     kind: DocumentKind,
+    /// For `registration`, the certificate (СТС) number: 2 digits, 2 digits or Cyrillic
+    /// letters, 6 digits (`99 АА 123456`; spaces optional, Latin look-alikes read as
+    /// Cyrillic), stored as `99 АА 123456`. Otherwise letters, digits, spaces, dashes,
+    /// slashes.
     #[schema(min_length = 1, max_length = 64)]
     number: String,
     /// Not in the future.
@@ -103,7 +107,12 @@ impl NewDocument {
                 FieldError::new("kind", "must be one of registration, insurance, inspection")
             })
         }));
-        let number = errors.check(json::required_str(body, "number").and_then(parse_number));
+        let number = errors.check(json::required_str(body, "number").and_then(|s| match kind {
+            Some(DocumentKind::Registration) => {
+                CertificateNumber::parse(s).map(CertificateNumber::into_string)
+            }
+            _ => parse_number(s),
+        }));
         let issued_at = errors.check(
             json::required_str(body, "issued_at")
                 .and_then(|s| parse_date("issued_at", s))
@@ -143,6 +152,77 @@ impl NewDocument {
             _ => Err(errors),
         }
     }
+}
+
+/// A vehicle registration certificate (СТС) number: 2 digits, then 2 digits or Cyrillic
+/// letters (the series), then 6 digits. Typed forms are forgiving: spaces anywhere are
+/// ignored, letters are upper-cased, and the Latin letters that look like Cyrillic ones
+/// (A B C E H K M O P T X Y) count as those Cyrillic letters. Stored in one form,
+/// `99 АА 123456`, so fines-service compares it with a fine's number as text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateNumber(String);
+
+impl CertificateNumber {
+    pub fn parse(s: &str) -> Result<Self, FieldError> {
+        let chars: Vec<char> = s
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .map(as_cyrillic_upper)
+            .collect();
+        let digits = |part: &[char]| part.iter().all(char::is_ascii_digit);
+        let valid = chars.len() == 10
+            && digits(&chars[..2])
+            && chars[2..4]
+                .iter()
+                .all(|&c| c.is_ascii_digit() || is_cyrillic_capital(c))
+            && digits(&chars[4..]);
+        if !valid {
+            return Err(FieldError::new(
+                "number",
+                "a registration certificate number is 2 digits, 2 digits or Cyrillic letters \
+                 and 6 digits, like 99 АА 123456",
+            ));
+        }
+        let part = |range: std::ops::Range<usize>| chars[range].iter().collect::<String>();
+        Ok(Self(format!(
+            "{} {} {}",
+            part(0..2),
+            part(2..4),
+            part(4..10)
+        )))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// Upper-cased, with a Latin look-alike of a Cyrillic capital replaced by it.
+fn as_cyrillic_upper(c: char) -> char {
+    let upper = c.to_uppercase().next().unwrap_or(c);
+    match upper {
+        'A' => 'А',
+        'B' => 'В',
+        'C' => 'С',
+        'E' => 'Е',
+        'H' => 'Н',
+        'K' => 'К',
+        'M' => 'М',
+        'O' => 'О',
+        'P' => 'Р',
+        'T' => 'Т',
+        'X' => 'Х',
+        'Y' => 'У',
+        other => other,
+    }
+}
+
+fn is_cyrillic_capital(c: char) -> bool {
+    ('А'..='Я').contains(&c) || c == 'Ё'
 }
 
 /// A document number as printed: trimmed, 1 to 64 characters, letters, digits, spaces,
@@ -233,6 +313,22 @@ pub struct Document {
     pub created_at: DateTime<Utc>,
 }
 
+/// A registration certificate of a car, with the car's plate: the pair a fine is looked up
+/// by, which fines-service reads to learn which plates a caller can prove are theirs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Registration {
+    pub car_id: Uuid,
+    pub license_plate: String,
+    /// As stored: `99 АА 123456`.
+    #[schema(example = "99 АА 123456")]
+    pub certificate_number: String,
+    /// The `registration` document it comes from.
+    pub document_id: Uuid,
+    pub issued_at: NaiveDate,
+    /// When the document was attached (the list's order).
+    pub created_at: DateTime<Utc>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,6 +378,67 @@ mod tests {
             fields,
             ["kind", "number", "issued_at", "expires_at", "file"]
         );
+    }
+
+    #[test]
+    fn registration_certificate_numbers_are_read_in_their_typed_forms() {
+        for typed in [
+            "99 АА 123456",
+            "99АА123456",
+            "  99 аа 123 456 ",
+            "99 AA 123456",
+            "99 aA 123456",
+        ] {
+            assert_eq!(
+                CertificateNumber::parse(typed).unwrap().as_str(),
+                "99 АА 123456",
+                "{typed:?}"
+            );
+        }
+        assert_eq!(
+            CertificateNumber::parse("7809456178").unwrap().as_str(),
+            "78 09 456178"
+        );
+        assert_eq!(
+            CertificateNumber::parse("50 ЕК 001750").unwrap().as_str(),
+            "50 ЕК 001750"
+        );
+        assert_eq!(
+            CertificateNumber::parse("77 ЁЯ 000001").unwrap().as_str(),
+            "77 ЁЯ 000001"
+        );
+    }
+
+    #[test]
+    fn registration_certificate_numbers_have_one_shape() {
+        for bad in [
+            "",
+            "99 АА 12345",
+            "99 АА 1234567",
+            "9А АА 123456",
+            "99 AD 123456",
+            "99 АА 12345Б",
+            "99-АА-123456",
+            "99 ΑΑ 123456",
+            "99 АА１23456",
+        ] {
+            let error = CertificateNumber::parse(bad).unwrap_err();
+            assert_eq!(error.field, "number", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_registration_takes_a_certificate_number_other_papers_any_number() {
+        let body = |kind: &str, number: &str| {
+            object(json!({"kind": kind, "number": number, "issued_at": "2021-05-01"}))
+        };
+        let registration = NewDocument::parse(&body("registration", "99aa123456"), today());
+        assert_eq!(registration.unwrap().number, "99 АА 123456");
+        let errors =
+            NewDocument::parse(&body("registration", "XXX 0123456789"), today()).unwrap_err();
+        assert_eq!(errors.as_slice()[0].field, "number");
+        let policy = NewDocument::parse(&body("insurance", "XXX 0123456789"), today());
+        assert_eq!(policy.unwrap().number, "XXX 0123456789");
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub fn router() -> Router {
     health_routes(&mut router, "/api/cars", SERVICE);
     router.post("/api/cars", create_car);
     router.get("/api/cars", list_cars);
+    router.get("/api/cars/registrations", list_registrations);
     router.get("/api/cars/:car_id", get_car);
     router.post("/api/cars/:car_id/documents", add_document);
     router.get("/api/cars/:car_id/documents", list_documents);
@@ -45,6 +46,7 @@ pub fn router() -> Router {
     );
     // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
     router.any("/api/cars", method_not_allowed("GET, POST"));
+    router.any("/api/cars/registrations", method_not_allowed("GET"));
     router.any("/api/cars/:car_id", method_not_allowed("GET"));
     router.any(
         "/api/cars/:car_id/documents",
@@ -64,6 +66,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     #[openapi(paths(
         create_car,
         list_cars,
+        list_registrations,
         get_car,
         add_document,
         list_documents,
@@ -149,6 +152,38 @@ fn list_cars(request: Request, _params: Params) -> Result<Response, CarError> {
     let page = page.finish(cars, |car| Cursor {
         created_at: car.created_at,
         id: car.id,
+    });
+    Ok(json_response(200, &page))
+}
+
+/// The registration certificates of the caller's cars with each car's plate, newest
+/// document first (`?limit=&cursor=`). Staff see everyone's, or one owner's with
+/// `?owner_id=`. fines-service reads it, as the caller, to learn which plates they can prove.
+#[utoipa::path(get, path = "/api/cars/registrations", tag = "cars",
+    summary = "The registration certificates of the caller's cars, newest first",
+    description = "One item per `registration` document whose number is a certificate number \
+        (`99 АА 123456`), with its car's plate: the pair a fine is looked up by.",
+    params(
+        api::openapi::PageParams,
+        ("owner_id" = Option<Uuid>, Query, description = "Staff: only this owner's cars (a customer's is ignored: they always see their own)"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = api::query::PageOf<documents::Registration>),
+        (status = 422, description = "validation_failed: bad limit, cursor or owner_id", body = api::openapi::ErrorBody),
+    ))]
+fn list_registrations(request: Request, _params: Params) -> Result<Response, CarError> {
+    let caller = api::auth::caller(&request)?;
+    let query = Query::parse(request.query())?;
+    let page = Page::parse(&query)?;
+    let owner = caller
+        .list_scope(&query, "owner_id")
+        .map_err(FieldErrors::from)?;
+    let config = Config::load()?;
+    let db = api::db::open(&config.postgres_url)?;
+    let registrations = store::registrations(&db, owner, &page)?;
+    let page = page.finish(registrations, |registration| Cursor {
+        created_at: registration.created_at,
+        id: registration.document_id,
     });
     Ok(json_response(200, &page))
 }
@@ -280,6 +315,8 @@ mod tests {
         assert!(car["responses"]["404"].is_object());
         assert!(doc["paths"]["/api/cars/health/live"]["get"].is_object());
         assert!(doc["components"]["schemas"]["CarRequest"].is_object());
+        let registrations = &doc["paths"]["/api/cars/registrations"]["get"]["responses"];
+        assert!(registrations["200"].is_object() && registrations["422"].is_object());
     }
 
     #[test]
@@ -298,6 +335,7 @@ mod tests {
                 "GET",
             ),
             (Method::Delete, "/api/cars", "GET, POST"),
+            (Method::Post, "/api/cars/registrations", "GET"),
             (Method::Post, "/api/cars/health", "GET"),
         ] {
             let (status, allowed, body) = send(method, path, "");
@@ -316,6 +354,7 @@ mod tests {
                 "/api/cars/3fa85f64-5717-4562-b3fc-2c963f66afa6",
             ),
             (Method::Get, "/api/cars/42/"),
+            (Method::Get, "/api/cars/registrations"),
             (Method::Post, "/api/cars/42/documents"),
             (Method::Get, "/api/cars/42/documents"),
             (Method::Get, "/api/cars/42/documents/1/file"),

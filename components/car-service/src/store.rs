@@ -1,4 +1,5 @@
-//! `cars.cars` in PostgreSQL (migrations/0001_cars.sql), one statement per intent.
+//! `cars.cars` and `cars.documents` in PostgreSQL (migrations/0001_cars.sql,
+//! 0006_car_documents.sql), one statement per intent.
 //!
 //! Every statement returns exactly one row, because Spin 4.0.2 hangs when a `pg3` query
 //! returns none (SPIN_BEHAVIOUR.md): lookups LEFT JOIN onto `(SELECT 1)` and read NULLs as
@@ -12,7 +13,7 @@ use api::ApiError;
 use spin_sdk::pg3::{Connection, ParameterValue};
 use uuid::Uuid;
 
-use crate::documents::{Document, DocumentKind, File, FileInfo, NewDocument};
+use crate::documents::{Document, DocumentKind, File, FileInfo, NewDocument, Registration};
 use crate::domain::{Car, NewCar};
 
 /// The columns of a car, read from the relation aliased `c`.
@@ -155,6 +156,29 @@ const DOCUMENT_FILE: &str =
      FROM (SELECT 1) AS one LEFT JOIN cars.documents AS d \
        ON d.id = $1::text::uuid AND d.car_id = $2::text::uuid";
 
+/// The registration certificates of `owner`'s cars (`None`: everyone's, for staff), newest
+/// document first. Only numbers in the stored certificate form count: a `registration`
+/// attached before numbers were checked may hold anything.
+const REGISTRATIONS: &str = concat!(
+    "SELECT r.car_id, r.license_plate, r.certificate_number, r.document_id, r.issued_at, \
+            r.created_at \
+     FROM (SELECT 1) AS one LEFT JOIN LATERAL (\
+       SELECT c.id::text AS car_id, c.license_plate, d.number AS certificate_number, \
+              d.id::text AS document_id, to_char(d.issued_at, 'YYYY-MM-DD') AS issued_at, ",
+    api::rfc3339!("d.created_at"),
+    " AS created_at, d.created_at AS sort_at, d.id AS sort_id \
+       FROM cars.documents AS d JOIN cars.cars AS c ON c.id = d.car_id \
+       WHERE d.kind = 'registration' \
+         AND d.number ~ '^[0-9]{2} [0-9А-ЯЁ]{2} [0-9]{6}$' \
+         AND ($1::text IS NULL OR c.owner_id = $1::text::uuid) \
+         AND ($2::text IS NULL \
+              OR (d.created_at, d.id) < ($2::text::timestamptz, $3::text::uuid)) \
+       ORDER BY d.created_at DESC, d.id DESC \
+       LIMIT $4::int8\
+     ) AS r ON true \
+     ORDER BY r.sort_at DESC, r.sort_id DESC"
+);
+
 /// Attaches `document` to the car `car_id` (whose access the caller already proved).
 pub fn insert_document(
     db: &Connection,
@@ -178,6 +202,37 @@ pub fn insert_document(
     let row = db::one_row(db::query(db, INSERT_DOCUMENT, &params)?)?;
     document_from_row(&row)?
         .ok_or_else(|| db::unexpected("id", "INSERT ... RETURNING gave a NULL id"))
+}
+
+/// One page of registration certificates (see [`REGISTRATIONS`]).
+pub fn registrations(
+    db: &Connection,
+    owner: Option<Uuid>,
+    page: &Page,
+) -> Result<Vec<Registration>, ApiError> {
+    let params = [
+        db::text_or_null(owner.map(|id| id.to_string())),
+        db::text_or_null(page.after.as_ref().map(Cursor::created_at_sql)),
+        db::text_or_null(page.after.as_ref().map(|cursor| cursor.id.to_string())),
+        page.fetch().into(),
+    ];
+    let mut registrations = Vec::new();
+    for row in db::rows(db::query(db, REGISTRATIONS, &params)?) {
+        if row.is_null("document_id")? {
+            continue;
+        }
+        registrations.push(Registration {
+            car_id: row.uuid("car_id")?,
+            license_plate: row.get("license_plate")?,
+            certificate_number: row.get("certificate_number")?,
+            document_id: row.uuid("document_id")?,
+            issued_at: row.parse("issued_at", |text| {
+                chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            })?,
+            created_at: row.timestamp("created_at")?,
+        });
+    }
+    Ok(registrations)
 }
 
 pub fn documents(db: &Connection, car_id: Uuid) -> Result<Vec<Document>, ApiError> {

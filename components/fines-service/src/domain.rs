@@ -1,12 +1,14 @@
-//! Fines as the business sees them: licence plates normalised the way car-service stores
-//! them, which plates a caller may look into, and the unpaid list with its total.
-//! No spin-sdk here: `cargo test` runs these rules natively.
+//! Fines as the business sees them: licence plates and registration certificate numbers
+//! as car-service stores them, which fines a caller may see (a customer only those on a plate
+//! they prove with its certificate, as official look-ups require), and the unpaid list with
+//! its total. No spin-sdk here: `cargo test` runs these rules natively.
 
 use std::collections::BTreeSet;
 use std::fmt;
 
+use api::json::{self, Object};
 use api::money::Money;
-use api::FieldError;
+use api::{FieldError, FieldErrors};
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 use uuid::Uuid;
@@ -44,13 +46,70 @@ impl fmt::Display for LicensePlate {
     }
 }
 
+/// A registration certificate (СТС) number in the one form car-service stores it:
+/// `99 АА 123456` (2 digits, 2 digits or Cyrillic capitals, 6 digits, single spaces). How
+/// people may type it is car-service's rule at registration; here only the stored form is
+/// read, from car-service's answers.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CertificateNumber(String);
+
+impl CertificateNumber {
+    pub fn parse(s: &str) -> Option<Self> {
+        let chars: Vec<char> = s.chars().collect();
+        let digits = |part: &[char]| part.iter().all(char::is_ascii_digit);
+        let series = |c: &char| c.is_ascii_digit() || ('А'..='Я').contains(c) || *c == 'Ё';
+        let valid = chars.len() == 12
+            && digits(&chars[..2])
+            && chars[2] == ' '
+            && chars[3..5].iter().all(series)
+            && chars[5] == ' '
+            && digits(&chars[6..]);
+        valid.then(|| Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A plate the caller has proven is theirs: one of their cars carries it and has a
+/// registration certificate with this number. A fine is theirs when both match.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProvenPlate {
+    pub plate: LicensePlate,
+    pub certificate: CertificateNumber,
+}
+
+/// Which fines a caller may read and pay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Visibility {
+    /// Staff: every fine.
+    Any,
+    /// Everyone else: the fines on the plates they prove, each with its certificate.
+    Proven(BTreeSet<ProvenPlate>),
+}
+
+impl Visibility {
+    /// Whether `fine` is one the caller may see. A fine recorded without a certificate
+    /// number matches no certificate.
+    pub fn allows(&self, fine: &Fine) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Proven(proven) => proven.iter().any(|p| {
+                p.plate.as_str() == fine.license_plate
+                    && Some(p.certificate.as_str()) == fine.certificate_number.as_deref()
+            }),
+        }
+    }
+}
+
 /// Which plates a fines check looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckScope {
     /// Staff asking about one plate: any plate is theirs to check, so car-service need
     /// not be asked whose it is.
     AnyPlate(LicensePlate),
-    /// The plates of the caller's own cars, or only the one asked for among them.
+    /// The plates the caller proves on their own cars, or only the one asked for among them.
     OwnCars(Option<LicensePlate>),
 }
 
@@ -64,32 +123,45 @@ impl CheckScope {
     }
 }
 
-/// The plates to check among the caller's own: all of them, or `requested`, which must be
-/// one of them. Another user's plate answers exactly like a plate nobody registered.
+/// The proven plates to check: all of them, or those of `requested`, which must be among
+/// them. Another user's plate, and one of the caller's own cars without a matching
+/// registration certificate, answer exactly like a plate nobody registered.
 pub fn pick_own_plates(
-    own: BTreeSet<LicensePlate>,
+    own: BTreeSet<ProvenPlate>,
     requested: Option<LicensePlate>,
-) -> Result<BTreeSet<LicensePlate>, PlateNotFound> {
+) -> Result<BTreeSet<ProvenPlate>, PlateNotFound> {
     match requested {
         None => Ok(own),
-        Some(plate) if own.contains(&plate) => Ok(BTreeSet::from([plate])),
-        Some(plate) => Err(PlateNotFound(plate)),
+        Some(plate) => {
+            let picked: BTreeSet<ProvenPlate> =
+                own.into_iter().filter(|p| p.plate == plate).collect();
+            if picked.is_empty() {
+                Err(PlateNotFound(plate))
+            } else {
+                Ok(picked)
+            }
+        }
     }
 }
 
-/// A plate that is not on any of the caller's cars: 404.
+/// A plate the caller does not prove (on none of their cars with a certificate): 404.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlateNotFound(pub LicensePlate);
 
-/// A fine on a licence plate, as stored and as the API returns it (with `paid` spelled out).
+/// A fine on a licence plate, as stored and as the API returns it (with `paid` spelled out,
+/// and without the certificate number, which the caller already knows).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fine {
     pub id: Uuid,
     pub license_plate: String,
+    /// The registration certificate it was issued against; `None` proves to no one.
+    pub certificate_number: Option<String>,
     pub amount: Money,
     pub reason: String,
     pub issued_at: DateTime<Utc>,
     pub paid_at: Option<DateTime<Utc>>,
+    /// payment-service's payment, once paid through it.
+    pub payment_id: Option<Uuid>,
 }
 
 impl Fine {
@@ -110,6 +182,9 @@ struct FineJson<'a> {
     /// Whether `paid_at` is set.
     paid: bool,
     paid_at: Option<DateTime<Utc>>,
+    /// The payment-service payment that paid it (`GET /api/payments/{payment_id}`); null
+    /// while unpaid, and for fines marked paid before payments went through payment-service.
+    payment_id: Option<Uuid>,
 }
 
 impl utoipa::PartialSchema for Fine {
@@ -144,6 +219,7 @@ impl Serialize for Fine {
             issued_at: self.issued_at,
             paid: self.is_paid(),
             paid_at: self.paid_at,
+            payment_id: self.payment_id,
         }
         .serialize(serializer)
     }
@@ -166,6 +242,48 @@ impl UnpaidFines {
     }
 }
 
+/// How a fine is paid: what payment-service is asked to charge with. Named apart in the
+/// API document, so it never stands in for payment-service's own `PaymentMethod`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = FinePaymentMethod, rename_all = "lowercase")]
+pub enum PaymentMethod {
+    Card,
+    Cash,
+}
+
+impl PaymentMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Card => "card",
+            Self::Cash => "cash",
+        }
+    }
+
+    /// `POST /api/fines/{fine_id}/pay`'s body: nothing at all (a card payment, as before
+    /// payments went through payment-service) or `{payment_method?}`, `card` by default.
+    pub fn parse_body(body: Option<&Object>) -> Result<Self, FieldErrors> {
+        let Some(body) = body else {
+            return Ok(Self::Card);
+        };
+        let method = json::optional_str(body, "payment_method")?;
+        match method.map(str::trim) {
+            None | Some("card") => Ok(Self::Card),
+            Some("cash") => Ok(Self::Cash),
+            Some(_) => Err(FieldError::new("payment_method", "must be card or cash").into()),
+        }
+    }
+}
+
+/// `POST /api/fines/{fine_id}/pay`'s optional body as documented; [`PaymentMethod::parse_body`]
+/// reads it.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"payment_method": "card"}))]
+#[allow(dead_code)]
+pub struct PayFineRequest {
+    /// `card` (the default) or `cash`.
+    payment_method: Option<PaymentMethod>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,8 +293,13 @@ mod tests {
         LicensePlate::parse(s).unwrap()
     }
 
-    fn plates(all: &[&str]) -> BTreeSet<LicensePlate> {
-        all.iter().map(|s| plate(s)).collect()
+    fn proven(all: &[(&str, &str)]) -> BTreeSet<ProvenPlate> {
+        all.iter()
+            .map(|(p, c)| ProvenPlate {
+                plate: plate(p),
+                certificate: CertificateNumber::parse(c).unwrap(),
+            })
+            .collect()
     }
 
     fn time(s: &str) -> DateTime<Utc> {
@@ -187,10 +310,12 @@ mod tests {
         Fine {
             id: Uuid::nil(),
             license_plate: "А123БВ799".into(),
+            certificate_number: Some("99 АА 123456".into()),
             amount: Money::from_kopecks(kopecks).unwrap(),
             reason: "Превышение скорости".into(),
             issued_at: time("2025-09-12T05:41:00Z"),
             paid_at: None,
+            payment_id: None,
         }
     }
 
@@ -231,18 +356,25 @@ mod tests {
 
     #[test]
     fn own_plates_are_all_checked_or_only_the_one_asked_for() {
-        let own = plates(&["А123БВ799", "К456МН178"]);
+        let own = proven(&[
+            ("А123БВ799", "99 АА 123456"),
+            ("К456МН178", "78 09 456178"),
+            ("К456МН178", "78 09 000001"),
+        ]);
         assert_eq!(pick_own_plates(own.clone(), None), Ok(own.clone()));
         assert_eq!(
             pick_own_plates(own.clone(), Some(plate("к456мн178"))),
-            Ok(plates(&["К456МН178"]))
+            Ok(proven(&[
+                ("К456МН178", "78 09 456178"),
+                ("К456МН178", "78 09 000001")
+            ]))
         );
         assert_eq!(pick_own_plates(BTreeSet::new(), None), Ok(BTreeSet::new()));
     }
 
     #[test]
-    fn a_plate_not_on_the_callers_cars_is_not_found() {
-        let own = plates(&["А123БВ799"]);
+    fn a_plate_the_caller_does_not_prove_is_not_found() {
+        let own = proven(&[("А123БВ799", "99 АА 123456")]);
         assert_eq!(
             pick_own_plates(own, Some(plate("О777ОО77"))),
             Err(PlateNotFound(plate("О777ОО77")))
@@ -251,6 +383,65 @@ mod tests {
             pick_own_plates(BTreeSet::new(), Some(plate("А123БВ799"))),
             Err(PlateNotFound(plate("А123БВ799")))
         );
+    }
+
+    #[test]
+    fn certificate_numbers_are_read_only_in_the_stored_form() {
+        for good in ["99 АА 123456", "78 09 456178", "77 ЁЯ 000001"] {
+            assert_eq!(CertificateNumber::parse(good).unwrap().as_str(), good);
+        }
+        for bad in [
+            "",
+            "99АА123456",
+            "99 AA 123456",
+            "99 аа 123456",
+            "99 АА 12345",
+            "99  АА 123456",
+            "9А АА 123456",
+        ] {
+            assert_eq!(CertificateNumber::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_fine_shows_only_to_its_plate_with_its_certificate_or_to_staff() {
+        let seen = |own: &[(&str, &str)], fine: &Fine| Visibility::Proven(proven(own)).allows(fine);
+        let on_plate = fine(75_000);
+        assert!(seen(&[("А123БВ799", "99 АА 123456")], &on_plate));
+        assert!(!seen(&[("А123БВ799", "99 АА 654321")], &on_plate));
+        assert!(!seen(&[("О777ОО77", "99 АА 123456")], &on_plate));
+        assert!(!seen(&[], &on_plate));
+        // The certificate belongs with its plate: one car's plate and another's certificate
+        // prove neither.
+        assert!(!seen(
+            &[("А123БВ799", "77 ОО 777777"), ("О777ОО77", "99 АА 123456")],
+            &on_plate
+        ));
+        let without = Fine {
+            certificate_number: None,
+            ..fine(75_000)
+        };
+        assert!(!seen(&[("А123БВ799", "99 АА 123456")], &without));
+        assert!(Visibility::Any.allows(&without));
+    }
+
+    #[test]
+    fn paying_takes_no_body_or_a_payment_method() {
+        let body = |value: serde_json::Value| value.as_object().unwrap().clone();
+        assert_eq!(PaymentMethod::parse_body(None), Ok(PaymentMethod::Card));
+        assert_eq!(
+            PaymentMethod::parse_body(Some(&body(json!({})))),
+            Ok(PaymentMethod::Card)
+        );
+        assert_eq!(
+            PaymentMethod::parse_body(Some(&body(json!({"payment_method": "cash"})))),
+            Ok(PaymentMethod::Cash)
+        );
+        for bad in [json!("bitcoin"), json!(1), json!("CARD")] {
+            let errors =
+                PaymentMethod::parse_body(Some(&body(json!({"payment_method": bad})))).unwrap_err();
+            assert_eq!(errors.as_slice()[0].field, "payment_method");
+        }
     }
 
     #[test]
@@ -275,7 +466,8 @@ mod tests {
                     "reason": "Превышение скорости",
                     "issued_at": "2025-09-12T05:41:00Z",
                     "paid": false,
-                    "paid_at": null
+                    "paid_at": null,
+                    "payment_id": null
                 }],
                 "total": 750.0
             })
@@ -286,6 +478,7 @@ mod tests {
     fn a_paid_fine_serializes_with_paid_true_and_when() {
         let paid = Fine {
             paid_at: Some(time("2025-10-01T12:00:00.5+03:00")),
+            payment_id: Some(Uuid::from_u128(7)),
             ..fine(150_050)
         };
         assert!(paid.is_paid());
@@ -293,5 +486,7 @@ mod tests {
         assert_eq!(json["paid"], true);
         assert_eq!(json["paid_at"], "2025-10-01T09:00:00.500Z");
         assert_eq!(json["amount"], 1500.5);
+        assert_eq!(json["payment_id"], "00000000-0000-0000-0000-000000000007");
+        assert!(json.get("certificate_number").is_none());
     }
 }

@@ -11,15 +11,16 @@ use crate::domain::{LicensePlate, PlateNotFound};
 pub enum FinesError {
     /// 422: the query has invalid fields.
     Invalid(FieldErrors),
-    /// 404: no fine with this id that the caller may pay (also for ids that are not UUIDs).
+    /// 404: no fine with this id that the caller may see (also for ids that are not UUIDs).
     FineNotFound(String),
-    /// 404: none of the caller's cars has this plate.
+    /// 404: none of the caller's cars has this plate with a registration certificate.
     PlateNotFound(LicensePlate),
     /// 409: the fine is paid already, earlier or by a concurrent request.
     AlreadyPaid(Uuid),
     /// 500: the unpaid fines add up past what `Money` holds; the data is wrong, not the request.
     TotalOutOfRange,
-    /// Configuration, database, car-service failing (502/503/504): already an API error.
+    /// Configuration, database, car-service or payment-service failing (502/503/504):
+    /// already an API error.
     Api(ApiError),
 }
 
@@ -32,7 +33,9 @@ impl From<FinesError> for ApiError {
             }
             FinesError::PlateNotFound(plate) => ApiError::not_found(
                 "license_plate_not_found",
-                format!("none of your cars has licence plate {plate}"),
+                format!(
+                    "none of your cars has licence plate {plate} with a registration certificate"
+                ),
             ),
             FinesError::AlreadyPaid(id) => {
                 ApiError::conflict("fine_already_paid", format!("fine {id} is already paid"))

@@ -1,11 +1,14 @@
-//! fines-service: traffic fines on the plates of the caller's cars, checked and paid once,
-//! as a Spin HTTP component routed at `/api/fines/...`. The caller's cars come from
-//! car-service (`car_client`). This file only maps HTTP to the domain (`domain`),
-//! car-service and the table (`store`); it must not hold business rules.
+//! fines-service: traffic fines on the plates the caller proves are theirs, checked, read and
+//! paid once through payment-service, as a Spin HTTP component routed at `/api/fines/...`.
+//! A plate counts as the caller's only with the registration certificate a fine was issued
+//! against; the caller's certificates come from car-service (`car_client`), payments from
+//! payment-service (`payment_client`). This file only maps HTTP to the domain (`domain`),
+//! the two services and the table (`store`); it must not hold business rules.
 
 mod car_client;
 pub mod domain;
 mod error;
+mod payment_client;
 mod store;
 
 use std::collections::BTreeSet;
@@ -17,9 +20,11 @@ use api::{ApiError, Caller, FieldErrors};
 use spin_sdk::http::{Params, Request, Response, Router};
 use uuid::Uuid;
 
-use crate::domain::{CheckScope, LicensePlate, UnpaidFines};
+use crate::domain::{
+    CheckScope, Fine, LicensePlate, PaymentMethod, ProvenPlate, UnpaidFines, Visibility,
+};
 use crate::error::FinesError;
-use crate::store::Payment;
+use crate::payment_client::{Charge, Payments};
 
 const SERVICE: &str = "fines-service";
 
@@ -36,9 +41,11 @@ pub fn router() -> Router {
     let mut router = Router::new();
     health_routes(&mut router, "/api/fines", SERVICE);
     router.get_async("/api/fines/check", check);
+    router.get_async("/api/fines/:fine_id", get_fine);
     router.post_async("/api/fines/:fine_id/pay", pay);
     // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
     router.any("/api/fines/check", method_not_allowed("GET"));
+    router.any("/api/fines/:fine_id", method_not_allowed("GET"));
     router.any("/api/fines/:fine_id/pay", method_not_allowed("POST"));
     router.any("/*", not_found);
     router
@@ -47,7 +54,7 @@ pub fn router() -> Router {
 /// This component's part of the API document (`GET /openapi.json` joins them all).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     #[derive(utoipa::OpenApi)]
-    #[openapi(paths(check, pay))]
+    #[openapi(paths(check, get_fine, pay))]
     struct Doc;
     let mut doc = <Doc as utoipa::OpenApi>::openapi();
     doc.merge(api::openapi::health_paths("/api/fines", "fines"));
@@ -67,24 +74,28 @@ impl Config {
     }
 
     /// Where car-service answers (`car_service_url`): `http://car-service.spin.internal`
-    /// in one host, a Service URL across pods (DESIGN.md §7).
+    /// in one host, a Service URL across pods.
     fn cars() -> Result<Upstream, ApiError> {
         Upstream::from_variable(car_client::CAR_SERVICE, "car_service_url")
     }
 }
 
-/// The unpaid fines on the caller's cars, newest first, with their total. `?license_plate=`
-/// narrows the check to one of them; staff may name any plate.
+/// The unpaid fines on the plates the caller proves, newest first, with their total.
+/// `?license_plate=` narrows the check to one of them; staff may name any plate.
 #[utoipa::path(get, path = "/api/fines/check", tag = "fines",
-    summary = "The unpaid fines on the caller's cars, newest first, with their total",
+    summary = "The unpaid fines on the caller's proven plates, newest first, with their total",
+    description = "A plate counts as the caller's when one of their cars carries it and has a \
+        `registration` document whose certificate number is the one the fine was issued \
+        against (fines are looked up by plate and certificate number together). A car without \
+        one shows no fines.",
     params(
         ("license_plate" = Option<String>, Query, min_length = 1, max_length = 12,
-            description = "Only this plate, one of the caller's cars' (staff: any plate); \
-                case-blind, trimmed"),
+            description = "Only this plate, one the caller proves (staff: any plate, whatever \
+                its certificate); case-blind, trimmed"),
     ),
     responses(
         (status = 200, description = "The unpaid fines, whole (not paged)", body = domain::UnpaidFines),
-        (status = 404, description = "license_plate_not_found: none of the caller's cars has this plate", body = api::openapi::ErrorBody),
+        (status = 404, description = "license_plate_not_found: none of the caller's cars has this plate with a registration certificate", body = api::openapi::ErrorBody),
         (status = 422, description = "validation_failed: license_plate is not 1 to 12 characters", body = api::openapi::ErrorBody),
         (status = 502, description = "car_service_failed: car-service answered unusably", body = api::openapi::ErrorBody),
         (status = 503, description = "car_service_unavailable: car-service cannot be reached", body = api::openapi::ErrorBody),
@@ -99,59 +110,139 @@ async fn check(request: Request, _params: Params) -> Result<Response, FinesError
         .transpose()
         .map_err(FieldErrors::from)?;
     let config = Config::load()?;
-    let plates = match CheckScope::new(requested, caller.is_staff()) {
-        CheckScope::AnyPlate(plate) => BTreeSet::from([plate]),
+    let fines = match CheckScope::new(requested, caller.is_staff()) {
+        CheckScope::AnyPlate(plate) => {
+            store::unpaid_on_plate(&api::db::open(&config.postgres_url)?, &plate)?
+        }
         CheckScope::OwnCars(only) => {
-            domain::pick_own_plates(own_plates(&request, &caller).await?, only)?
+            let proven = domain::pick_own_plates(proven_plates(&request, &caller).await?, only)?;
+            store::unpaid_proven(&api::db::open(&config.postgres_url)?, &proven)?
         }
     };
-    let db = api::db::open(&config.postgres_url)?;
-    let unpaid =
-        UnpaidFines::new(store::unpaid(&db, &plates)?).ok_or(FinesError::TotalOutOfRange)?;
+    let unpaid = UnpaidFines::new(fines).ok_or(FinesError::TotalOutOfRange)?;
     Ok(json_response(200, &unpaid))
 }
 
-/// Pays a fine once: staff any fine, anyone else one on their own cars' plates. Another
-/// user's fine answers exactly like a missing one, and so does an id that is not a UUID.
-#[utoipa::path(post, path = "/api/fines/{fine_id}/pay", tag = "fines", operation_id = "pay_fine",
-    summary = "Pay a fine, once",
+/// One fine, paid or not: staff any, anyone else one on a plate they prove with the fine's
+/// certificate. payment-service reads a fine's amount here, as the caller, before charging it.
+#[utoipa::path(get, path = "/api/fines/{fine_id}", tag = "fines", operation_id = "get_fine",
+    summary = "One fine (payment-service reads its amount here)",
     params(("fine_id" = Uuid, Path)),
     responses(
-        (status = 200, description = "Paid: the fine with `paid: true`", body = domain::Fine),
-        (status = 404, description = "fine_not_found: no such fine, or not on the caller's cars' plates", body = api::openapi::ErrorBody),
-        (status = 409, description = "fine_already_paid (also to the loser of two concurrent payments)", body = api::openapi::ErrorBody),
+        (status = 200, description = "The fine", body = domain::Fine),
+        (status = 404, description = "fine_not_found: no such fine, or not on a plate the caller proves with its certificate", body = api::openapi::ErrorBody),
         (status = 502, description = "car_service_failed: car-service answered unusably", body = api::openapi::ErrorBody),
         (status = 503, description = "car_service_unavailable: car-service cannot be reached", body = api::openapi::ErrorBody),
         (status = 504, description = "car_service_timeout: car-service did not answer in time", body = api::openapi::ErrorBody),
     ))]
+async fn get_fine(request: Request, params: Params) -> Result<Response, FinesError> {
+    let caller = api::auth::caller(&request)?;
+    let id = fine_id(&params)?;
+    let config = Config::load()?;
+    let visibility = visibility(&request, &caller).await?;
+    let fine = visible_fine(&config, id, &visibility)?;
+    Ok(json_response(200, &fine))
+}
+
+/// Pays a fine once, through payment-service: staff any fine, anyone else one on a plate
+/// they prove. Another user's fine answers exactly like a missing one, and so does an id
+/// that is not a UUID. The fine is marked paid only once payment-service holds its payment.
+#[utoipa::path(post, path = "/api/fines/{fine_id}/pay", tag = "fines", operation_id = "pay_fine",
+    summary = "Pay a fine through payment-service, once",
+    description = "Asks payment-service (`POST /api/payments` with `{fine_id, payment_method}`, \
+        the caller's token and `Idempotency-Key: fine-<fine_id>`) to charge the fine's amount, \
+        then records the payment on the fine. A body is optional: none pays by card. \
+        payment-service's refusals (400, 402, 403, 404, 409, 422 with an error code) are \
+        passed on unchanged, and the fine stays unpaid.",
+    params(("fine_id" = Uuid, Path)),
+    request_body(content = Option<domain::PayFineRequest>, description = "Optional; `{}` or no body pays by card"),
+    responses(
+        (status = 200, description = "Paid: the fine with `paid: true` and its `payment_id`", body = domain::Fine),
+        (status = 402, description = "payment_declined (from payment-service): nothing was charged; the fine stays unpaid", body = api::openapi::ErrorBody),
+        (status = 404, description = "fine_not_found: no such fine, or not on a plate the caller proves with its certificate", body = api::openapi::ErrorBody),
+        (status = 409, description = "fine_already_paid (also to the loser of two concurrent payments); other payment-service conflicts passed on", body = api::openapi::ErrorBody),
+        (status = 422, description = "validation_failed: payment_method is not card or cash; payment-service's 422 passed on", body = api::openapi::ErrorBody),
+        (status = 502, description = "car_service_failed or payment_service_failed: answered unusably (payment-service's own 5xx included)", body = api::openapi::ErrorBody),
+        (status = 503, description = "car_service_unavailable or payment_service_unavailable: cannot be reached", body = api::openapi::ErrorBody),
+        (status = 504, description = "car_service_timeout or payment_service_timeout: did not answer in time", body = api::openapi::ErrorBody),
+    ))]
 async fn pay(request: Request, params: Params) -> Result<Response, FinesError> {
     let caller = api::auth::caller(&request)?;
-    let raw_id = params.get("fine_id").unwrap_or_default();
-    let id = Uuid::parse_str(raw_id).map_err(|_| FinesError::FineNotFound(raw_id.to_owned()))?;
+    let id = fine_id(&params)?;
+    let method = pay_method(&request)?;
     let config = Config::load()?;
-    let plates = if caller.is_staff() {
-        None
-    } else {
-        Some(own_plates(&request, &caller).await?)
+    let payments = Payments::from_variable()?;
+    let visibility = visibility(&request, &caller).await?;
+    // The connection goes back to the pool before waiting on payment-service.
+    if visible_fine(&config, id, &visibility)?.is_paid() {
+        return Err(FinesError::AlreadyPaid(id));
+    }
+    let authorization = request.header("authorization").and_then(|v| v.as_str());
+    let reply = payments.charge(id, method, authorization).await?;
+    let payment_id = match payment_client::interpret(&reply, id)? {
+        Charge::Paid { payment_id } => payment_id,
+        Charge::Refused(refused) => return Ok(passed_on(refused.status, refused.body)),
     };
     let db = api::db::open(&config.postgres_url)?;
-    match store::pay(&db, id, caller.user_id, plates.as_ref())? {
-        Payment::Paid(fine) => Ok(json_response(200, &fine)),
-        Payment::AlreadyPaid => Err(FinesError::AlreadyPaid(id)),
-        Payment::NotFound => Err(FinesError::FineNotFound(id.to_string())),
+    match store::mark_paid(&db, id, caller.user_id, payment_id)? {
+        Some(fine) => Ok(json_response(200, &fine)),
+        None => Err(FinesError::AlreadyPaid(id)),
     }
 }
 
-/// The plates of the caller's cars, asked of car-service with the caller's own token, so
+/// The `fine_id` route parameter; one that is not a UUID names no fine.
+fn fine_id(params: &Params) -> Result<Uuid, FinesError> {
+    let raw_id = params.get("fine_id").unwrap_or_default();
+    Uuid::parse_str(raw_id).map_err(|_| FinesError::FineNotFound(raw_id.to_owned()))
+}
+
+/// The payment method of a pay request: no body at all is a card payment.
+fn pay_method(request: &Request) -> Result<PaymentMethod, FinesError> {
+    let body = request.body();
+    let object = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(api::json::parse_json_object(body)?)
+    };
+    Ok(PaymentMethod::parse_body(object.as_ref())?)
+}
+
+/// Fine `id` if the caller may see it, read on a connection held only for the lookup.
+fn visible_fine(config: &Config, id: Uuid, visibility: &Visibility) -> Result<Fine, FinesError> {
+    let db = api::db::open(&config.postgres_url)?;
+    store::find(&db, id)?
+        .filter(|fine| visibility.allows(fine))
+        .ok_or_else(|| FinesError::FineNotFound(id.to_string()))
+}
+
+/// Which fines the caller may see: staff all, anyone else those they prove.
+async fn visibility(request: &Request, caller: &Caller) -> Result<Visibility, ApiError> {
+    if caller.is_staff() {
+        Ok(Visibility::Any)
+    } else {
+        Ok(Visibility::Proven(proven_plates(request, caller).await?))
+    }
+}
+
+/// The plates the caller proves, asked of car-service with the caller's own token, so
 /// car-service's ownership rules decide. Called before the database is opened, so no
 /// pooled connection is held while waiting on another component.
-async fn own_plates(
+async fn proven_plates(
     request: &Request,
     caller: &Caller,
-) -> Result<BTreeSet<LicensePlate>, ApiError> {
+) -> Result<BTreeSet<ProvenPlate>, ApiError> {
     let cars = Config::cars()?;
     let authorization = request.header("authorization").and_then(|v| v.as_str());
-    car_client::plates_of(&cars, caller.user_id, authorization).await
+    car_client::proven_plates_of(&cars, caller.user_id, authorization).await
+}
+
+/// payment-service's refusal, unchanged.
+fn passed_on(status: u16, body: Vec<u8>) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body)
+        .build()
 }
 
 #[cfg(test)]
@@ -174,6 +265,7 @@ mod tests {
         let schemas = "#/components/schemas/";
         for (path, method, schema) in [
             ("/api/fines/check", "get", "UnpaidFines"),
+            ("/api/fines/{fine_id}", "get", "Fine"),
             ("/api/fines/{fine_id}/pay", "post", "Fine"),
         ] {
             let responses = &doc["paths"][path][method]["responses"];
@@ -186,8 +278,15 @@ mod tests {
                 assert!(responses[status].is_object(), "{path} {status}");
             }
         }
+        let pay = &doc["paths"]["/api/fines/{fine_id}/pay"]["post"];
+        for status in ["402", "409", "422"] {
+            assert!(pay["responses"][status].is_object(), "pay {status}");
+        }
+        assert_ne!(pay["requestBody"]["required"], true);
         let fine = &doc["components"]["schemas"]["Fine"];
         assert_eq!(fine["properties"]["paid"]["type"], "boolean");
+        assert!(fine["properties"]["payment_id"].is_object());
+        assert!(fine["properties"].get("certificate_number").is_none());
         assert!(doc["components"]["schemas"]["Money"].is_object());
         assert!(doc["paths"]["/api/fines/health/live"]["get"].is_object());
     }
@@ -196,7 +295,6 @@ mod tests {
     fn unknown_paths_are_a_json_404() {
         for path in [
             "/api/fines",
-            "/api/fines/3fa85f64-5717-4562-b3fc-2c963f66afa6",
             "/api/fines/check/all",
             "/api/fines/3fa85f64-5717-4562-b3fc-2c963f66afa6/pay/now",
         ] {
@@ -217,6 +315,11 @@ mod tests {
                 "POST",
             ),
             (Method::Put, "/api/fines/first/pay", "POST"),
+            (
+                Method::Delete,
+                "/api/fines/3fa85f64-5717-4562-b3fc-2c963f66afa6",
+                "GET",
+            ),
             (Method::Post, "/api/fines/health", "GET"),
         ] {
             let (status, allowed, body) = send(method, path);
@@ -236,6 +339,11 @@ mod tests {
                 "/api/fines/3fa85f64-5717-4562-b3fc-2c963f66afa6/pay",
             ),
             (Method::Post, "/api/fines/not-a-uuid/pay"),
+            (
+                Method::Get,
+                "/api/fines/3fa85f64-5717-4562-b3fc-2c963f66afa6",
+            ),
+            (Method::Get, "/api/fines/not-a-uuid"),
         ] {
             let (status, _, body) = send(method, path);
             assert_eq!(status, 401, "{path}");

@@ -1,125 +1,136 @@
-//! `fines.fines` in PostgreSQL (migrations/0007_fines.sql), one statement per intent.
+//! `fines.fines` in PostgreSQL (migrations/0007_fines.sql, 0012_fines_certificates.sql),
+//! one statement per intent. Who may see a fine is `domain::Visibility`'s rule, applied here
+//! in SQL for lists and in Rust for one fine.
 //!
 //! Every statement returns at least one row, because Spin 4.0.2 hangs when a `pg3` query
-//! returns none (SPIN_BEHAVIOUR.md): lookups LEFT JOIN onto `(SELECT 1)` and read NULLs as
+//! returns none: lookups LEFT JOIN onto `(SELECT 1)` and read NULLs as
 //! "absent". UUIDs and timestamps travel as text (`$1::text::uuid`, `id::text`, RFC 3339 in
 //! UTC formatted by Postgres). pg3 has no array parameter, so a set of plates travels as one
-//! JSON array of strings (`$1::text::jsonb`).
+//! JSON array (`$1::text::jsonb`).
 
 use std::collections::BTreeSet;
 
 use api::db::{self, Row};
 use api::money::Money;
 use api::ApiError;
-use spin_sdk::pg3::{Connection, ParameterValue};
+use spin_sdk::pg3::{Connection, RowSet};
 use uuid::Uuid;
 
-use crate::domain::{Fine, LicensePlate};
+use crate::domain::{Fine, LicensePlate, ProvenPlate};
 
 /// The columns of a fine, read from the relation aliased `f`.
 macro_rules! fine_columns {
     () => {
         concat!(
-            "f.id::text AS id, f.license_plate, f.amount, f.reason, ",
+            "f.id::text AS id, f.license_plate, f.certificate_number, f.amount, f.reason, ",
             api::rfc3339!("f.issued_at"),
             " AS issued_at, ",
             api::rfc3339!("f.paid_at"),
-            " AS paid_at"
+            " AS paid_at, f.payment_id::text AS payment_id"
         )
     };
 }
 
-/// SQL that holds when `column` is one of the plates in the JSON array bound at `param`,
-/// or when `param` is NULL (any plate, for staff).
-macro_rules! on_plates {
-    ($column:literal, $param:literal) => {
+/// The unpaid fines matching `$condition` (on the relation `inner_f`), newest first. The LEFT
+/// JOIN keeps the one-row shape when there are none (an all-NULL row, dropped below).
+macro_rules! unpaid_where {
+    ($condition:literal) => {
         concat!(
-            "(",
-            $param,
-            "::text IS NULL OR ",
-            $column,
-            " IN (SELECT jsonb_array_elements_text(",
-            $param,
-            "::text::jsonb)))"
+            "SELECT ",
+            fine_columns!(),
+            " FROM (SELECT 1) AS one LEFT JOIN LATERAL (\
+               SELECT * FROM fines.fines AS inner_f \
+               WHERE inner_f.paid_at IS NULL AND ",
+            $condition,
+            ") AS f ON true \
+             ORDER BY f.issued_at DESC, f.id DESC"
         )
     };
 }
 
-/// The unpaid fines on the plates in $1, newest first. The LEFT JOIN keeps the one-row
-/// shape when there are none (an all-NULL row, dropped below).
-const UNPAID: &str = concat!(
-    "SELECT ",
-    fine_columns!(),
-    " FROM (SELECT 1) AS one LEFT JOIN LATERAL (\
-       SELECT * FROM fines.fines AS inner_f \
-       WHERE inner_f.paid_at IS NULL \
-         AND inner_f.license_plate IN (SELECT jsonb_array_elements_text($1::text::jsonb))\
-     ) AS f ON true \
-     ORDER BY f.issued_at DESC, f.id DESC"
+/// Staff checking a plate: the fines on it, whatever their certificate.
+const UNPAID_ON_PLATE: &str = unpaid_where!("inner_f.license_plate = $1::text");
+
+/// A caller's check: the fines on the plates in $1 (`[[plate, certificate number], ...]`),
+/// each with its certificate. A fine without a certificate number matches no pair.
+const UNPAID_PROVEN: &str = unpaid_where!(
+    "(inner_f.license_plate, inner_f.certificate_number) IN (\
+       SELECT pair ->> 0, pair ->> 1 FROM jsonb_array_elements($1::text::jsonb) AS pair)"
 );
 
-/// Pays fine $2 for user $3 if it is on one of the plates in $1 (NULL: any) and still
-/// unpaid. The guard is in the UPDATE itself, so of two concurrent payments the second
-/// finds `paid_at` set once the first commits and changes nothing. `visible` tells an
-/// already paid fine (409) from one the caller may not see or that does not exist (404).
-const PAY: &str = concat!(
+/// One fine, paid or not; whether the caller may see it is decided by the caller.
+const FIND: &str = concat!(
+    "SELECT ",
+    fine_columns!(),
+    " FROM (SELECT 1) AS one LEFT JOIN fines.fines AS f ON f.id = $1::text::uuid"
+);
+
+/// Marks fine $1 paid by user $2 with payment-service's payment $3, if still unpaid. The
+/// guard is in the UPDATE itself, so of two concurrent requests the second finds `paid_at`
+/// set once the first commits and changes nothing.
+const MARK_PAID: &str = concat!(
     "WITH paid AS (\
-       UPDATE fines.fines SET paid_at = now(), paid_by = $3::text::uuid \
-       WHERE id = $2::text::uuid AND paid_at IS NULL AND ",
-    on_plates!("license_plate", "$1"),
-    " RETURNING *\
+       UPDATE fines.fines SET paid_at = now(), paid_by = $2::text::uuid, \
+                              payment_id = $3::text::uuid \
+       WHERE id = $1::text::uuid AND paid_at IS NULL \
+       RETURNING *\
      ) \
      SELECT ",
     fine_columns!(),
-    ", EXISTS (SELECT 1 FROM fines.fines AS v \
-               WHERE v.id = $2::text::uuid AND ",
-    on_plates!("v.license_plate", "$1"),
-    ") AS visible \
-     FROM (SELECT 1) AS one LEFT JOIN paid AS f ON true"
+    " FROM (SELECT 1) AS one LEFT JOIN paid AS f ON true"
 );
 
-/// What a payment did.
-#[derive(Debug)]
-pub enum Payment {
-    Paid(Fine),
-    AlreadyPaid,
-    NotFound,
+/// The unpaid fines on `plate`, any certificate (staff), newest first.
+pub fn unpaid_on_plate(db: &Connection, plate: &LicensePlate) -> Result<Vec<Fine>, ApiError> {
+    fines(db::query(
+        db,
+        UNPAID_ON_PLATE,
+        &[plate.as_str().to_owned().into()],
+    )?)
 }
 
-/// The unpaid fines on `plates`, newest first.
-pub fn unpaid(db: &Connection, plates: &BTreeSet<LicensePlate>) -> Result<Vec<Fine>, ApiError> {
-    let mut fines = Vec::new();
-    for row in db::rows(db::query(db, UNPAID, &[plates_json(Some(plates))])?) {
-        fines.extend(fine_from_row(&row)?);
-    }
-    Ok(fines)
+/// The unpaid fines on the `proven` plates, each with its certificate, newest first.
+pub fn unpaid_proven(
+    db: &Connection,
+    proven: &BTreeSet<ProvenPlate>,
+) -> Result<Vec<Fine>, ApiError> {
+    let pairs = serde_json::Value::from_iter(
+        proven
+            .iter()
+            .map(|p| serde_json::json!([p.plate.as_str(), p.certificate.as_str()])),
+    );
+    fines(db::query(db, UNPAID_PROVEN, &[pairs.to_string().into()])?)
 }
 
-/// Marks fine `id` paid by `payer`, if it is on one of `plates` (`None`: any plate, for staff).
-pub fn pay(
+/// Fine `id`, if it exists.
+pub fn find(db: &Connection, id: Uuid) -> Result<Option<Fine>, ApiError> {
+    let row = db::one_row(db::query(db, FIND, &[id.to_string().into()])?)?;
+    fine_from_row(&row)
+}
+
+/// Records that `payer` paid fine `id` with payment-service's `payment`: the fine, or `None`
+/// when it was paid already (by a concurrent request, or before) or is gone.
+pub fn mark_paid(
     db: &Connection,
     id: Uuid,
     payer: Uuid,
-    plates: Option<&BTreeSet<LicensePlate>>,
-) -> Result<Payment, ApiError> {
+    payment: Uuid,
+) -> Result<Option<Fine>, ApiError> {
     let params = [
-        plates_json(plates),
         id.to_string().into(),
         payer.to_string().into(),
+        payment.to_string().into(),
     ];
-    let row = db::one_row(db::query(db, PAY, &params)?)?;
-    Ok(match fine_from_row(&row)? {
-        Some(fine) => Payment::Paid(fine),
-        None if row.get::<bool>("visible")? => Payment::AlreadyPaid,
-        None => Payment::NotFound,
-    })
+    let row = db::one_row(db::query(db, MARK_PAID, &params)?)?;
+    fine_from_row(&row)
 }
 
-/// `["А123БВ799","К456МН178"]`, or SQL NULL for no restriction.
-fn plates_json(plates: Option<&BTreeSet<LicensePlate>>) -> ParameterValue {
-    db::text_or_null(plates.map(|plates| {
-        serde_json::Value::from_iter(plates.iter().map(LicensePlate::as_str)).to_string()
-    }))
+fn fines(rows: RowSet) -> Result<Vec<Fine>, ApiError> {
+    let mut fines = Vec::new();
+    for row in db::rows(rows) {
+        fines.extend(fine_from_row(&row)?);
+    }
+    Ok(fines)
 }
 
 /// The fine in `row`, or `None` when the row is the all-NULL "nothing found" row.
@@ -131,6 +142,11 @@ fn fine_from_row(row: &Row) -> Result<Option<Fine>, ApiError> {
     Ok(Some(Fine {
         id: row.uuid("id")?,
         license_plate: row.get("license_plate")?,
+        certificate_number: if row.is_null("certificate_number")? {
+            None
+        } else {
+            Some(row.get("certificate_number")?)
+        },
         amount: Money::from_kopecks(kopecks)
             .ok_or_else(|| db::unexpected("amount", format!("{kopecks} kopecks is no amount")))?,
         reason: row.get("reason")?,
@@ -139,6 +155,11 @@ fn fine_from_row(row: &Row) -> Result<Option<Fine>, ApiError> {
             None
         } else {
             Some(row.timestamp("paid_at")?)
+        },
+        payment_id: if row.is_null("payment_id")? {
+            None
+        } else {
+            Some(row.uuid("payment_id")?)
         },
     }))
 }

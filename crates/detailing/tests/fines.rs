@@ -1,5 +1,7 @@
-//! fines-service end to end: the seeded fines found through the caller's cars (car-service
-//! chaining with the caller's token), paid exactly once, and kept paid across a restart.
+//! fines-service end to end: a plate counts as the caller's only with the registration
+//! certificate its fines were issued against (car-service chaining with the caller's token);
+//! the seeded fines found that way, read one by one, paid through payment-service exactly
+//! once (also concurrently), refusals passed on, and kept paid across a restart.
 
 mod common;
 
@@ -8,13 +10,18 @@ use std::collections::BTreeSet;
 use common::{psql_db, Actor, ServerConfig, TestServer};
 use serde_json::{json, Value};
 
-/// The README's example car; migrations/0007_fines.sql seeds four fines on it.
+/// The README's example car; migrations/0007_fines.sql seeds four fines on it, and
+/// 0012_fines_certificates.sql records the certificate they were issued against.
 const SEED_PLATE: &str = "А123БВ799";
+const SEED_CERTIFICATE: &str = "99 АА 123456";
+const OTHER_PLATE: &str = "К456МН178";
+const OTHER_CERTIFICATE: &str = "78 09 456178";
 
 fn get(server: &TestServer, who: &Actor, path: &str) -> (u16, Value) {
     server.call("GET", path, who.token(), None)
 }
 
+/// `POST /api/fines/{id}/pay` with no body at all, as clients did before payment methods.
 fn pay(server: &TestServer, who: &Actor, fine_id: &str) -> (u16, Value) {
     server.call(
         "POST",
@@ -24,11 +31,53 @@ fn pay(server: &TestServer, who: &Actor, fine_id: &str) -> (u16, Value) {
     )
 }
 
-fn register_car(server: &TestServer, owner: &Actor, plate: &str, vin: &str) {
+fn pay_with(server: &TestServer, who: &Actor, fine_id: &str, body: &Value) -> (u16, Value) {
+    server.call(
+        "POST",
+        &format!("/api/fines/{fine_id}/pay"),
+        who.token(),
+        Some(body),
+    )
+}
+
+/// Registers a car and returns its id.
+fn register_car(server: &TestServer, owner: &Actor, plate: &str, vin: &str) -> String {
     let body =
         json!({"license_plate": plate, "vin": vin, "make": "Lada", "model": "Vesta", "year": 2021});
     let (status, car) = server.call("POST", "/api/cars", owner.token(), Some(&body));
     assert_eq!(status, 201, "{car}\n{}", server.log());
+    car["id"].as_str().unwrap().to_owned()
+}
+
+/// Attaches a document of `kind` numbered `number` to the car; its answer.
+fn add_document(
+    server: &TestServer,
+    owner: &Actor,
+    car_id: &str,
+    kind: &str,
+    number: &str,
+) -> (u16, Value) {
+    let body = json!({"kind": kind, "number": number, "issued_at": "2021-05-01"});
+    server.call(
+        "POST",
+        &format!("/api/cars/{car_id}/documents"),
+        owner.token(),
+        Some(&body),
+    )
+}
+
+/// A car with its registration certificate: the plate is then proven the owner's.
+fn register_proven_car(
+    server: &TestServer,
+    owner: &Actor,
+    plate: &str,
+    vin: &str,
+    certificate: &str,
+) -> String {
+    let car_id = register_car(server, owner, plate, vin);
+    let (status, document) = add_document(server, owner, &car_id, "registration", certificate);
+    assert_eq!(status, 201, "{document}\n{}", server.log());
+    car_id
 }
 
 /// A check that must succeed: its items and its total in kopecks.
@@ -69,26 +118,131 @@ fn unpaid_in_db(server: &TestServer, plate: &str) -> (BTreeSet<String>, i64) {
     )
 }
 
+/// One of the seeded fines on `plate`, read from the table (no API call needed to know it).
+fn a_seeded_fine(server: &TestServer, plate: &str) -> String {
+    psql_db(
+        &server.db,
+        &format!(
+            "SELECT id FROM fines.fines WHERE license_plate = '{plate}' ORDER BY issued_at LIMIT 1"
+        ),
+    )
+}
+
+fn paid_in_db(server: &TestServer, fine_id: &str) -> bool {
+    psql_db(
+        &server.db,
+        &format!("SELECT paid_at IS NOT NULL FROM fines.fines WHERE id = '{fine_id}'"),
+    ) == "t"
+}
+
+/// The caller's payments of fine `fine_id`, as payment-service lists them.
+fn payments_of_fine(server: &TestServer, who: &Actor, fine_id: &str) -> Vec<Value> {
+    let (status, page) = get(server, who, "/api/payments?limit=100");
+    assert_eq!(status, 200, "{page}\n{}", server.log());
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|payment| payment["fine_id"] == fine_id)
+        .cloned()
+        .collect()
+}
+
 fn code(body: &Value) -> Option<&str> {
     body["error"]["code"].as_str()
 }
 
 #[test]
-fn the_seed_plate_shows_its_unpaid_fines_newest_first_with_their_total() {
+fn a_plate_without_a_registration_certificate_shows_no_fines_and_pays_none() {
     let server = TestServer::start(ServerConfig::app());
     let me = server.customer();
-    register_car(&server, &me, SEED_PLATE, "XTA210930V0123456");
+    let car = register_car(&server, &me, SEED_PLATE, "XTA210930V0123456");
+    // Another paper with the certificate's number proves nothing: only a registration does.
+    let (status, _) = add_document(&server, &me, &car, "insurance", SEED_CERTIFICATE);
+    assert_eq!(status, 201);
+
+    assert_eq!(check(&server, &me, ""), (Vec::new(), 0));
+    let (status, body) = get(
+        &server,
+        &me,
+        &format!("/api/fines/check?license_plate={SEED_PLATE}"),
+    );
+    assert_eq!(
+        (status, code(&body)),
+        (404, Some("license_plate_not_found")),
+        "{body}"
+    );
+    let fine = a_seeded_fine(&server, SEED_PLATE);
+    let (status, body) = get(&server, &me, &format!("/api/fines/{fine}"));
+    assert_eq!(
+        (status, code(&body)),
+        (404, Some("fine_not_found")),
+        "{body}"
+    );
+    let (status, body) = pay(&server, &me, &fine);
+    assert_eq!(
+        (status, code(&body)),
+        (404, Some("fine_not_found")),
+        "{body}"
+    );
+    assert!(!paid_in_db(&server, &fine));
+}
+
+#[test]
+fn a_wrong_certificate_number_shows_no_fines_and_pays_none() {
+    let server = TestServer::start(ServerConfig::app());
+    let me = server.customer();
+    let car = register_proven_car(
+        &server,
+        &me,
+        SEED_PLATE,
+        "XTA210930V0123456",
+        "99 АА 654321",
+    );
+    // Another seeded plate's certificate on this plate proves neither.
+    let (status, _) = add_document(&server, &me, &car, "registration", "77 ОО 777777");
+    assert_eq!(status, 201);
+
+    assert_eq!(check(&server, &me, ""), (Vec::new(), 0));
+    let (status, body) = get(
+        &server,
+        &me,
+        &format!("/api/fines/check?license_plate={SEED_PLATE}"),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"], json!([]));
+    let fine = a_seeded_fine(&server, SEED_PLATE);
+    assert_eq!(get(&server, &me, &format!("/api/fines/{fine}")).0, 404);
+    let (status, body) = pay(&server, &me, &fine);
+    assert_eq!(
+        (status, code(&body)),
+        (404, Some("fine_not_found")),
+        "{body}"
+    );
+    assert!(!paid_in_db(&server, &fine));
+}
+
+#[test]
+fn the_right_certificate_shows_the_plates_four_fines_and_each_one() {
+    let server = TestServer::start(ServerConfig::app());
+    let me = server.customer();
+    // Typed with Latin look-alikes and without spaces: stored as the certificate reads.
+    let car = register_car(&server, &me, SEED_PLATE, "XTA210930V0123456");
+    let (status, document) = add_document(&server, &me, &car, "registration", "99aa123456");
+    assert_eq!(status, 201, "{document}");
+    assert_eq!(document["number"], SEED_CERTIFICATE);
 
     let (items, total) = check(&server, &me, "");
     let (seeded, seeded_total) = unpaid_in_db(&server, SEED_PLATE);
     assert_eq!(seeded.len(), 4);
     assert_eq!(ids(&items), seeded);
-    assert_eq!(total, seeded_total);
-    assert_eq!(total, 975_000);
+    assert_eq!((total, seeded_total), (975_000, 975_000));
     for fine in &items {
         assert_eq!(fine["license_plate"], SEED_PLATE);
         assert_eq!(fine["paid"], false);
         assert_eq!(fine["paid_at"], Value::Null);
+        assert_eq!(fine["payment_id"], Value::Null);
+        assert!(fine.get("certificate_number").is_none(), "{fine}");
         assert!(kopecks(&fine["amount"]) > 0);
         assert!(!fine["reason"].as_str().unwrap().is_empty());
     }
@@ -98,13 +252,63 @@ fn the_seed_plate_shows_its_unpaid_fines_newest_first_with_their_total() {
         .collect();
     assert!(issued.windows(2).all(|w| w[0] >= w[1]), "{issued:?}");
     assert_eq!(issued[0], "2025-12-02T04:58:00Z");
+
+    for fine in &items {
+        let id = fine["id"].as_str().unwrap();
+        assert_eq!(
+            get(&server, &me, &format!("/api/fines/{id}")),
+            (200, fine.clone())
+        );
+    }
+    for missing in ["not-a-uuid", &uuid::Uuid::new_v4().to_string()] {
+        let (status, body) = get(&server, &me, &format!("/api/fines/{missing}"));
+        assert_eq!((status, code(&body)), (404, Some("fine_not_found")));
+    }
 }
 
 #[test]
-fn a_fine_is_paid_once_then_409_and_leaves_the_check() {
+fn registration_certificates_are_checked_and_listed_for_their_owner_only() {
+    let server = TestServer::start(ServerConfig::app());
+    let (me, other, staff) = (server.customer(), server.customer(), server.staff());
+    let car = register_proven_car(
+        &server,
+        &me,
+        SEED_PLATE,
+        "XTA210930V0123456",
+        "99 аа 123 456",
+    );
+    let (status, body) = add_document(&server, &me, &car, "registration", "XXX 0123456789");
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["fields"][0]["field"], "number");
+
+    let (status, page) = get(&server, &me, "/api/cars/registrations");
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{page}");
+    assert_eq!(items[0]["car_id"], car.as_str());
+    assert_eq!(items[0]["license_plate"], SEED_PLATE);
+    assert_eq!(items[0]["certificate_number"], SEED_CERTIFICATE);
+    assert_eq!(page["next_cursor"], Value::Null);
+
+    let (status, theirs) = get(&server, &other, "/api/cars/registrations");
+    assert_eq!((status, theirs["items"].clone()), (200, json!([])));
+    // A customer's owner_id is ignored: they only ever see their own.
+    let path = format!("/api/cars/registrations?owner_id={}", me.id);
+    assert_eq!(get(&server, &other, &path).1["items"], json!([]));
+    assert_eq!(get(&server, &staff, &path).1["items"], page["items"]);
+}
+
+#[test]
+fn paying_goes_through_payment_service_once() {
     let server = TestServer::start(ServerConfig::app());
     let me = server.customer();
-    register_car(&server, &me, SEED_PLATE, "XTA210930V0123456");
+    register_proven_car(
+        &server,
+        &me,
+        SEED_PLATE,
+        "XTA210930V0123456",
+        SEED_CERTIFICATE,
+    );
     let (items, total) = check(&server, &me, "");
     let fine = &items[0];
     let id = fine["id"].as_str().unwrap();
@@ -115,9 +319,29 @@ fn a_fine_is_paid_once_then_409_and_leaves_the_check() {
     assert_eq!(paid["amount"], fine["amount"]);
     assert_eq!(paid["paid"], true);
     assert!(paid["paid_at"].as_str().unwrap().ends_with('Z'), "{paid}");
+    let payment_id = paid["payment_id"]
+        .as_str()
+        .expect("a payment id")
+        .to_owned();
+
+    let payments = payments_of_fine(&server, &me, id);
+    assert_eq!(payments.len(), 1, "{payments:?}");
+    assert_eq!(payments[0]["id"], payment_id.as_str());
+    assert_eq!(payments[0]["amount"], fine["amount"]);
+    assert_eq!(payments[0]["status"], "succeeded");
+    assert_eq!(payments[0]["payment_method"], "card");
+    assert_eq!(
+        get(&server, &me, &format!("/api/payments/{payment_id}")).0,
+        200
+    );
 
     let (status, again) = pay(&server, &me, id);
     assert_eq!((status, code(&again)), (409, Some("fine_already_paid")));
+    assert_eq!(payments_of_fine(&server, &me, id).len(), 1);
+    assert_eq!(
+        get(&server, &me, &format!("/api/fines/{id}")),
+        (200, paid.clone())
+    );
 
     let (after, total_after) = check(&server, &me, "");
     assert_eq!(after.len(), items.len() - 1);
@@ -126,33 +350,117 @@ fn a_fine_is_paid_once_then_409_and_leaves_the_check() {
     assert_eq!(
         psql_db(
             &server.db,
-            &format!("SELECT paid_by FROM fines.fines WHERE id = '{id}'")
+            &format!("SELECT paid_by || ' ' || payment_id FROM fines.fines WHERE id = '{id}'")
         ),
-        me.id.to_string()
+        format!("{} {payment_id}", me.id)
     );
+
+    // The method comes from the body; a bad one is refused before anything is charged.
+    let cash = items[1]["id"].as_str().unwrap();
+    let (status, body) = pay_with(&server, &me, cash, &json!({"payment_method": "bitcoin"}));
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["fields"][0]["field"], "payment_method");
+    assert!(payments_of_fine(&server, &me, cash).is_empty());
+    let (status, paid) = pay_with(&server, &me, cash, &json!({"payment_method": "cash"}));
+    assert_eq!(status, 200, "{paid}\n{}", server.log());
+    assert_eq!(
+        payments_of_fine(&server, &me, cash)[0]["payment_method"],
+        "cash"
+    );
+}
+
+#[test]
+fn a_declined_payment_leaves_the_fine_unpaid_and_says_so() {
+    let config = ServerConfig::app().env("SPIN_VARIABLE_PAYMENT_DECLINE", "true");
+    let server = TestServer::start(config);
+    let me = server.customer();
+    register_proven_car(
+        &server,
+        &me,
+        SEED_PLATE,
+        "XTA210930V0123456",
+        SEED_CERTIFICATE,
+    );
+    let (items, _) = check(&server, &me, "");
+    let id = items[0]["id"].as_str().unwrap();
+
+    let (status, body) = pay(&server, &me, id);
+    assert_eq!(
+        (status, code(&body)),
+        (402, Some("payment_declined")),
+        "{body}\n{}",
+        server.log()
+    );
+    assert!(!paid_in_db(&server, id));
+    assert_eq!(check(&server, &me, "").0.len(), items.len());
+    assert_eq!(
+        get(&server, &me, &format!("/api/fines/{id}")).1["paid"],
+        false
+    );
+}
+
+#[test]
+fn pay_is_503_and_the_fine_unpaid_when_payment_service_is_unroutable() {
+    let config = ServerConfig::app().env(
+        "SPIN_VARIABLE_PAYMENT_SERVICE_URL",
+        "http://nosuch.spin.internal",
+    );
+    let server = TestServer::start(config);
+    let me = server.customer();
+    register_proven_car(
+        &server,
+        &me,
+        SEED_PLATE,
+        "XTA210930V0123456",
+        SEED_CERTIFICATE,
+    );
+    let id = a_seeded_fine(&server, SEED_PLATE);
+    let (status, body) = pay(&server, &me, &id);
+    assert_eq!(
+        (status, code(&body)),
+        (503, Some("payment_service_unavailable")),
+        "{body}"
+    );
+    assert!(!paid_in_db(&server, &id));
 }
 
 #[test]
 fn another_customer_sees_none_of_them_and_cannot_pay_them() {
     let server = TestServer::start(ServerConfig::app());
     let (me, other) = (server.customer(), server.customer());
-    register_car(&server, &me, SEED_PLATE, "XTA210930V0123456");
+    register_proven_car(
+        &server,
+        &me,
+        SEED_PLATE,
+        "XTA210930V0123456",
+        SEED_CERTIFICATE,
+    );
     let (mine, _) = check(&server, &me, "");
 
     let (theirs, total) = check(&server, &other, "");
     assert_eq!((theirs.len(), total), (0, 0));
-    register_car(&server, &other, "К456МН178", "XTA210930V0123457");
+    register_proven_car(
+        &server,
+        &other,
+        OTHER_PLATE,
+        "XTA210930V0123457",
+        OTHER_CERTIFICATE,
+    );
     let (theirs, _) = check(&server, &other, "");
+    assert_eq!(ids(&theirs), unpaid_in_db(&server, OTHER_PLATE).0);
     assert!(ids(&theirs).is_disjoint(&ids(&mine)));
-    assert!(theirs.iter().all(|f| f["license_plate"] == "К456МН178"));
 
     let id = mine[0]["id"].as_str().unwrap();
-    let (status, body) = pay(&server, &other, id);
-    assert_eq!(
-        (status, code(&body)),
-        (404, Some("fine_not_found")),
-        "{body}"
-    );
+    for (status, body) in [
+        pay(&server, &other, id),
+        get(&server, &other, &format!("/api/fines/{id}")),
+    ] {
+        assert_eq!(
+            (status, code(&body)),
+            (404, Some("fine_not_found")),
+            "{body}"
+        );
+    }
     assert_eq!(check(&server, &me, "").0.len(), mine.len());
     for missing in ["not-a-uuid", &uuid::Uuid::new_v4().to_string()] {
         let (status, body) = pay(&server, &me, missing);
@@ -164,8 +472,20 @@ fn another_customer_sees_none_of_them_and_cannot_pay_them() {
 fn checking_a_plate_that_is_not_on_your_cars_is_404() {
     let server = TestServer::start(ServerConfig::app());
     let me = server.customer();
-    register_car(&server, &me, SEED_PLATE, "XTA210930V0123456");
-    register_car(&server, &me, "К456МН178", "XTA210930V0123457");
+    register_proven_car(
+        &server,
+        &me,
+        SEED_PLATE,
+        "XTA210930V0123456",
+        SEED_CERTIFICATE,
+    );
+    register_proven_car(
+        &server,
+        &me,
+        OTHER_PLATE,
+        "XTA210930V0123457",
+        OTHER_CERTIFICATE,
+    );
 
     let (status, body) = get(&server, &me, "/api/fines/check?license_plate=О777ОО77");
     assert_eq!(
@@ -182,36 +502,59 @@ fn checking_a_plate_that_is_not_on_your_cars_is_404() {
 }
 
 #[test]
-fn the_check_covers_every_car_of_the_caller() {
+fn the_check_covers_every_proven_car_of_the_caller() {
     let server = TestServer::start(ServerConfig::app());
     let me = server.customer();
-    register_car(&server, &me, SEED_PLATE, "XTA210930V0123456");
-    register_car(&server, &me, "К456МН178", "XTA210930V0123457");
+    register_proven_car(
+        &server,
+        &me,
+        SEED_PLATE,
+        "XTA210930V0123456",
+        SEED_CERTIFICATE,
+    );
+    register_proven_car(
+        &server,
+        &me,
+        OTHER_PLATE,
+        "XTA210930V0123457",
+        OTHER_CERTIFICATE,
+    );
+    // Without its certificate, the third car's fines stay out.
+    register_car(&server, &me, "О777ОО77", "XTA210930V0123458");
     let (items, total) = check(&server, &me, "");
     let (mut expected, seed_total) = unpaid_in_db(&server, SEED_PLATE);
-    let (other, other_total) = unpaid_in_db(&server, "К456МН178");
+    let (other, other_total) = unpaid_in_db(&server, OTHER_PLATE);
     expected.extend(other);
     assert_eq!(ids(&items), expected);
     assert_eq!(total, seed_total + other_total);
 }
 
 #[test]
-fn the_check_follows_car_service_pages_past_the_first_hundred_cars() {
+fn the_check_follows_car_service_pages_past_the_first_hundred_certificates() {
     let server = TestServer::start(ServerConfig::app());
     let me = server.customer();
-    // Registered first, so it is last in car-service's newest-first list: on page two.
-    register_car(&server, &me, SEED_PLATE, "XTA210930V0123456");
+    // Attached first, so it is last in car-service's newest-first list: on page two.
+    register_proven_car(
+        &server,
+        &me,
+        SEED_PLATE,
+        "XTA210930V0123456",
+        SEED_CERTIFICATE,
+    );
     psql_db(
         &server.db,
         &format!(
-            "INSERT INTO cars.cars (owner_id, license_plate, vin, make, model, year) \
-             SELECT '{}', 'Т' || i || 'ТТ77', 'XTA21093' || lpad(i::text, 9, '0'), \
-                    'Lada', 'Vesta', 2021 \
-             FROM generate_series(1, 100) AS i",
+            "WITH cars AS (\
+               INSERT INTO cars.cars (owner_id, license_plate, vin, make, model, year) \
+               SELECT '{}', 'Т' || i || 'ТТ77', 'XTA21093' || lpad(i::text, 9, '0'), \
+                      'Lada', 'Vesta', 2021 \
+               FROM generate_series(1, 100) AS i RETURNING id, vin) \
+             INSERT INTO cars.documents (car_id, kind, number, issued_at) \
+             SELECT id, 'registration', '77 ТТ ' || right(vin, 6), '2021-05-01' FROM cars",
             me.id
         ),
     );
-    let (status, page) = get(&server, &me, "/api/cars?limit=100");
+    let (status, page) = get(&server, &me, "/api/cars/registrations?limit=100");
     assert_eq!(status, 200);
     assert!(page["next_cursor"].is_string(), "{page}");
     let (items, total) = check(&server, &me, "");
@@ -220,10 +563,16 @@ fn the_check_follows_car_service_pages_past_the_first_hundred_cars() {
 }
 
 #[test]
-fn staff_check_any_plate_and_without_one_their_own_cars() {
+fn staff_check_any_plate_and_pay_any_fine() {
     let server = TestServer::start(ServerConfig::app());
     let (customer, staff) = (server.customer(), server.staff());
-    register_car(&server, &customer, SEED_PLATE, "XTA210930V0123456");
+    register_proven_car(
+        &server,
+        &customer,
+        SEED_PLATE,
+        "XTA210930V0123456",
+        SEED_CERTIFICATE,
+    );
 
     let (items, total) = check(&server, &staff, "?license_plate=о777оо77");
     assert_eq!(ids(&items), unpaid_in_db(&server, "О777ОО77").0);
@@ -233,39 +582,53 @@ fn staff_check_any_plate_and_without_one_their_own_cars() {
 
     let (customers, _) = check(&server, &customer, "");
     let id = customers[0]["id"].as_str().unwrap();
+    assert_eq!(
+        get(&server, &staff, &format!("/api/fines/{id}")).1["id"],
+        id
+    );
     let (status, paid) = pay(&server, &staff, id);
     assert_eq!(
         (status, paid["paid"].as_bool()),
         (200, Some(true)),
-        "{paid}"
+        "{paid}\n{}",
+        server.log()
     );
+    assert!(paid["payment_id"].is_string(), "{paid}");
     let plate_fine = items[0]["id"].as_str().unwrap();
     assert_eq!(pay(&server, &staff, plate_fine).0, 200);
     assert_eq!(check(&server, &customer, "").0.len(), customers.len() - 1);
 }
 
 #[test]
-fn concurrent_payments_of_one_fine_succeed_exactly_once() {
+fn concurrent_payments_of_one_fine_succeed_and_charge_exactly_once() {
     let server = TestServer::start(ServerConfig::app());
     let me = server.customer();
-    register_car(&server, &me, SEED_PLATE, "XTA210930V0123456");
+    register_proven_car(
+        &server,
+        &me,
+        SEED_PLATE,
+        "XTA210930V0123456",
+        SEED_CERTIFICATE,
+    );
     let (items, _) = check(&server, &me, "");
     let id = items[0]["id"].as_str().unwrap();
-    let statuses: Vec<u16> = std::thread::scope(|scope| {
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..8)
-            .map(|_| scope.spawn(|| pay(&server, &me, id).0))
+            .map(|_| scope.spawn(|| pay(&server, &me, id)))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
+    let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
     assert_eq!(
         statuses.iter().filter(|s| **s == 200).count(),
         1,
-        "{statuses:?}"
+        "{answers:?}"
     );
     assert!(
         statuses.iter().all(|s| [200, 409].contains(s)),
-        "{statuses:?}"
+        "{answers:?}"
     );
+    assert_eq!(payments_of_fine(&server, &me, id).len(), 1);
 }
 
 #[test]
@@ -279,11 +642,16 @@ fn check_and_pay_are_503_when_car_service_is_unroutable() {
     let (status, body) = get(&server, &me, "/api/fines/check");
     assert_eq!(status, 503, "{body}");
     assert_eq!(code(&body), Some("car_service_unavailable"));
-    let (status, body) = pay(&server, &me, &uuid::Uuid::new_v4().to_string());
-    assert_eq!(
-        (status, code(&body)),
-        (503, Some("car_service_unavailable"))
-    );
+    let id = a_seeded_fine(&server, SEED_PLATE);
+    for (status, body) in [
+        pay(&server, &me, &id),
+        get(&server, &me, &format!("/api/fines/{id}")),
+    ] {
+        assert_eq!(
+            (status, code(&body)),
+            (503, Some("car_service_unavailable"))
+        );
+    }
     // Staff naming a plate need no car-service.
     let (items, _) = check(&server, &staff, &format!("?license_plate={SEED_PLATE}"));
     assert_eq!(items.len(), 4);
@@ -293,10 +661,17 @@ fn check_and_pay_are_503_when_car_service_is_unroutable() {
 fn a_paid_fine_stays_paid_after_a_restart() {
     let mut server = TestServer::start(ServerConfig::app());
     let me = server.customer();
-    register_car(&server, &me, SEED_PLATE, "XTA210930V0123456");
+    register_proven_car(
+        &server,
+        &me,
+        SEED_PLATE,
+        "XTA210930V0123456",
+        SEED_CERTIFICATE,
+    );
     let (items, _) = check(&server, &me, "");
     let id = items[0]["id"].as_str().unwrap().to_owned();
-    assert_eq!(pay(&server, &me, &id).0, 200);
+    let (status, paid) = pay(&server, &me, &id);
+    assert_eq!(status, 200, "{paid}\n{}", server.log());
 
     server.restart();
     let (after, _) = check(&server, &me, "");
@@ -304,6 +679,7 @@ fn a_paid_fine_stays_paid_after_a_restart() {
     assert!(!ids(&after).contains(&id));
     let (status, body) = pay(&server, &me, &id);
     assert_eq!((status, code(&body)), (409, Some("fine_already_paid")));
+    assert_eq!(get(&server, &me, &format!("/api/fines/{id}")), (200, paid));
 }
 
 #[test]
