@@ -1,6 +1,8 @@
 //! Users as the business sees them: a registration body becomes a `NewUser` only when every
 //! field is valid and normalised. No spin-sdk here: `cargo test` runs these rules natively.
 
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
 use api::json::{self, Object};
 use api::{FieldError, FieldErrors};
 use auth::{Email, Password, Role};
@@ -168,6 +170,103 @@ impl Credentials {
     }
 }
 
+/// Where a login comes from, as its failures are counted: an IPv4 address, an IPv6 /64
+/// network (one subscriber usually holds a whole /64, so single IPv6 addresses would be
+/// free to rotate through), or `unknown` when the host gave no usable `spin-client-addr`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAddress(String);
+
+impl ClientAddress {
+    /// Reads `spin-client-addr` (`1.2.3.4:5678`, `[2001:db8::1]:5678`, or a bare address).
+    pub fn from_header(header: Option<&str>) -> Self {
+        let ip = header.map(str::trim).and_then(|value| {
+            value
+                .parse::<SocketAddr>()
+                .map(|socket| socket.ip())
+                .or_else(|_| value.parse::<IpAddr>())
+                .ok()
+        });
+        Self(match ip.map(|ip| ip.to_canonical()) {
+            Some(IpAddr::V4(v4)) => v4.to_string(),
+            Some(IpAddr::V6(v6)) => {
+                let network = u128::from(v6) & !(u128::from(u64::MAX));
+                format!("{}/64", Ipv6Addr::from(network))
+            }
+            None => "unknown".to_owned(),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One login attempt's buckets: the account it names and the address it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginAttempt {
+    /// The normalised email, cut to [`LoginAttempt::MAX_ACCOUNT_CHARS`]: no stored email is
+    /// longer, so only emails that cannot log in anyway share a bucket.
+    pub account: String,
+    pub address: ClientAddress,
+}
+
+impl LoginAttempt {
+    pub const MAX_ACCOUNT_CHARS: usize = 255;
+
+    pub fn new(credentials: &Credentials, address: ClientAddress) -> Self {
+        Self {
+            account: credentials
+                .email
+                .chars()
+                .take(Self::MAX_ACCOUNT_CHARS)
+                .collect(),
+            address,
+        }
+    }
+}
+
+/// How many failed logins are allowed per window before login answers 429.
+///
+/// The strict bucket is one account from one address: the person who forgot their password
+/// is stopped after a few tries, and so is a guesser. An attacker failing on someone else's
+/// email from their own address fills only their own bucket, so they cannot lock the owner
+/// out that way. The looser per-account bucket stops guessing spread over many addresses;
+/// filling it does lock the owner out for the rest of the window, which takes several
+/// addresses (more than `per_account / per_address`). The per-address bucket stops one
+/// address from trying one password against many accounts. A success clears the account's
+/// buckets, never the address's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginLimits {
+    pub window_seconds: u32,
+    pub per_account_and_address: u32,
+    pub per_account: u32,
+    pub per_address: u32,
+}
+
+impl LoginLimits {
+    pub const MAX_WINDOW_SECONDS: u32 = 7 * 24 * 3600;
+    pub const MAX_FAILURES: u32 = 1_000_000;
+
+    /// A window length in seconds, 1 to a week.
+    pub fn parse_window(raw: &str) -> Result<u32, String> {
+        parse_in(raw, 1, Self::MAX_WINDOW_SECONDS, "seconds")
+    }
+
+    /// A number of failures, 1 to a million.
+    pub fn parse_failures(raw: &str) -> Result<u32, String> {
+        parse_in(raw, 1, Self::MAX_FAILURES, "failures")
+    }
+}
+
+fn parse_in(raw: &str, min: u32, max: u32, unit: &str) -> Result<u32, String> {
+    match raw.trim().parse::<u32>() {
+        Ok(value) if (min..=max).contains(&value) => Ok(value),
+        _ => Err(format!(
+            "must be a whole number of {unit} from {min} to {max}"
+        )),
+    }
+}
+
 /// A user as the API returns it: never the password hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct User {
@@ -276,6 +375,49 @@ mod tests {
             .unwrap()
             .message
             .starts_with("must be at most 72 bytes"));
+    }
+
+    #[test]
+    fn client_addresses_are_ipv4_or_an_ipv6_64_or_unknown() {
+        let read = |header: Option<&str>| ClientAddress::from_header(header).as_str().to_owned();
+        assert_eq!(read(Some("203.0.113.7:51234")), "203.0.113.7");
+        assert_eq!(read(Some("203.0.113.7")), "203.0.113.7");
+        // Every address of one /64 is one bucket; the next /64 is another.
+        assert_eq!(
+            read(Some("[2001:db8:1:2:aaaa:bbbb:cccc:dddd]:443")),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(read(Some("2001:db8:1:2::1")), "2001:db8:1:2::/64");
+        assert_eq!(read(Some("[2001:db8:1:3::1]:1")), "2001:db8:1:3::/64");
+        // IPv4 as an IPv4-mapped IPv6 address (a dual-stack listener) is the IPv4 address.
+        assert_eq!(read(Some("[::ffff:203.0.113.7]:80")), "203.0.113.7");
+        assert_eq!(read(Some("[::1]:80")), "::/64");
+        for header in [None, Some(""), Some("nonsense"), Some("1.2.3:4")] {
+            assert_eq!(read(header), "unknown", "{header:?}");
+        }
+    }
+
+    #[test]
+    fn a_login_attempt_counts_against_the_normalised_email_cut_to_255_characters() {
+        let credentials =
+            Credentials::parse(&object(json!({"email": " A@B.CO ", "password": "x"}))).unwrap();
+        let attempt = LoginAttempt::new(&credentials, ClientAddress::from_header(None));
+        assert_eq!(attempt.account, "a@b.co");
+        let long = Credentials::parse(&object(json!({"email": "я".repeat(300), "password": "x"})))
+            .unwrap();
+        let attempt = LoginAttempt::new(&long, ClientAddress::from_header(None));
+        assert_eq!(attempt.account.chars().count(), 255);
+    }
+
+    #[test]
+    fn login_limits_are_positive_and_bounded() {
+        assert_eq!(LoginLimits::parse_window(" 900 "), Ok(900));
+        assert!(LoginLimits::parse_window("0").is_err());
+        assert!(LoginLimits::parse_window("604801").is_err());
+        assert_eq!(LoginLimits::parse_failures("5"), Ok(5));
+        for raw in ["0", "-1", "five", "", "1000001"] {
+            assert!(LoginLimits::parse_failures(raw).is_err(), "{raw}");
+        }
     }
 
     #[test]

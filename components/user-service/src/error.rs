@@ -16,6 +16,9 @@ pub enum UserError {
     InvalidCredentials,
     /// 401: the token is valid but its user no longer exists.
     UnknownUser,
+    /// 429: too many failed logins for this account or from this address; try again after
+    /// this many seconds (`Retry-After`). Answered before the password is checked.
+    TooManyAttempts { retry_after_seconds: u64 },
     /// Malformed JSON, missing token, configuration, database: already an API error.
     Api(ApiError),
 }
@@ -35,6 +38,13 @@ impl From<UserError> for ApiError {
             UserError::UnknownUser => {
                 ApiError::unauthorized("invalid_token", "the access token's user does not exist")
             }
+            UserError::TooManyAttempts {
+                retry_after_seconds,
+            } => ApiError::new(
+                429,
+                "too_many_attempts",
+                format!("too many failed logins; try again in {retry_after_seconds} seconds"),
+            ),
             UserError::Api(error) => error,
         }
     }
@@ -54,6 +64,16 @@ impl From<FieldErrors> for UserError {
 
 impl IntoResponse for UserError {
     fn into_response(self) -> Response {
-        ApiError::from(self).into_response()
+        let retry_after = match &self {
+            UserError::TooManyAttempts {
+                retry_after_seconds,
+            } => Some(*retry_after_seconds),
+            _ => None,
+        };
+        let mut response = ApiError::from(self).into_response();
+        if let Some(seconds) = retry_after {
+            response.set_header("retry-after", seconds.to_string());
+        }
+        response
     }
 }

@@ -14,9 +14,9 @@ use auth::Cost;
 use serde::Serialize;
 use spin_sdk::http::{Params, Request, Response, Router};
 
-use crate::domain::{Credentials, NewUser};
+use crate::domain::{ClientAddress, Credentials, LoginAttempt, LoginLimits, NewUser};
 use crate::error::UserError;
-use crate::store::Inserted;
+use crate::store::{Admission, Inserted};
 
 const SERVICE: &str = "user-service";
 
@@ -72,6 +72,33 @@ impl Config {
             ApiError::configuration(format!(
                 "the Spin variable `bcrypt_cost` is invalid: {error}"
             ))
+        })
+    }
+
+    /// The failed-login limits (see [`LoginLimits`] for why three buckets):
+    /// `login_failure_window_seconds` and `login_max_failures_per_{account_and_address,
+    /// account,address}`, with defaults in spin.toml.
+    fn login_limits() -> Result<LoginLimits, ApiError> {
+        let read = |name: &str, parse: fn(&str) -> Result<u32, String>| {
+            let raw = api::config::variable(name)?;
+            parse(&raw).map_err(|error| {
+                ApiError::configuration(format!("the Spin variable `{name}` {error}"))
+            })
+        };
+        Ok(LoginLimits {
+            window_seconds: read("login_failure_window_seconds", LoginLimits::parse_window)?,
+            per_account_and_address: read(
+                "login_max_failures_per_account_and_address",
+                LoginLimits::parse_failures,
+            )?,
+            per_account: read(
+                "login_max_failures_per_account",
+                LoginLimits::parse_failures,
+            )?,
+            per_address: read(
+                "login_max_failures_per_address",
+                LoginLimits::parse_failures,
+            )?,
         })
     }
 
@@ -136,24 +163,47 @@ struct TokenResponse {
     responses(
         (status = 200, description = "The access token", body = TokenResponse),
         (status = 401, description = "invalid_credentials: unknown email or wrong password (not told apart)", body = api::openapi::ErrorBody),
+        (status = 429, description = "too_many_attempts: too many failed logins within the window (`login_failure_window_seconds`, default 15 minutes) for this account from this address (default 5), for this account from anywhere (50) or from this address for any account (20); answered before the password is checked, so even the right one gets it. An unknown email is limited like a known one", body = api::openapi::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the window of the exceeded limit ends"))),
     ))]
 fn login(request: Request, _params: Params) -> Result<Response, UserError> {
     let credentials = Credentials::parse(&read_json_object(&request)?)?;
     let cost = Config::bcrypt_cost()?;
     let ttl = Config::token_ttl()?;
+    let limits = Config::login_limits()?;
     let secret = api::auth::secret()?;
     let config = Config::load()?;
-    let stored = {
+    let address = request
+        .header("spin-client-addr")
+        .and_then(|value| value.as_str());
+    let attempt = LoginAttempt::new(&credentials, ClientAddress::from_header(address));
+    let (admission, stored) = {
         let db = api::db::open(&config.postgres_url)?;
-        store::credentials(&db, &credentials.email)?
+        store::begin_login(&db, &credentials.email, &attempt, &limits)?
         // The connection goes back to the pool here, before bcrypt runs.
     };
-    // An unknown email is checked against a dummy hash, so it costs what a wrong password does.
+    if let Admission::Refused {
+        retry_after_seconds,
+    } = admission
+    {
+        return Err(UserError::TooManyAttempts {
+            retry_after_seconds,
+        });
+    }
+    // An unknown email is checked against a dummy hash, so it costs what a wrong password
+    // does; either failure stays counted.
     let hash = stored.as_ref().map(|user| user.password_hash.as_str());
     if !auth::password::verify(&credentials.password, hash, cost) {
         return Err(UserError::InvalidCredentials);
     }
     let user = stored.ok_or(UserError::InvalidCredentials)?;
+    // The password was right: a failure to uncount the attempt must not refuse the login;
+    // it leaves one failure too many in the account's buckets until the window ends.
+    let released =
+        api::db::open(&config.postgres_url).and_then(|db| store::login_succeeded(&db, &attempt));
+    if let Err(error) = released {
+        eprintln!("a successful login was left counted as a failure: {error}");
+    }
     let claims = Claims::new(user.id, user.role, api::auth::unix_now(), ttl);
     Ok(json_response(
         200,
@@ -188,7 +238,7 @@ mod tests {
 
     use super::*;
     use serde_json::{json, Value};
-    use spin_sdk::http::Method;
+    use spin_sdk::http::{IntoResponse, Method};
 
     fn send(method: Method, path: &str, body: &str) -> (u16, Response) {
         let response = api::testing::respond(&router(), api::testing::request(method, path, body));
@@ -296,6 +346,30 @@ mod tests {
         for name in ["RegisterRequest", "LoginRequest", "Role"] {
             assert!(doc["components"]["schemas"][name].is_object(), "{name}");
         }
+    }
+
+    #[test]
+    fn too_many_attempts_is_a_429_with_retry_after_as_documented() {
+        let response = UserError::TooManyAttempts {
+            retry_after_seconds: 42,
+        }
+        .into_response();
+        assert_eq!(*response.status(), 429);
+        assert_eq!(body(&response)["error"]["code"], "too_many_attempts");
+        assert_eq!(
+            response.header("retry-after").and_then(|v| v.as_str()),
+            Some("42")
+        );
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let documented = &doc["paths"]["/api/users/login"]["post"]["responses"]["429"];
+        assert_eq!(
+            documented["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Error"
+        );
+        assert_eq!(
+            documented["headers"]["Retry-After"]["schema"]["type"],
+            "integer"
+        );
     }
 
     #[test]
