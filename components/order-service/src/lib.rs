@@ -40,11 +40,16 @@ pub fn router() -> Router {
     router.get("/api/orders", list_orders);
     router.get("/api/orders/:order_id", get_order);
     router.patch_async("/api/orders/:order_id/status", change_status);
+    router.post("/api/orders/:order_id/payment-check", payment_check);
     // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
     router.any("/api/orders/review", method_not_allowed("POST"));
     router.any("/api/orders", method_not_allowed("GET, POST"));
     router.any("/api/orders/:order_id", method_not_allowed("GET"));
     router.any("/api/orders/:order_id/status", method_not_allowed("PATCH"));
+    router.any(
+        "/api/orders/:order_id/payment-check",
+        method_not_allowed("POST"),
+    );
     router.any("/*", not_found);
     router
 }
@@ -52,7 +57,14 @@ pub fn router() -> Router {
 /// This component's part of the API document (`GET /openapi.json` joins them all).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     #[derive(utoipa::OpenApi)]
-    #[openapi(paths(create_order, review_order, list_orders, get_order, change_status))]
+    #[openapi(paths(
+        create_order,
+        review_order,
+        list_orders,
+        get_order,
+        change_status,
+        payment_check
+    ))]
     struct Doc;
     let mut doc = <Doc as utoipa::OpenApi>::openapi();
     doc.merge(api::openapi::health_paths("/api/orders", "orders"));
@@ -189,11 +201,32 @@ fn list_orders(request: Request, _params: Params) -> Result<Response, OrderError
     ))]
 fn get_order(request: Request, params: Params) -> Result<Response, OrderError> {
     let caller = api::auth::caller(&request)?;
-    let (_db, order) = visible_order(&caller, &params)?;
+    let (_db, order, _) = visible_order(&caller, &params)?;
     Ok(json_response(200, &order))
 }
 
 /// `{"status": ...}`: staff move an order through its lifecycle; its owner may cancel it.
+///
+/// An order with a pending or succeeded payment is not cancelled (no refunds yet), and this
+/// must hold when a cancellation and a payment race, though the order and its payments live
+/// in two services and nothing locks across them. Each side writes first and reads the other
+/// after, so at least one of them sees the other:
+///
+/// - payment-service (P) commits its claim, a `pending` payment (Pc), then calls
+///   `POST .../payment-check` (Ph), which gives the order a new version and answers its
+///   status, and charges only if that status is not `cancelled`;
+/// - a cancellation (C) reads the order with its version (Cr), then asks payment-service
+///   whether a pending or succeeded payment exists (Cq), then moves the order to `cancelled`
+///   only if its version is still the one read (Cx, compare and set).
+///
+/// Suppose the order ended both cancelled and charged. P charged, so Ph saw no cancellation:
+/// Ph's update came before Cx's (both update the one row, so they are ordered). Cx then saw
+/// Ph's version change unless Cr came after Ph; Cx succeeded, so Cr came after Ph. Then
+/// Pc < Ph < Cr < Cq, and Cq, which reads committed rows, saw the pending (or by then
+/// succeeded) payment and refused. Contradiction. A payment declined or given up before its
+/// charge leaves nothing to protect, and a claim taken over after its lease keeps its row
+/// pending throughout. Lost races answer 409 `status_changed` (read again and retry) or
+/// `order_paid` here, and 409 `order_cancelled` to the payment.
 #[utoipa::path(patch, path = "/api/orders/{order_id}/status", tag = "orders",
     summary = "Move an order through its lifecycle (staff), or cancel it (its owner)",
     params(("order_id" = Uuid, Path)),
@@ -202,7 +235,7 @@ fn get_order(request: Request, params: Params) -> Result<Response, OrderError> {
         (status = 200, description = "The order in its new status", body = domain::Order),
         (status = 403, description = "staff_only: a customer asked for a status other than `cancelled`", body = api::openapi::ErrorBody),
         (status = 404, description = "order_not_found: no such order, or not the caller's", body = api::openapi::ErrorBody),
-        (status = 409, description = "illegal_status_change: the lifecycle forbids the move; status_changed: it changed meanwhile, read it again; order_paid: a paid order is not cancelled (no refunds yet)", body = api::openapi::ErrorBody),
+        (status = 409, description = "illegal_status_change: the lifecycle forbids the move; status_changed: it changed meanwhile (or a payment checked it), read it again; order_paid: an order with a pending or succeeded payment is not cancelled (no refunds yet)", body = api::openapi::ErrorBody),
         (status = 502, description = "payment_service_failed: on cancelling, payment-service gave an unexpected answer", body = api::openapi::ErrorBody),
         (status = 503, description = "payment_service_unavailable: on cancelling, payment-service could not be reached", body = api::openapi::ErrorBody),
         (status = 504, description = "payment_service_timeout: on cancelling, payment-service did not answer in time", body = api::openapi::ErrorBody),
@@ -210,39 +243,66 @@ fn get_order(request: Request, params: Params) -> Result<Response, OrderError> {
 async fn change_status(request: Request, params: Params) -> Result<Response, OrderError> {
     let caller = api::auth::caller(&request)?;
     let to = domain::parse_status_change(&read_json_object(&request)?)?;
-    let (_, order) = visible_order(&caller, &params)?;
+    let (db, order, version) = visible_order(&caller, &params)?;
     if !domain::may_request(to, caller.is_staff()) {
         return Err(OrderError::StaffOnly(to));
     }
     order.status.transition(to)?;
-    if to == OrderStatus::Cancelled {
-        // Money taken must go back first, and there is no refund path yet.
+    // Only a cancellation compares the version: other moves race nothing but each other.
+    let version = if to == OrderStatus::Cancelled {
+        // No pooled connection is held while payment-service answers.
+        drop(db);
         let authorization = request.header("authorization").and_then(|v| v.as_str());
-        if payment_client::is_paid(&Config::payments()?, order.id, authorization).await? {
+        if payment_client::holds_order(&Config::payments()?, order.id, authorization).await? {
             return Err(OrderError::Paid(order.id));
         }
-    }
-    // The compare-and-set below notices any change made while payment-service answered.
+        Some(version)
+    } else {
+        None
+    };
     let db = api::db::open(&Config::load()?.postgres_url)?;
-    match store::set_status(&db, order.id, order.status, to)? {
+    match store::set_status(&db, order.id, order.status, to, version.as_ref())? {
         Some(changed) => Ok(json_response(200, &changed)),
         None => Err(OrderError::StatusChanged(order.id)),
     }
 }
 
+/// payment-service's last look at an order before it charges, with the caller's token.
+/// A write, so that the order's cancellation cannot slip between this look and the charge
+/// (see [`change_status`]).
+#[utoipa::path(post, path = "/api/orders/{order_id}/payment-check", tag = "orders",
+    summary = "Check an order just before charging it (payment-service calls this)",
+    description = "Answers the order as it is now, like `GET /api/orders/{order_id}`, and \
+        gives it a new version, so a cancellation that read the order before this call \
+        fails with 409 `status_changed` and, read again, sees the payment. Harmless to call \
+        otherwise.",
+    params(("order_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The order as it is now", body = domain::Order),
+        (status = 404, description = "order_not_found: no such order, or not the caller's", body = api::openapi::ErrorBody),
+    ))]
+fn payment_check(request: Request, params: Params) -> Result<Response, OrderError> {
+    let caller = api::auth::caller(&request)?;
+    let (db, order, _) = visible_order(&caller, &params)?;
+    match store::payment_check(&db, order.id)? {
+        Some(order) => Ok(json_response(200, &order)),
+        None => Err(OrderError::OrderNotFound(order.id.to_string())),
+    }
+}
+
 /// The order named by the `order_id` route parameter, if the caller may see it (its owner
-/// or staff), with the connection it was read on. Another user's order answers exactly like
-/// a missing one, and so does an id that is not a UUID.
+/// or staff), with its version and the connection it was read on. Another user's order
+/// answers exactly like a missing one, and so does an id that is not a UUID.
 fn visible_order(
     caller: &Caller,
     params: &Params,
-) -> Result<(spin_sdk::pg3::Connection, Order), OrderError> {
+) -> Result<(spin_sdk::pg3::Connection, Order, store::Version), OrderError> {
     let raw_id = params.get("order_id").unwrap_or_default();
     let id = Uuid::parse_str(raw_id).map_err(|_| OrderError::OrderNotFound(raw_id.to_owned()))?;
     let config = Config::load()?;
     let db = api::db::open(&config.postgres_url)?;
-    match store::find(&db, id)? {
-        Some(order) if caller.may_access(order.user_id) => Ok((db, order)),
+    match store::find_versioned(&db, id)? {
+        Some((order, version)) if caller.may_access(order.user_id) => Ok((db, order, version)),
         _ => Err(OrderError::OrderNotFound(id.to_string())),
     }
 }
@@ -308,6 +368,9 @@ mod tests {
         for code in ["403", "404", "409", "502", "503", "504"] {
             assert!(status["responses"][code].is_object(), "{code}");
         }
+        let check = operation("/api/orders/{order_id}/payment-check", "post");
+        assert_eq!(schema(&check, "200")["$ref"], order);
+        assert!(check["responses"]["404"].is_object());
         assert!(doc["paths"]["/api/orders/health/live"]["get"].is_object());
         let statuses = &doc["components"]["schemas"]["OrderStatus"]["enum"];
         for value in OrderStatus::ALL {
@@ -335,6 +398,7 @@ mod tests {
             ),
             (Method::Delete, "/api/orders", "GET, POST"),
             (Method::Post, "/api/orders/first/status", "PATCH"),
+            (Method::Get, "/api/orders/first/payment-check", "POST"),
             (Method::Delete, "/api/orders/health", "GET"),
         ] {
             let (status, allowed, body) = send(method, path, "");
@@ -352,6 +416,7 @@ mod tests {
             (Method::Get, "/api/orders"),
             (Method::Get, "/api/orders/first"),
             (Method::Patch, "/api/orders/first/status"),
+            (Method::Post, "/api/orders/first/payment-check"),
         ] {
             let (status, _, body) = send(method, path, "{}");
             assert_eq!(status, 401, "{path}");

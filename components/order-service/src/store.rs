@@ -61,13 +61,24 @@ const INSERT: &str = concat!(
     ", $7::text AS lines FROM o"
 );
 
+/// The order, its lines and its version.
 const FIND: &str = concat!(
     "SELECT ",
     order_columns!(),
     ", ",
     lines_of_o!(),
-    " FROM (SELECT 1) AS one LEFT JOIN orders.orders AS o ON o.id = $1::text::uuid"
+    ", ",
+    api::rfc3339!("o.updated_at"),
+    " AS version FROM (SELECT 1) AS one LEFT JOIN orders.orders AS o ON o.id = $1::text::uuid"
 );
+
+/// What a change stamps in `updated_at`: now, but always later than the stamp it replaces,
+/// so every change gives the order a new version (`updated_at` to the microsecond).
+macro_rules! next_version {
+    () => {
+        "greatest(now(), updated_at + interval '1 microsecond')"
+    };
+}
 
 /// A line as stored, in the JSON the statements above read and write.
 #[derive(Debug, Serialize, Deserialize)]
@@ -156,11 +167,14 @@ const LIST: &str = concat!(
 );
 
 /// Moves the order from `from` to `to` only if it is still in `from` (compare and set), so
-/// two concurrent changes cannot both apply.
+/// two concurrent changes cannot both apply; with a version (`$4`), only if the order has
+/// not changed at all since it was read at that version.
 const SET_STATUS: &str = concat!(
     "WITH changed AS (\
-       UPDATE orders.orders SET status = $3::text, updated_at = now() \
-       WHERE id = $1::text::uuid AND status = $2::text \
+       UPDATE orders.orders SET status = $3::text, updated_at = ",
+    next_version!(),
+    " WHERE id = $1::text::uuid AND status = $2::text \
+         AND ($4::text IS NULL OR updated_at = $4::text::timestamptz) \
        RETURNING *\
      ) \
      SELECT ",
@@ -168,6 +182,21 @@ const SET_STATUS: &str = concat!(
     ", ",
     lines_of_o!(),
     " FROM (SELECT 1) AS one LEFT JOIN changed AS o ON true"
+);
+
+/// Gives the order a new version and answers it as it now is: payment-service's check just
+/// before it charges (the order is read by a write, so it is ordered against cancellations;
+/// see lib.rs `change_status`).
+const PAYMENT_CHECK: &str = concat!(
+    "WITH checked AS (\
+       UPDATE orders.orders SET updated_at = ",
+    next_version!(),
+    " WHERE id = $1::text::uuid RETURNING *\
+     ) SELECT ",
+    order_columns!(),
+    ", ",
+    lines_of_o!(),
+    " FROM (SELECT 1) AS one LEFT JOIN checked AS o ON true"
 );
 
 /// Records the review unless the order has one; `created` is NULL when it had.
@@ -195,24 +224,45 @@ pub fn list(db: &Connection, user: Option<Uuid>, page: &Page) -> Result<Vec<Orde
     Ok(orders)
 }
 
-/// The order after the move, or `None` when it was no longer in `from`.
+/// The order after the move, or `None` when it was no longer in `from` (or, with
+/// `version`, no longer at that version).
 pub fn set_status(
     db: &Connection,
     id: Uuid,
     from: OrderStatus,
     to: OrderStatus,
+    version: Option<&Version>,
 ) -> Result<Option<Order>, ApiError> {
     let params = [
         id.to_string().into(),
         from.as_str().to_owned().into(),
         to.as_str().to_owned().into(),
+        db::text_or_null(version.map(|version| version.0.clone())),
     ];
     let row = db::one_row(db::query(db, SET_STATUS, &params)?)?;
     order_from_row(&row)
 }
 
 pub fn find(db: &Connection, id: Uuid) -> Result<Option<Order>, ApiError> {
+    Ok(find_versioned(db, id)?.map(|(order, _)| order))
+}
+
+/// An order's version: any change to the order gives it a new one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version(String);
+
+/// The order with its version.
+pub fn find_versioned(db: &Connection, id: Uuid) -> Result<Option<(Order, Version)>, ApiError> {
     let row = db::one_row(db::query(db, FIND, &[id.to_string().into()])?)?;
+    let Some(order) = order_from_row(&row)? else {
+        return Ok(None);
+    };
+    Ok(Some((order, Version(row.get("version")?))))
+}
+
+/// The order after [`PAYMENT_CHECK`] gave it a new version (`None`: no such order).
+pub fn payment_check(db: &Connection, id: Uuid) -> Result<Option<Order>, ApiError> {
+    let row = db::one_row(db::query(db, PAYMENT_CHECK, &[id.to_string().into()])?)?;
     order_from_row(&row)
 }
 
