@@ -1,14 +1,22 @@
 //! Access tokens: compact JWS with HS256 (RFC 7515/7519) carrying `sub`, `role`, `iat`
 //! and `exp`. Verification accepts HS256 only, whatever the token's header claims, so a
-//! token saying `none`, HS512 or RS256 is refused before its claims are read.
+//! token saying `none`, HS512 or RS256 is refused before its claims are read; the MAC is
+//! compared in constant time. HMAC-SHA256 and base64url are all a JWS of one algorithm needs.
 //! Time is a parameter (`now`, Unix seconds), so the rules are tested without a clock.
 
 use std::fmt;
 
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 use uuid::Uuid;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The one header this module writes: `{"alg":"HS256","typ":"JWT"}`, base64url-encoded.
+const HEADER: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 
 /// HS256 keys shorter than the hash output are weak (RFC 7518 §3.2 asks for at least 256 bits).
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -22,8 +30,8 @@ pub const MAX_TOKEN_BYTES: usize = 4096;
 /// The signing key, at least [`MIN_SECRET_BYTES`] long. Its bytes never appear in `Debug`.
 #[derive(Clone)]
 pub struct Secret {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// Keyed once; each use clones the state instead of hashing the key again.
+    mac: HmacSha256,
 }
 
 impl Secret {
@@ -31,10 +39,15 @@ impl Secret {
         if bytes.len() < MIN_SECRET_BYTES {
             return Err(WeakSecret { len: bytes.len() });
         }
-        Ok(Self {
-            encoding: EncodingKey::from_secret(bytes),
-            decoding: DecodingKey::from_secret(bytes),
-        })
+        let mac = HmacSha256::new_from_slice(bytes).expect("HMAC takes a key of any length");
+        Ok(Self { mac })
+    }
+
+    /// The MAC of a JWS signing input (`header.payload`).
+    fn mac(&self, signing_input: &str) -> HmacSha256 {
+        let mut mac = self.mac.clone();
+        mac.update(signing_input.as_bytes());
+        mac
     }
 }
 
@@ -143,10 +156,19 @@ impl std::error::Error for TokenError {}
 
 /// Signs `claims` into a compact HS256 token.
 pub fn issue(secret: &Secret, claims: &Claims) -> String {
-    // Encoding can only fail for keys of another family or claims that do not serialize;
-    // neither is possible with an HMAC secret and these claims.
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &secret.encoding)
-        .expect("HS256 signing of plain claims cannot fail")
+    let payload =
+        serde_json::to_vec(claims).expect("claims of plain fields always serialize to JSON");
+    let signing_input = format!("{HEADER}.{}", URL_SAFE_NO_PAD.encode(payload));
+    let signature = URL_SAFE_NO_PAD.encode(secret.mac(&signing_input).finalize().into_bytes());
+    format!("{signing_input}.{signature}")
+}
+
+/// The JOSE header fields verification reads; the others (`typ`, `kid`, ...) are ignored.
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    /// Extensions the token says must be understood: none are, so any is refused.
+    crit: Option<serde::de::IgnoredAny>,
 }
 
 /// Checks `token`'s algorithm, signature and times against `now` (Unix seconds).
@@ -154,19 +176,32 @@ pub fn verify(secret: &Secret, token: &str, now: i64) -> Result<Claims, TokenErr
     if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
         return Err(TokenError::Malformed);
     }
-    let mut validation = Validation::new(Algorithm::HS256);
-    // Times are checked below against the caller's clock; the library would read its own.
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    let claims = jsonwebtoken::decode::<Claims>(token, &secret.decoding, &validation)
-        .map_err(|error| match error.kind() {
-            ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => TokenError::Algorithm,
-            ErrorKind::InvalidSignature => TokenError::Signature,
-            _ => TokenError::Malformed,
-        })?
-        .claims;
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    let decode = |part: &str| {
+        URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|_| TokenError::Malformed)
+    };
+    let header: Header =
+        serde_json::from_slice(&decode(header)?).map_err(|_| TokenError::Malformed)?;
+    if header.alg != "HS256" {
+        return Err(TokenError::Algorithm);
+    }
+    if header.crit.is_some() {
+        return Err(TokenError::Malformed);
+    }
+    let signing_input = &token[..token.len() - signature.len() - 1];
+    secret
+        .mac(signing_input)
+        .verify_slice(&decode(signature)?)
+        .map_err(|_| TokenError::Signature)?;
+    let claims: Claims =
+        serde_json::from_slice(&decode(payload)?).map_err(|_| TokenError::Malformed)?;
     if now > claims.exp.saturating_add(LEEWAY_SECONDS) {
         return Err(TokenError::Expired);
     }
@@ -273,30 +308,99 @@ mod tests {
         }
     }
 
+    /// A token with `header` over `payload`, signed with KEY by the MAC `M`.
+    fn signed_with<M: Mac + hmac::digest::KeyInit>(header: &[u8], payload: &[u8]) -> String {
+        let signing_input = format!("{}.{}", b64(header), b64(payload));
+        let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(KEY).unwrap();
+        mac.update(signing_input.as_bytes());
+        format!("{signing_input}.{}", b64(&mac.finalize().into_bytes()))
+    }
+
+    fn signed(header: &[u8], payload: &[u8]) -> String {
+        signed_with::<HmacSha256>(header, payload)
+    }
+
     #[test]
     fn hs512_with_the_right_key_is_refused() {
-        let token = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS512),
-            &claims(),
-            &EncodingKey::from_secret(KEY),
-        )
-        .unwrap();
+        let token = signed_with::<Hmac<sha2::Sha512>>(
+            br#"{"typ":"JWT","alg":"HS512"}"#,
+            &claims_json(&claims()),
+        );
         assert_eq!(verify(&secret(), &token, NOW), Err(TokenError::Algorithm));
     }
 
     #[test]
     fn rs256_header_with_an_hmac_signature_is_refused() {
         // The classic confusion attack: claim RS256, sign with the shared secret as if it were HMAC.
-        let header = b64(br#"{"alg":"RS256","typ":"JWT"}"#);
-        let signing_input = format!("{header}.{}", payload(&claims()));
-        let signature = jsonwebtoken::crypto::sign(
-            signing_input.as_bytes(),
-            &secret().encoding,
-            Algorithm::HS256,
-        )
-        .unwrap();
-        let token = format!("{signing_input}.{signature}");
+        let token = signed(br#"{"alg":"RS256","typ":"JWT"}"#, &claims_json(&claims()));
         assert_eq!(verify(&secret(), &token, NOW), Err(TokenError::Algorithm));
+    }
+
+    #[test]
+    fn alg_none_signed_or_not_and_other_spellings_are_refused() {
+        for header in [
+            &br#"{"alg":"none","typ":"JWT"}"#[..],
+            br#"{"alg":"None"}"#,
+            br#"{"alg":"hs256"}"#,
+            br#"{"alg":"HS256 "}"#,
+        ] {
+            let token = signed(header, &claims_json(&claims()));
+            assert_eq!(verify(&secret(), &token, NOW), Err(TokenError::Algorithm));
+        }
+        for header in [&br#"{"typ":"JWT"}"#[..], br#"{"alg":256}"#, b"not json"] {
+            let token = signed(header, &claims_json(&claims()));
+            assert_eq!(verify(&secret(), &token, NOW), Err(TokenError::Malformed));
+        }
+    }
+
+    #[test]
+    fn a_critical_header_extension_is_refused() {
+        let token = signed(
+            br#"{"alg":"HS256","crit":["exp"],"exp":1}"#,
+            &claims_json(&claims()),
+        );
+        assert_eq!(verify(&secret(), &token, NOW), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn tokens_with_any_header_field_order_verify() {
+        // What the previous signer wrote: `typ` first, then `alg`.
+        let token = signed(br#"{"typ":"JWT","alg":"HS256"}"#, &claims_json(&claims()));
+        assert_eq!(verify(&secret(), &token, NOW), Ok(claims()));
+        assert!(issue(&secret(), &claims()).starts_with(&b64(br#"{"alg":"HS256","typ":"JWT"}"#)));
+    }
+
+    #[test]
+    fn the_mac_matches_rfc_7515_appendix_a1() {
+        let key = URL_SAFE_NO_PAD
+            .decode("AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow")
+            .unwrap();
+        let input = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
+        let mac = Secret::new(&key)
+            .unwrap()
+            .mac(input)
+            .finalize()
+            .into_bytes();
+        assert_eq!(
+            URL_SAFE_NO_PAD.encode(mac),
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+        );
+    }
+
+    #[test]
+    fn a_padded_or_altered_signature_is_refused() {
+        let token = issue(&secret(), &claims());
+        assert_eq!(
+            verify(&secret(), &format!("{token}="), NOW),
+            Err(TokenError::Malformed)
+        );
+        let (input, signature) = token.rsplit_once('.').unwrap();
+        let mut bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        bytes[31] ^= 1;
+        let altered = format!("{input}.{}", URL_SAFE_NO_PAD.encode(bytes));
+        assert_eq!(verify(&secret(), &altered, NOW), Err(TokenError::Signature));
+        let short = format!("{input}.{}", &signature[..signature.len() - 2]);
+        assert!(verify(&secret(), &short, NOW).is_err());
     }
 
     #[test]
@@ -348,16 +452,13 @@ mod tests {
             iat: i64,
             exp: i64,
         }
-        let token = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &NoRole {
-                sub: Uuid::from_u128(7),
-                iat: NOW,
-                exp: NOW + 60,
-            },
-            &EncodingKey::from_secret(KEY),
-        )
+        let no_role = serde_json::to_vec(&NoRole {
+            sub: Uuid::from_u128(7),
+            iat: NOW,
+            exp: NOW + 60,
+        })
         .unwrap();
+        let token = signed(br#"{"alg":"HS256","typ":"JWT"}"#, &no_role);
         assert_eq!(verify(&secret(), &token, NOW), Err(TokenError::Malformed));
     }
 

@@ -347,8 +347,8 @@ async fn check_postgres(url: &str, migrations_dir: &Path) -> [Check; 2] {
     const NAME: &str = "postgresql";
     let shown = migrate::redact(url);
     let files = migrate::discover(migrations_dir);
-    let mut config: tokio_postgres::Config = match url.parse() {
-        Ok(config) => config,
+    let parsed: pgconnect::ConnectionString = match url.parse() {
+        Ok(parsed) => parsed,
         Err(e) => {
             return [
                 Check::fail(
@@ -363,11 +363,25 @@ async fn check_postgres(url: &str, migrations_dir: &Path) -> [Check; 2] {
             ];
         }
     };
+    let tls = match parsed.tls() {
+        Ok(tls) => tls,
+        Err(e) => {
+            return [
+                Check::fail(
+                    NAME,
+                    format!("{shown}: {e}"),
+                    "fix sslmode/sslrootcert in SPIN_VARIABLE_POSTGRES_URL",
+                ),
+                Check::skip("migrations", "no database to compare with"),
+            ]
+        }
+    };
+    let mut config = parsed.config().clone();
     config.connect_timeout(CHECK_TIMEOUT);
     let database = config.get_dbname().unwrap_or("postgres").to_owned();
     let server = settings::host_port(url).unwrap_or_else(|| shown.clone());
     let attempt = timeout(CHECK_TIMEOUT, async {
-        let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
+        let (client, connection) = config.connect(tls).await?;
         tokio::spawn(connection);
         let version: String = client
             .query_one("SELECT current_setting('server_version')", &[])

@@ -3,9 +3,10 @@
 //! concurrent runs (two hosts starting at once) wait for each other instead of racing.
 
 use anyhow::{bail, Context, Result};
+use pgconnect::{ConnectError, ConnectionString};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// Any fixed number shared by every runner; it names the lock, nothing else.
 const MIGRATION_LOCK_KEY: i64 = 0x6465_7461_696c; // "detail"
@@ -48,20 +49,26 @@ pub fn discover(dir: &Path) -> Result<Vec<Migration>> {
     Ok(migrations)
 }
 
-/// Connects, creating the database first when the server does not have it yet.
+/// Connects (over TLS as the URL's `sslmode` asks), creating the database first when the
+/// server does not have it yet.
 pub async fn connect_creating(url: &str) -> Result<Client> {
-    match connect(url).await {
+    let parsed: ConnectionString = url
+        .parse()
+        .with_context(|| format!("cannot connect to {}", redact(url)))?;
+    match connect(&parsed).await {
         Ok(client) => Ok(client),
-        Err(e) if is_missing_database(&e) => {
-            create_database(url).await?;
-            connect(url).await.map_err(Into::into)
+        Err(ConnectError::Postgres(e)) if is_missing_database(&e) => {
+            create_database(&parsed).await?;
+            connect(&parsed)
+                .await
+                .with_context(|| format!("cannot connect to {}", redact(url)))
         }
         Err(e) => Err(anyhow::Error::new(e).context(format!("cannot connect to {}", redact(url)))),
     }
 }
 
-async fn connect(url: &str) -> Result<Client, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+async fn connect(parsed: &ConnectionString) -> Result<Client, ConnectError> {
+    let (client, connection) = parsed.connect().await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!("migration connection closed: {e}");
@@ -75,15 +82,15 @@ fn is_missing_database(e: &tokio_postgres::Error) -> bool {
         .is_some_and(|db| db.code() == &tokio_postgres::error::SqlState::INVALID_CATALOG_NAME)
 }
 
-async fn create_database(url: &str) -> Result<()> {
-    let config: tokio_postgres::Config = url.parse()?;
-    let name = config
+async fn create_database(parsed: &ConnectionString) -> Result<()> {
+    let name = parsed
+        .config()
         .get_dbname()
         .context("the connection string names no database")?
         .to_string();
-    let mut admin = config.clone();
+    let mut admin = parsed.config().clone();
     admin.dbname("postgres");
-    let (client, connection) = admin.connect(NoTls).await?;
+    let (client, connection) = admin.connect(parsed.tls()?).await?;
     tokio::spawn(connection);
     let quoted = format!("\"{}\"", name.replace('"', "\"\""));
     match client

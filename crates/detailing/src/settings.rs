@@ -100,16 +100,14 @@ pub fn bcrypt_cost(variables: &AppVariables) -> Result<auth::Cost> {
     }
 }
 
-/// `host:port` of a `postgres://` URL, as `allowed_outbound_hosts` wants it.
+/// `host:port` a `postgres://` URL connects to first (its `hostaddr` when it has one), as
+/// `allowed_outbound_hosts` wants it.
 pub fn host_port(url: &str) -> Option<String> {
-    let config: tokio_postgres::Config = url.parse().ok()?;
-    let host = match config.get_hosts().first()? {
-        tokio_postgres::config::Host::Tcp(h) => h.clone(),
-        #[cfg(unix)]
-        tokio_postgres::config::Host::Unix(_) => return None,
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    Some(format!("{host}:{port}"))
+    let parsed: pgconnect::ConnectionString = url.parse().ok()?;
+    match parsed.destinations().ok()?.into_iter().next()? {
+        pgconnect::Destination::Tcp { host, port } => Some(format!("{host}:{port}")),
+        pgconnect::Destination::Unix { .. } => None,
+    }
 }
 
 /// A secret variable's development value, kept beside the app (git-ignored, mode 0600) so

@@ -13,7 +13,7 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::publisher_confirm::Confirmation;
 use lapin::{BasicProperties, Channel};
 use tokio::sync::{mpsc, watch};
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client};
 use uuid::Uuid;
 
 use crate::event::PaymentEvent;
@@ -205,9 +205,8 @@ impl Sampler {
 /// A client that LISTENs on [`CHANNEL`], and the wake-ups its notifications produce. The
 /// receiver closes when the connection does.
 async fn connect_listening(url: &str) -> Result<(Client, mpsc::Receiver<()>)> {
-    let (client, mut connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .context("connecting to PostgreSQL")?;
+    let parsed: pgconnect::ConnectionString = url.parse().context("the PostgreSQL URL")?;
+    let (client, mut connection) = parsed.connect().await.context("connecting to PostgreSQL")?;
     let (wake, wakeups) = mpsc::channel(1);
     tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));

@@ -73,12 +73,15 @@ impl Postgres {
         if let Some(pooled) = pools.get(url) {
             return Ok(pooled.pool.clone());
         }
-        let config = tokio_postgres::Config::from_str(url)
-            .map_err(|e| pg::Error::ConnectionFailed(format!("invalid connection string: {e}")))?;
-        let label = pool_label(&config);
+        let parsed = pgconnect::ConnectionString::from_str(url)
+            .map_err(|e| pg::Error::ConnectionFailed(e.to_string()))?;
+        let tls = parsed
+            .tls()
+            .map_err(|e| pg::Error::ConnectionFailed(e.to_string()))?;
+        let label = pool_label(parsed.config());
         let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
+            parsed.config().clone(),
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -263,26 +266,48 @@ fn query_error(e: tokio_postgres::Error) -> pg::Error {
     }
 }
 
-/// Checks that `postgres://host:port` of `url` is allowed for the calling component.
+/// Checks that every address `url` may connect to is in the component's
+/// `allowed_outbound_hosts` as `postgres://host:port`: each `hostaddr` (what is dialled when
+/// given: the `host` beside it then only names the server for TLS), else each `host` (a
+/// comma list, or given again as a `host=` parameter), with its port. A string that names no address, names a Unix socket (a local
+/// socket is no outbound host, and the server may trust its peer's OS user), or does not
+/// parse is refused.
 fn check_allowed(allowed: &AllowedHosts, url: &str) -> Result<(), pg::Error> {
-    let config = tokio_postgres::Config::from_str(url)
-        .map_err(|e| pg::Error::ConnectionFailed(format!("invalid connection string: {e}")))?;
-    let ports = config.get_ports();
-    for (i, host) in config.get_hosts().iter().enumerate() {
-        let host = match host {
-            tokio_postgres::config::Host::Tcp(h) => h.clone(),
-            #[cfg(unix)]
-            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+    let refuse = |why: String| {
+        tracing::error!("a component's PostgreSQL connection was refused: {why}");
+        Err(pg::Error::ConnectionFailed(why))
+    };
+    let destinations =
+        match pgconnect::ConnectionString::from_str(url).and_then(|parsed| parsed.destinations()) {
+            Ok(destinations) => destinations,
+            Err(e) => return refuse(e.to_string()),
         };
-        let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
-        if !allowed.allows("postgres", &host, port) {
-            tracing::error!(
-                "a component tried to connect to postgres://{host}:{port}, which is not allowed: \
-                 add \"postgres://{host}:{port}\" to its allowed_outbound_hosts"
-            );
-            return Err(pg::Error::ConnectionFailed(format!(
-                "destination postgres://{host}:{port} is not in allowed_outbound_hosts"
-            )));
+    for destination in destinations {
+        match destination {
+            pgconnect::Destination::Tcp { host, port } => {
+                // An IPv6 address is written in brackets in allowed_outbound_hosts.
+                let bracketed = format!("[{host}]");
+                let allowed = allowed.allows("postgres", &host, port)
+                    || (host.contains(':') && allowed.allows("postgres", &bracketed, port));
+                if !allowed {
+                    let shown = if host.contains(':') {
+                        &bracketed
+                    } else {
+                        &host
+                    };
+                    return refuse(format!(
+                        "destination postgres://{shown}:{port} is not in allowed_outbound_hosts \
+                         (add \"postgres://{shown}:{port}\" to the component's allowed_outbound_hosts)"
+                    ));
+                }
+            }
+            pgconnect::Destination::Unix { path, .. } => {
+                return refuse(format!(
+                    "the Unix socket {} is not reachable from a component; connect over TCP \
+                     (postgres://host:port)",
+                    path.display()
+                ));
+            }
         }
     }
     Ok(())
@@ -608,6 +633,88 @@ mod tests {
         assert_eq!(label("postgres://postgres@127.0.0.1/x"), "127.0.0.1:5432/x");
         // Postgres's own default: the database is named after the user.
         assert_eq!(label("postgres://me@h"), "h:5432/me");
+    }
+
+    fn refused(allowed: &[&str], url: &str) -> bool {
+        check_allowed(&AllowedHosts::parse(allowed).unwrap(), url).is_err()
+    }
+
+    #[test]
+    fn an_allowed_host_and_port_is_allowed_in_either_form() {
+        let allowed = ["postgres://db.local:5432"];
+        for url in [
+            "postgres://app@db.local/x",
+            "postgres://app@db.local:5432/x?sslmode=verify-full&sslrootcert=/ca.pem",
+            "postgresql://app@DB.local/x",
+            "host=db.local dbname=x sslmode=require",
+            "postgres://app@db.local,db.local:5432/x",
+        ] {
+            assert!(!refused(&allowed, url), "{url}");
+        }
+        // With hostaddr, the address is what is dialled and what must be allowed.
+        let by_address = ["postgres://10.0.0.9:5432"];
+        assert!(!refused(
+            &by_address,
+            "postgres://app@db.local/x?hostaddr=10.0.0.9"
+        ));
+        assert!(!refused(&by_address, "postgres://app@/x?hostaddr=10.0.0.9"));
+        assert!(refused(
+            &by_address,
+            "postgres://app@10.0.0.9/x?hostaddr=10.0.0.8"
+        ));
+        assert!(!refused(
+            &["postgres://[::1]:5432"],
+            "postgres://u@[::1]:5432/x"
+        ));
+    }
+
+    #[test]
+    fn every_address_a_connection_string_names_is_checked() {
+        let allowed = ["postgres://db.local:5432"];
+        for url in [
+            // hostaddr is what is dialled: an allowed name beside it proves nothing.
+            "postgres://app@db.local:5432/x?hostaddr=10.0.0.9",
+            "postgres://app@db.local:5432/x?hostaddr=127.0.0.1",
+            "host=db.local hostaddr=10.0.0.9 dbname=x",
+            // hostaddr alone, with no host at all.
+            "postgres://app@/x?hostaddr=10.0.0.9",
+            "hostaddr=10.0.0.9 dbname=x",
+            // A second host in the list, in the URL or as a parameter.
+            "postgres://app@db.local:5432,evil.example:5432/x",
+            "postgres://app@db.local:5432/x?host=evil.example",
+            "host=db.local,evil.example dbname=x",
+            // The allowed host on another port, given in the port list or as a parameter.
+            "postgres://app@db.local:6543/x",
+            "postgres://app@db.local/x?port=6543",
+            "host=db.local,db.local port=5432,6543",
+            // A Unix socket, even "on" the allowed host's port.
+            "postgres://app@%2Fvar%2Frun%2Fpostgresql:5432/x",
+            "postgres://app@/x?host=/var/run/postgresql",
+            "host=/tmp port=5432",
+            // Names no address at all, or cannot be parsed.
+            "postgres:///x",
+            "dbname=x",
+            "postgres://app@db.local/x?hostaddr=not-an-ip",
+            "postgres://app@db.local/x?sslmode=bogus",
+            "postgres://app@db.local/x?unknown_option=1",
+            "host=db.local,db.local port=1,2,3",
+            "host='unterminated",
+        ] {
+            assert!(refused(&allowed, url), "{url} must be refused");
+        }
+    }
+
+    #[test]
+    fn a_wildcard_host_still_refuses_unix_sockets() {
+        let allowed = ["postgres://*:*"];
+        assert!(!refused(
+            &allowed,
+            "postgres://u@anything:1/x?hostaddr=10.0.0.9"
+        ));
+        assert!(refused(
+            &allowed,
+            "postgres://u@/x?host=/var/run/postgresql"
+        ));
     }
 
     #[test]
