@@ -269,8 +269,9 @@ impl fmt::Display for ConnectError {
 impl std::error::Error for ConnectError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Setup(e) => Some(e),
-            Self::Postgres(e) => Some(e),
+            Self::Setup(_) => None,
+            // Displayed above already: go on with what it wraps.
+            Self::Postgres(e) => e.source(),
         }
     }
 }

@@ -49,7 +49,7 @@ pub(crate) fn connector(
     };
     let roots_label = match root_cert {
         Some(RootCert::File(path)) => format!("sslrootcert={}", path.display()),
-        _ => "the system's trusted roots".to_owned(),
+        _ => "the system's roots".to_owned(),
     };
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
