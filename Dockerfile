@@ -32,6 +32,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && cp target/wasm32-wasip1/wasm/*.wasm /out/wasm/
 
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
+# The system's CA roots: `sslmode=verify-full` to a managed PostgreSQL, `amqps://` and an
+# `https://` bonus URL check certificates against them.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 # An unprivileged user; the compile cache is the only place it writes.
 RUN groupadd --system --gid 10001 detailing \
     && useradd --system --uid 10001 --gid detailing --home-dir /app --no-create-home \
