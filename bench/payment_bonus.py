@@ -40,6 +40,12 @@ def psql(db_url, sql):
     return out.stdout.strip()
 
 
+def psql_stdin(db_url, sql):
+    """For statements too long for a command line."""
+    subprocess.run(["psql", db_url, "-v", "ON_ERROR_STOP=1", "-Aq", "-f", "-"],
+                   input=sql, check=True, capture_output=True, text=True)
+
+
 def token(user_id, secret):
     def b64(raw):
         return base64.urlsafe_b64encode(raw).rstrip(b"=")
@@ -52,12 +58,26 @@ def token(user_id, secret):
     return (signing_input + b"." + signature).decode()
 
 
-def dev_secret():
-    env = os.environ.get("SPIN_VARIABLE_JWT_SECRET")
+def dev_secret(variable="jwt_secret", file="dev-jwt-secret"):
+    env = os.environ.get("SPIN_VARIABLE_" + variable.upper())
     if env:
         return env
-    with open(os.path.join(ROOT, ".detailing", "dev-jwt-secret")) as f:
+    with open(os.path.join(ROOT, ".detailing", file)) as f:
         return f.read().strip()
+
+
+def signed_outbox_rows(user_id, count):
+    """VALUES rows (event_id, order_id, body, signature) of payment events signed as
+    payment-service signs them, with the key the app runs with."""
+    key = dev_secret("event_signing_key", "dev-event-signing-key").encode()
+    rows = []
+    for _ in range(count):
+        event_id, order_id = str(uuid.uuid4()), str(uuid.uuid4())
+        body = json.dumps({"order_id": order_id, "user_id": user_id, "amount": 1500.0,
+                           "event_id": event_id}, separators=(",", ":"))
+        signature = "hmac-sha256=" + hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+        rows.append(f"('{event_id}', '{order_id}', '{body}', '{signature}')")
+    return ",\n".join(rows)
 
 
 def seed_orders(db_url, user_id, count):
@@ -126,13 +146,17 @@ def latency(args):
 
 def throughput(args):
     user_id = str(uuid.uuid4())
-    psql(args.db, f"""
-        WITH p AS (
-          INSERT INTO payments.payments (order_id, user_id, amount_kopecks, method)
-          SELECT gen_random_uuid(), '{user_id}', 150000, 'card' FROM generate_series(1, {args.events})
+    psql_stdin(args.db, f"""
+        WITH e (event_id, order_id, body, signature) AS (
+          VALUES {signed_outbox_rows(user_id, args.events)}),
+        p AS (
+          INSERT INTO payments.payments (order_id, user_id, amount_kopecks, method, status)
+          SELECT order_id::uuid, '{user_id}', 150000, 'card', 'succeeded' FROM e
           RETURNING id, order_id, user_id, amount_kopecks)
-        INSERT INTO payments.outbox (payment_id, order_id, user_id, amount_kopecks)
-        SELECT id, order_id, user_id, amount_kopecks FROM p""")
+        INSERT INTO payments.outbox
+          (event_id, payment_id, order_id, user_id, amount_kopecks, body, signature)
+        SELECT e.event_id::uuid, p.id, p.order_id, p.user_id, p.amount_kopecks, e.body, e.signature
+        FROM p JOIN e ON e.order_id::uuid = p.order_id;""")
     env = dict(os.environ, SPIN_VARIABLE_POSTGRES_URL=args.db)
     relay = subprocess.Popen(
         [os.path.join(ROOT, "target", "release", "detailing"), "--manifest",

@@ -377,6 +377,7 @@ class Bench:
         self.args = args
         self.secret = secrets.token_hex(32)
         self.relay_token = secrets.token_hex(24)
+        self.event_signing_key = secrets.token_hex(32)
         self.db_name = f"bench_{uuid.uuid4().hex[:12]}"
         self.db_url = f"postgres://postgres@127.0.0.1:5432/{self.db_name}?sslmode=disable"
         self.amqp_url = "amqp://guest:guest@127.0.0.1:5672/%2f"
@@ -511,6 +512,7 @@ class Bench:
         return clean_env(SPIN_VARIABLE_POSTGRES_URL=self.db_url,
                          SPIN_VARIABLE_JWT_SECRET=self.secret,
                          SPIN_VARIABLE_RELAY_TOKEN=self.relay_token,
+                         SPIN_VARIABLE_EVENT_SIGNING_KEY=self.event_signing_key,
                          AMQP_URL=self.amqp_url, RUST_LOG=self.args.ours_log)
 
     def start(self, name, timeout=120):

@@ -69,7 +69,25 @@ pub fn parse_switch(text: &str) -> Option<bool> {
     }
 }
 
-/// `POST /api/bonuses/events`'s body as documented; [`PaymentEvent::parse`] reads it.
+/// `POST /api/bonuses/events`'s body, and every Redis message on the events channel: a
+/// payment event signed by payment-service. `event` is the event's JSON as a string, byte
+/// for byte as signed; `signature` is `hmac-sha256=` and the hex HMAC-SHA256 of those bytes
+/// under the `event_signing_key` variable. Anything else is refused.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({
+    "event": "{\"order_id\":\"550e8400-e29b-41d4-a716-446655440000\",\"user_id\":\"6ba7b810-9dad-11d1-80b4-00c04fd430c8\",\"amount\":3000.0,\"event_id\":\"3fa85f64-5717-4562-b3fc-2c963f66afa6\"}",
+    "signature": "hmac-sha256=9f2c4d8e0b1a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d"
+}))]
+#[allow(dead_code)]
+pub struct SignedEventRequest {
+    /// A [`PaymentEventRequest`] as JSON text, exactly as signed.
+    event: String,
+    /// `hmac-sha256=<64 hex digits>` over the bytes of `event`.
+    #[schema(pattern = "^hmac-sha256=[0-9a-fA-F]{64}$")]
+    signature: String,
+}
+
+/// The event inside a [`SignedEventRequest`]; [`PaymentEvent::parse`] reads it.
 #[derive(utoipa::ToSchema)]
 #[schema(example = json!({
     "event_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",

@@ -13,6 +13,8 @@ pub enum BonusError {
     Invalid(FieldErrors),
     /// 401: an event delivery without the relay's `x-relay-token`, or with another one.
     InvalidRelayToken,
+    /// 403: an event without a valid signature of payment-service (`event_signing_key`).
+    InvalidSignature(events::Refused),
     /// 500: the `bonus_fail_events` test switch is on, so deliveries fail on purpose.
     FailingOnPurpose,
     /// 409: the balance is smaller than the amount to spend (now, or after a concurrent spend).
@@ -34,6 +36,11 @@ impl From<BonusError> for ApiError {
             BonusError::InvalidRelayToken => ApiError::unauthorized(
                 "invalid_relay_token",
                 "only the relay delivers events: send its token in the x-relay-token header",
+            ),
+            BonusError::InvalidSignature(refused) => ApiError::new(
+                403,
+                "invalid_event_signature",
+                format!("only events payment-service signed are accrued: {refused}"),
             ),
             BonusError::FailingOnPurpose => ApiError::new(
                 500,

@@ -1,11 +1,14 @@
 //! bonus-service: bonus balances, as a Spin HTTP component routed at `/api/bonuses/...`.
-//! Payment events arrive from the relay (payment-service's outbox → RabbitMQ → here) and
-//! are accrued once per event; users check, spend and top up with promocodes. This file
-//! only maps HTTP to the domain (`domain`), the relay's credentials (`relay`) and the tables.
+//! Payment events arrive from the relay (payment-service's outbox → RabbitMQ → here) or,
+//! with the Redis transport, from the Redis trigger; only events payment-service signed are
+//! accrued, once per event. Users check, spend and top up with promocodes. This file only
+//! maps HTTP and Redis to the domain (`domain`), the relay's credential (`relay`), the
+//! signature check (`signed`) and the tables.
 
 pub mod domain;
 mod error;
 mod relay;
+mod signed;
 mod store;
 
 use api::http::{health_routes, json_response, method_not_allowed, not_found, read_json_object};
@@ -76,49 +79,91 @@ impl Config {
         })
     }
 
-    /// `bonus_fail_events`: a test switch (default false). When true, every event delivery
-    /// answers 500 and records nothing, so fault tests can watch the relay retry and
-    /// dead-letter, then recover once it is switched off. Never set it in production.
+    /// `bonus_fail_events`: a test switch that only test manifests declare (the shipped
+    /// spin.toml does not, so it is off). When true, every event delivery answers 500 and
+    /// records nothing, so fault tests can watch the relay retry and dead-letter, then
+    /// recover once it is switched off.
     fn fail_events() -> Result<bool, ApiError> {
-        domain::parse_switch(&api::config::variable("bonus_fail_events")?).ok_or_else(|| {
-            ApiError::configuration("bonus_fail_events must be true or false".to_owned())
-        })
+        const SWITCH: &str = "bonus_fail_events";
+        if let Err(spin_sdk::variables::Error::Undefined(_)) = spin_sdk::variables::get(SWITCH) {
+            return Ok(false);
+        }
+        domain::parse_switch(&api::config::variable(SWITCH)?)
+            .ok_or_else(|| ApiError::configuration(format!("{SWITCH} must be true or false")))
+    }
+
+    /// `payment_events_transport`: the Redis trigger's messages count only when it is `redis`.
+    #[cfg(target_arch = "wasm32")]
+    fn transport() -> Result<String, ApiError> {
+        Ok(api::config::variable("payment_events_transport")?
+            .trim()
+            .to_owned())
     }
 }
 
-/// `{event_id, order_id, user_id, amount}` from the relay: accrues `amount * rate` once per
-/// event. The ledger row and the balance change share one transaction, and the row goes in
-/// first: when its event is already there, nothing else happens and the first accrual is
-/// answered again with `duplicate: true`. The relay acks only a 2xx, so a redelivery after
-/// a lost answer, or a concurrent one, must be harmless.
+/// A signed payment event from the relay: accrues `amount * rate` once per event. The ledger
+/// row and the balance change share one transaction, and the row goes in first: when its
+/// event is already there, nothing else happens and the first accrual is answered again with
+/// `duplicate: true`. The relay acks only a 2xx, so a redelivery after a lost answer, or a
+/// concurrent one, must be harmless; it dead-letters a 403 or 422 at once.
 #[utoipa::path(post, path = "/api/bonuses/events", tag = "bonuses",
-    summary = "Accrue a payment event's bonuses, once per event (the relay's route)",
+    summary = "Accrue a signed payment event's bonuses, once per event (the relay's route)",
     description = "Only the relay calls this, with its own token in `x-relay-token`; a user's \
-        bearer token does not count.",
+        bearer token does not count. The body is the envelope payment-service signed: \
+        `event` is the event's JSON (a `PaymentEventRequest`) as a string, `signature` is \
+        `hmac-sha256=` and the hex HMAC-SHA256 of exactly those bytes under the \
+        `event_signing_key` variable. The same envelope arrives on the Redis channel.",
     security(()),
     params(
         ("x-relay-token" = String, Header, description = "The relay's token (the `relay_token` variable)"),
     ),
-    request_body = domain::PaymentEventRequest,
+    request_body = domain::SignedEventRequest,
     responses(
         (status = 200, description = "Accrued, or `duplicate: true` with the first accrual's figures", body = domain::Accrued),
         (status = 401, description = "invalid_relay_token: no or another x-relay-token \
             (with `WWW-Authenticate: X-Relay-Token realm=\"bonus-events\"`)", body = api::openapi::ErrorBody),
-        (status = 500, description = "failing_on_purpose: the bonus_fail_events test switch is on; nothing is recorded", body = api::openapi::ErrorBody),
+        (status = 403, description = "invalid_event_signature: not a signed envelope, or a \
+            signature that does not match the event under `event_signing_key`; nothing is \
+            recorded", body = api::openapi::ErrorBody),
+        (status = 422, description = "validation_failed: the signed event lacks or mangles a \
+            field", body = api::openapi::ErrorBody),
+        (status = 500, description = "failing_on_purpose: the bonus_fail_events switch of a \
+            test manifest is on; nothing is recorded", body = api::openapi::ErrorBody),
     ))]
 fn accrue(request: Request, _params: Params) -> Result<Response, BonusError> {
     relay::check(&request)?;
-    let answer = accrue_event(&read_json_object(&request)?)?;
+    let event = signed::open(request.body()).inspect_err(|error| {
+        if let BonusError::InvalidSignature(refused) = error {
+            eprintln!("refused a payment event from the relay: {refused}");
+        }
+    })?;
+    let answer = accrue_event(&event)?;
     Ok(json_response(200, &answer))
 }
 
-/// The Spin-native alternative to the relay: payment-service publishes the same event body
-/// to a Redis channel and `[[trigger.redis]]` runs this once per message. Redis pub/sub
+/// The Spin-native alternative to the relay: payment-service publishes the same signed
+/// envelope to a Redis channel and `[[trigger.redis]]` runs this once per message. Spin
+/// subscribes whatever the transport, so a message counts only while
+/// `payment_events_transport` is `redis`, and only with a valid signature; every refusal is
+/// logged with its reason and reported to the host as a failed message. Redis pub/sub
 /// delivers at most once, so a message that fails here is gone (the HTTP path retries).
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::redis_component]
 fn on_payment_event(message: Vec<u8>) -> Result<(), String> {
-    let body = api::json::parse_json_object(&message).map_err(|error| error.to_string())?;
+    // spin-sdk prints an error returned here: that is each refusal's log line.
+    let transport = Config::transport().map_err(|error| error.to_string())?;
+    if transport != "redis" {
+        return Err(format!(
+            "refused a payment event from Redis: payment_events_transport is `{transport}`, \
+             so events come through the relay only"
+        ));
+    }
+    let body = signed::open(&message).map_err(|error| match error {
+        BonusError::InvalidSignature(refused) => {
+            format!("refused a payment event from Redis: {refused}")
+        }
+        other => ApiError::from(other).to_string(),
+    })?;
     accrue_event(&body)
         .map(drop)
         .map_err(|error| ApiError::from(error).to_string())
@@ -317,6 +362,14 @@ mod tests {
         api::testing::assert_documents_request::<domain::PaymentEventRequest>(|body| {
             PaymentEvent::parse(body).map(drop)
         });
+        // The envelope's example carries a documented event as its signed text.
+        let envelope = api::openapi::example_of::<domain::SignedEventRequest>();
+        let inner = api::json::parse_json_object(envelope["event"].as_str().unwrap().as_bytes());
+        PaymentEvent::parse(&inner.unwrap()).unwrap();
+        assert!(envelope["signature"]
+            .as_str()
+            .unwrap()
+            .starts_with("hmac-sha256="));
         api::testing::assert_documents_request::<domain::SpendRequest>(|body| {
             Spend::parse(body).map(drop)
         });
@@ -355,6 +408,11 @@ mod tests {
         assert_eq!(events["parameters"][0]["in"], "header");
         assert_eq!(events["parameters"][0]["required"], true);
         assert!(events["responses"]["401"].is_object());
+        assert!(events["responses"]["403"].is_object());
+        assert_eq!(
+            events["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            format!("{schemas}SignedEventRequest")
+        );
         assert!(operation("/api/bonuses/spend", "post")["security"].is_null());
         assert!(doc["paths"]["/api/bonuses/health/live"]["get"].is_object());
         assert!(doc["components"]["schemas"]["SpendRequest"].is_object());

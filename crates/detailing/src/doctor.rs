@@ -25,7 +25,7 @@ fn no_answer() -> String {
 }
 
 /// The secrets the app's components require; `detailing up` generates development ones.
-const SECRETS: [&str; 2] = ["jwt_secret", "relay_token"];
+const SECRETS: [&str; 3] = ["jwt_secret", "relay_token", "event_signing_key"];
 
 /// The target every component is built for, wanted even without a `rust-toolchain.toml`.
 const WASM_TARGET: &str = "wasm32-wasip1";
@@ -146,7 +146,7 @@ pub fn run(manifest: &LoadedManifest, migrations: &Path, args: DoctorArgs) -> Re
         Err(e) => Check::fail(
             "secrets",
             format!("{e:#}"),
-            "make .detailing/ writable, or set SPIN_VARIABLE_JWT_SECRET and SPIN_VARIABLE_RELAY_TOKEN",
+            "make .detailing/ writable, or set SPIN_VARIABLE_JWT_SECRET, SPIN_VARIABLE_RELAY_TOKEN and SPIN_VARIABLE_EVENT_SIGNING_KEY",
         ),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

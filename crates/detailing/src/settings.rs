@@ -10,7 +10,7 @@ pub const DEFAULT_POSTGRES_URL: &str =
     "postgres://postgres@127.0.0.1:5432/detailing?sslmode=disable";
 
 /// Secrets a fresh checkout generates for itself, each used only while its variable is unset.
-const DEV_SECRETS: [DevSecret; 2] = [
+const DEV_SECRETS: [DevSecret; 3] = [
     DevSecret {
         variable: "jwt_secret",
         file: ".detailing/dev-jwt-secret",
@@ -20,6 +20,11 @@ const DEV_SECRETS: [DevSecret; 2] = [
         variable: "relay_token",
         file: ".detailing/dev-relay-token",
         what: "relay token",
+    },
+    DevSecret {
+        variable: "event_signing_key",
+        file: ".detailing/dev-event-signing-key",
+        what: "payment event signing key",
     },
 ];
 
@@ -55,6 +60,13 @@ impl Settings {
         if let Some(host) = host_port(&postgres_url) {
             variables.fallbacks.insert("postgres_host".into(), host);
         }
+        // Likewise `redis_host` follows a `redis_url` that is set (with a password, say).
+        if let Some(host) = std::env::var("SPIN_VARIABLE_REDIS_URL")
+            .ok()
+            .and_then(|url| redis_host_port(&url))
+        {
+            variables.fallbacks.insert("redis_host".into(), host);
+        }
         Self {
             postgres_url,
             variables,
@@ -76,17 +88,18 @@ impl Settings {
 }
 
 impl Settings {
-    /// The manifest's variables with these settings applied, refusing a `jwt_secret`
-    /// too short to sign with: the app must not start with a guessable key.
+    /// The manifest's variables with these settings applied, refusing a `jwt_secret` or an
+    /// `event_signing_key` too short to sign with: the app must not start with a guessable key.
     pub fn resolve(&self, manifest: &LoadedManifest) -> Result<AppVariables> {
         let variables = AppVariables::resolve(&manifest.manifest.variables, &self.variables)?;
+        let too_short =
+            |variable| format!("{} is too short", runtime::variables::env_name(variable));
         if let Some(secret) = variables.get("jwt_secret") {
-            auth::Secret::new(secret.as_bytes()).with_context(|| {
-                format!(
-                    "{} is too short",
-                    runtime::variables::env_name("jwt_secret")
-                )
-            })?;
+            auth::Secret::new(secret.as_bytes()).with_context(|| too_short("jwt_secret"))?;
+        }
+        if let Some(key) = variables.get("event_signing_key") {
+            events::SigningKey::new(key.as_bytes())
+                .with_context(|| too_short("event_signing_key"))?;
         }
         Ok(variables)
     }
@@ -108,6 +121,26 @@ pub fn host_port(url: &str) -> Option<String> {
         pgconnect::Destination::Tcp { host, port } => Some(format!("{host}:{port}")),
         pgconnect::Destination::Unix { .. } => None,
     }
+}
+
+/// `host:port` of a `redis://` URL (port 6379 when it has none), password left out.
+pub fn redis_host_port(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("redis://")?;
+    let authority = rest.split(['/', '?']).next()?;
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if host_port.is_empty() {
+        return None;
+    }
+    let has_port = host_port
+        .rsplit_once(':')
+        .is_some_and(|(_, port)| port.parse::<u16>().is_ok() && !host_port.ends_with(']'));
+    Some(if has_port {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:6379")
+    })
 }
 
 /// A secret variable's development value, kept beside the app (git-ignored, mode 0600) so
@@ -200,21 +233,43 @@ mod tests {
     }
 
     #[test]
+    fn redis_host_port_drops_the_password_and_defaults_the_port() {
+        assert_eq!(
+            redis_host_port("redis://:s3cret@redis:6380/0").as_deref(),
+            Some("redis:6380")
+        );
+        assert_eq!(
+            redis_host_port("redis://default:p@ss@cache.local").as_deref(),
+            Some("cache.local:6379")
+        );
+        assert_eq!(
+            redis_host_port("redis://127.0.0.1:6379").as_deref(),
+            Some("127.0.0.1:6379")
+        );
+        assert_eq!(redis_host_port("rediss://h:1"), None);
+        assert_eq!(redis_host_port("redis://"), None);
+    }
+
+    #[test]
     fn dev_secrets_are_generated_once_each_long_enough_and_distinct() {
         let dir = std::env::temp_dir().join(format!("secret-{}", uuid::Uuid::new_v4()));
-        let [jwt, relay] = &DEV_SECRETS;
+        let [jwt, relay, events] = &DEV_SECRETS;
         let first = jwt.load(&dir).unwrap();
         assert_eq!(jwt.load(&dir).unwrap(), first);
         assert!(first.len() >= 32);
         let token = relay.load(&dir).unwrap();
         assert_eq!(relay.load(&dir).unwrap(), token);
         assert_ne!(token, first);
+        let key = events.load(&dir).unwrap();
+        assert!(key.len() >= events::MIN_KEY_BYTES);
+        assert!(key != first && key != token);
         assert!(dir.join(".detailing/dev-relay-token").exists());
+        assert!(dir.join(".detailing/dev-event-signing-key").exists());
         assert_eq!(relay.env_name(), "SPIN_VARIABLE_RELAY_TOKEN");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            for file in [jwt.file, relay.file] {
+            for file in [jwt.file, relay.file, events.file] {
                 let mode = std::fs::metadata(dir.join(file))
                     .unwrap()
                     .permissions()

@@ -1,21 +1,24 @@
 //! bonus-service end to end: payment events delivered the way the relay delivers them
-//! (POST with `x-relay-token`), accrued once however often and however concurrently they
-//! arrive; spends that never overdraw; promocodes once per user; the ledger as history.
+//! (POST with `x-relay-token`, signed as payment-service signs them), accrued once however
+//! often and however concurrently they arrive; spends that never overdraw; promocodes once
+//! per user; the ledger as history. Forged events: events_security.rs.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{psql_db, Actor, ServerConfig, TestServer, TEST_RELAY_TOKEN};
+use common::{psql_db, signed_event, Actor, ServerConfig, TestServer, TEST_RELAY_TOKEN};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-/// `POST /api/bonuses/events` with extra headers (the relay's token, a user's bearer token).
+/// `POST /api/bonuses/events` of `event`, signed, with extra headers (the relay's token, a
+/// user's bearer token).
 fn deliver_with(server: &TestServer, headers: &[(&str, &str)], event: &Value) -> (u16, Value) {
     let mut request = server
         .client()
         .post(server.url("/api/bonuses/events"))
-        .json(event);
+        .header("content-type", "application/json")
+        .body(signed_event(event));
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -269,11 +272,12 @@ fn malformed_events_are_refused_and_record_nothing() {
             .any(|f| f["field"] == *field);
         assert!(named, "{event}: {answer}");
     }
+    // Signed, but not JSON inside.
     let response = server
         .client()
         .post(server.url("/api/bonuses/events"))
         .header("x-relay-token", TEST_RELAY_TOKEN)
-        .body("{not json")
+        .body(common::signed_text("{not json"))
         .send()
         .unwrap();
     assert_eq!(response.status().as_u16(), 400);
@@ -534,8 +538,11 @@ fn history_lists_every_entry_newest_first_in_pages() {
 
 #[test]
 fn the_fail_events_switch_answers_500_and_records_nothing() {
-    let server =
-        TestServer::start(ServerConfig::app().env("SPIN_VARIABLE_BONUS_FAIL_EVENTS", "true"));
+    let server = TestServer::start(
+        ServerConfig::app()
+            .with_fault_switch()
+            .env("SPIN_VARIABLE_BONUS_FAIL_EVENTS", "true"),
+    );
     let me = server.customer();
     let event = payment_event(&me, 3000.0);
     for _ in 0..3 {

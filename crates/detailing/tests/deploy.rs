@@ -993,22 +993,30 @@ fn relay_and_migrations_run_the_host_image_with_what_detailing_needs() {
         "the host image (Dockerfile) is not the Spin artifact"
     );
 
-    for (object, extra) in [(relay, vec!["AMQP_URL"]), (job, vec![])] {
+    // Each gets what its command reads and no other secret: `detailing migrate` the database,
+    // `detailing relay` the database, its credential and the broker. Above all, the relay
+    // never holds the event signing key: it carries events signed before they reached it.
+    let relay_needs = [
+        "SPIN_VARIABLE_POSTGRES_URL",
+        "SPIN_VARIABLE_RELAY_TOKEN",
+        "AMQP_URL",
+    ];
+    for (object, needed) in [(relay, &relay_needs[..]), (job, &relay_needs[..1])] {
         let at = object.at();
         let container = kube.container(object);
         let env = container["env"].as_array().unwrap();
         let names: BTreeSet<&str> = env.iter().map(|e| e["name"].as_str().unwrap()).collect();
-        // `detailing` resolves every required variable before any command (a missing secret
-        // would be generated into the read-only image instead).
-        let mut needed: Vec<String> = spin
-            .required_variables()
-            .into_iter()
-            .map(env_name)
-            .collect();
-        needed.extend(extra.into_iter().map(str::to_owned));
         for name in needed {
-            assert!(names.contains(name.as_str()), "{at}: needs {name}");
+            assert!(names.contains(name), "{at}: needs {name}");
         }
+        for name in &names {
+            assert!(
+                needed.contains(name) || !is_secret_name(name),
+                "{at}: holds {name}, which it does not use"
+            );
+        }
+        assert!(spin.required("event_signing_key"));
+        assert!(!names.contains("SPIN_VARIABLE_EVENT_SIGNING_KEY"), "{at}");
         for e in env {
             if let Some(from) = e.get("valueFrom") {
                 kube.check_value_from(from, &format!("{at}: env {}", e["name"]));
@@ -1070,6 +1078,131 @@ fn ingress_sends_each_route_to_the_spinapp_that_serves_it() {
                 Some(&(target.to_owned(), Some(SPINAPP_SERVICE_PORT))),
                 "{route} must go to Service {target}:{SPINAPP_SERVICE_PORT}"
             );
+        }
+    }
+}
+
+/// The user of an `amqp://` or the password of a `redis://` URL (with `${...}` as `value`).
+fn url_credentials(url: &str) -> (String, String) {
+    let url = without_interpolations(url);
+    let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+    let userinfo = rest
+        .split('/')
+        .next()
+        .unwrap()
+        .rsplit_once('@')
+        .map_or("", |(userinfo, _)| userinfo);
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    (user.to_owned(), password.to_owned())
+}
+
+#[test]
+fn brokers_need_credentials_and_only_the_two_event_services_hold_the_signing_key() {
+    // spin.toml: the key goes to payment-service (signs) and bonus-service (checks) only, and
+    // the fault-test switch is not shipped.
+    let spin = SpinApp::load();
+    let holders: BTreeSet<&str> = spin
+        .components
+        .iter()
+        .filter(|(_, c)| c.uses.contains("event_signing_key"))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert_eq!(holders, ["bonus-service", "payment-service"].into());
+    assert!(spin.required("event_signing_key"));
+    assert!(!spin.variables.contains_key("bonus_fail_events"));
+    assert!(!read("spin.toml").contains("bonus_fail_events"));
+
+    // Compose: Redis requires a password and the app's URL carries it; RabbitMQ's user is
+    // not the default guest, in the broker and in the app's URL alike.
+    let compose = compose();
+    let services = &compose["services"];
+    let redis = &services["redis"];
+    let command = redis["command"].to_string();
+    assert!(command.contains("requirepass"), "{command}");
+    assert!(
+        redis["environment"]["REDIS_PASSWORD"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("${REDIS_PASSWORD:?")),
+        "compose refuses to start without REDIS_PASSWORD"
+    );
+    let probe = redis["healthcheck"]["test"].to_string();
+    assert!(
+        probe.contains("REDISCLI_AUTH") && probe.contains("PONG"),
+        "{probe}"
+    );
+    let app = &services["app"]["environment"];
+    let redis_url = app["SPIN_VARIABLE_REDIS_URL"].as_str().unwrap();
+    assert!(
+        redis_url.contains("${REDIS_PASSWORD:?"),
+        "the app's redis_url carries the password: {redis_url}"
+    );
+    assert_eq!(
+        without_interpolations(app["SPIN_VARIABLE_REDIS_HOST"].as_str().unwrap()),
+        url_host_port(&without_interpolations(redis_url)),
+        "redis_host is host:port of redis_url"
+    );
+    assert!(app["SPIN_VARIABLE_EVENT_SIGNING_KEY"]
+        .as_str()
+        .unwrap()
+        .starts_with("${SPIN_VARIABLE_EVENT_SIGNING_KEY:?"));
+    let rabbitmq = &services["rabbitmq"]["environment"];
+    let user = rabbitmq["RABBITMQ_DEFAULT_USER"].as_str().unwrap();
+    let default = user.split(":-").nth(1).map(|d| d.trim_end_matches('}'));
+    assert_ne!(default.unwrap_or(user), "guest", "RabbitMQ's user");
+    assert_ne!(EnvExample::load().set["RABBITMQ_USER"], "guest");
+    assert!(rabbitmq["RABBITMQ_DEFAULT_PASS"]
+        .as_str()
+        .unwrap()
+        .starts_with("${RABBITMQ_PASSWORD:?"));
+    let amqp_url = app["AMQP_URL"].as_str().unwrap();
+    assert!(
+        amqp_url.starts_with("amqp://${RABBITMQ_USER")
+            && amqp_url.contains(":${RABBITMQ_PASSWORD:?"),
+        "the app logs in as the broker's user: {amqp_url}"
+    );
+
+    // SpinKube: redis_url and amqp_url are secrets with a password and a user of their own;
+    // every SpinApp reads redis_url from the Secret, and only the two event services get
+    // the key.
+    let kube = kube();
+    let secret = kube
+        .of_kind("Secret")
+        .find(|s| s.name() == "detailing-secrets")
+        .expect("Secret detailing-secrets");
+    let values = &secret.doc["stringData"];
+    let (_, password) = url_credentials(values["redis_url"].as_str().unwrap());
+    assert_eq!(password, "REPLACE_ME");
+    let (user, password) = url_credentials(values["amqp_url"].as_str().unwrap());
+    assert!(user != "guest" && password == "REPLACE_ME", "{user}");
+    assert!(values["event_signing_key"].as_str().unwrap().len() < 32);
+    for object in kube.of_kind("ConfigMap") {
+        assert!(
+            object.doc["data"].get("redis_url").is_none(),
+            "{}: redis_url carries a password: keep it in the Secret",
+            object.at()
+        );
+    }
+    for app in kube.spinapps() {
+        for variable in app.doc["spec"]["variables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let name = variable["name"].as_str().unwrap();
+            if ["redis_url", "event_signing_key"].contains(&name) {
+                assert!(
+                    variable["valueFrom"].get("secretKeyRef").is_some(),
+                    "{}: {name} from the Secret",
+                    app.at()
+                );
+            }
+            if name == "event_signing_key" {
+                assert!(
+                    ["payment-service", "bonus-service"].contains(&app.name()),
+                    "{}: holds the event signing key",
+                    app.at()
+                );
+            }
         }
     }
 }

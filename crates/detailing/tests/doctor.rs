@@ -5,7 +5,8 @@
 mod common;
 
 use common::{
-    ensure_components_built, psql, psql_db, repo_root, TestDb, TEST_JWT_SECRET, TEST_RELAY_TOKEN,
+    ensure_components_built, psql, psql_db, repo_root, TestDb, TEST_EVENT_SIGNING_KEY,
+    TEST_JWT_SECRET, TEST_RELAY_TOKEN,
 };
 use std::net::TcpListener;
 use std::process::{Command, Output};
@@ -67,6 +68,7 @@ fn doctor(listen: &str, env: &[(&str, &str)]) -> Report {
         .env_remove("NO_COLOR")
         .env("SPIN_VARIABLE_JWT_SECRET", TEST_JWT_SECRET)
         .env("SPIN_VARIABLE_RELAY_TOKEN", TEST_RELAY_TOKEN)
+        .env("SPIN_VARIABLE_EVENT_SIGNING_KEY", TEST_EVENT_SIGNING_KEY)
         .env("RUST_LOG", "warn");
     for (name, value) in env {
         command.env(name, value);

@@ -71,8 +71,10 @@ fn start_relay(db_url: &str, vhost: &TestVhost, bonus_url: &str, extra: &[&str])
         ])
         .args(extra)
         .env("SPIN_VARIABLE_POSTGRES_URL", db_url)
-        // The relay needs its credential and the database, not the app's JWT secret.
+        // The relay needs its credential and the database, not the app's JWT secret, nor the
+        // event signing key: it carries events as they were signed.
         .env_remove("SPIN_VARIABLE_JWT_SECRET")
+        .env_remove("SPIN_VARIABLE_EVENT_SIGNING_KEY")
         .env("SPIN_VARIABLE_RELAY_TOKEN", common::TEST_RELAY_TOKEN)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -128,6 +130,7 @@ fn faults_lose_nothing_and_double_nothing() {
     // The same database behind a host whose bonus-service answers 500 to every event.
     let failing = TestServer::start(
         ServerConfig::app()
+            .with_fault_switch()
             .env("SPIN_VARIABLE_POSTGRES_URL", &good.db.url())
             .env("SPIN_VARIABLE_BONUS_FAIL_EVENTS", "true"),
     );
@@ -229,6 +232,7 @@ fn events_that_keep_failing_are_dead_lettered_not_lost() {
     let vhost = TestVhost::create();
     let server = TestServer::start(
         ServerConfig::app()
+            .with_fault_switch()
             .with_relay(&vhost)
             .arg("--relay-max-attempts")
             .arg("3")
@@ -303,8 +307,9 @@ fn the_redis_transport_accrues_through_the_redis_trigger() {
     assert_eq!(sent, "t");
 }
 
-/// A stand-in for bonus-service that answers 200 to every POST and records the bodies'
-/// `event_id`s: it counts deliveries, which bonus-service's deduplication would hide.
+/// A stand-in for bonus-service that answers 200 to every POST and records the `event_id`s
+/// of the events inside the envelopes: it counts deliveries, which bonus-service's
+/// deduplication would hide.
 fn counting_endpoint() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -341,7 +346,9 @@ fn counting_endpoint() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>
                     }
                     let mut body = vec![0; length];
                     reader.read_exact(&mut body).unwrap();
-                    let event: Value = serde_json::from_slice(&body).unwrap();
+                    let envelope: Value = serde_json::from_slice(&body).unwrap();
+                    let event: Value =
+                        serde_json::from_str(envelope["event"].as_str().unwrap()).unwrap();
                     record
                         .lock()
                         .unwrap()
@@ -364,13 +371,20 @@ fn two_relays_share_the_outbox_without_publishing_an_event_twice() {
     psql_db(
         &server.db,
         &format!(
-            "WITH p AS (INSERT INTO payments.payments (order_id, user_id, amount_kopecks, method) \
-             SELECT gen_random_uuid(), gen_random_uuid(), 150000, 'card' FROM generate_series(1, {EVENTS}) \
+            "WITH p AS (INSERT INTO payments.payments (order_id, user_id, amount_kopecks, method, status) \
+             SELECT gen_random_uuid(), gen_random_uuid(), 150000, 'card', 'succeeded' \
+             FROM generate_series(1, {EVENTS}) \
              RETURNING id, order_id, user_id, amount_kopecks) \
-             INSERT INTO payments.outbox (payment_id, order_id, user_id, amount_kopecks) \
-             SELECT id, order_id, user_id, amount_kopecks FROM p"
+             INSERT INTO payments.outbox \
+               (event_id, payment_id, order_id, user_id, amount_kopecks, body, signature) \
+             SELECT e, id, order_id, user_id, amount_kopecks, \
+               json_build_object('order_id', order_id, 'user_id', user_id, \
+                 'amount', 1500.0, 'event_id', e)::text, \
+               'hmac-sha256=' || repeat('0', 64) \
+             FROM (SELECT gen_random_uuid() AS e, * FROM p) AS signed"
         ),
     );
+    // (The stand-in signature is never checked: the endpoint below verifies nothing.)
     let (url, seen) = counting_endpoint();
     // Small batches, so both relays keep claiming while the other holds rows.
     let tuning = ["--relay-batch-size", "10"];

@@ -1,8 +1,10 @@
 //! RabbitMQ -> bonus-service. Each delivery is POSTed to the bonus event route with the
 //! relay credential and acked only after a 2xx; failures are retried in place with backoff,
 //! and after `max_attempts` the message is rejected without requeue, which the queue's
-//! dead-letter exchange turns into a copy in `payment_succeeded_queue.dlq`. A relay that
-//! dies mid-retry leaves the message unacked, so the broker hands it to the next consumer.
+//! dead-letter exchange turns into a copy in `payment_succeeded_queue.dlq`. A message
+//! bonus-service refuses for what it is (400, 403 such as a bad signature, 413, 415, 422) is
+//! poison: no retry can change it, so it is dead-lettered at once. A relay that dies
+//! mid-retry leaves the message unacked, so the broker hands it to the next consumer.
 //! Each POST carries `x-request-id: relay-<event id>`, so bonus-service's lines for one event
 //! can be found.
 
@@ -100,6 +102,17 @@ async fn deliver(delivery: Delivery, http: reqwest::Client, config: RelayConfig)
     let mut backoff = Backoff::new(config.retry_base, config.retry_max);
     for attempt in 1..=config.max_attempts {
         match post(&http, &config, &delivery.data, request_id.as_deref()).await {
+            Err(Failure::Poison(error)) => {
+                tracing::error!(
+                    event_id,
+                    attempt,
+                    "delivery refused: {error:#}; the message itself is refused, so it is \
+                     dead-lettered into {} without retrying",
+                    topology::DEAD_LETTER_QUEUE
+                );
+                dead_letter(&delivery, &config, &event_id).await;
+                return;
+            }
             Ok(()) => {
                 match delivery.ack(BasicAckOptions::default()).await {
                     Ok(()) => config.metrics.acked(),
@@ -108,7 +121,7 @@ async fn deliver(delivery: Delivery, http: reqwest::Client, config: RelayConfig)
                 }
                 return;
             }
-            Err(error) if attempt < config.max_attempts => {
+            Err(Failure::Retry(error)) if attempt < config.max_attempts => {
                 config.metrics.retried();
                 let delay = backoff.next_delay();
                 tracing::warn!(
@@ -118,21 +131,40 @@ async fn deliver(delivery: Delivery, http: reqwest::Client, config: RelayConfig)
                 );
                 tokio::time::sleep(delay).await;
             }
-            Err(error) => {
+            Err(Failure::Retry(error)) => {
                 tracing::error!(
                     event_id,
                     attempt,
                     "delivery failed: {error:#}; dead-lettering into {}",
                     topology::DEAD_LETTER_QUEUE
                 );
-                let reject = BasicRejectOptions { requeue: false };
-                match delivery.reject(reject).await {
-                    Ok(()) => config.metrics.dead_lettered(),
-                    Err(error) => tracing::warn!(event_id, "reject failed: {error}"),
-                }
+                dead_letter(&delivery, &config, &event_id).await;
             }
         }
     }
+}
+
+/// Rejects without requeue: the queue's dead-letter exchange keeps a copy.
+async fn dead_letter(delivery: &Delivery, config: &RelayConfig, event_id: &str) {
+    let reject = BasicRejectOptions { requeue: false };
+    match delivery.reject(reject).await {
+        Ok(()) => config.metrics.dead_lettered(),
+        Err(error) => tracing::warn!(event_id, "reject failed: {error}"),
+    }
+}
+
+/// Why a delivery did not go through.
+enum Failure {
+    /// bonus-service unreachable, timing out, failing (5xx) or not ready for this relay (401
+    /// a token being rolled out, 404, 408, 409, 429): worth another attempt.
+    Retry(anyhow::Error),
+    /// bonus-service refused the message itself: the same bytes will be refused again.
+    Poison(anyhow::Error),
+}
+
+/// Statuses that refuse the message itself rather than this moment.
+fn is_poison(status: reqwest::StatusCode) -> bool {
+    matches!(status.as_u16(), 400 | 403 | 413 | 415 | 422)
 }
 
 /// `relay-<correlation id>`: the outbox event id the publisher set (the message id for a
@@ -152,7 +184,7 @@ async fn post(
     config: &RelayConfig,
     body: &[u8],
     request_id: Option<&str>,
-) -> Result<()> {
+) -> Result<(), Failure> {
     let mut request = http
         .post(&config.bonus_url)
         .header("content-type", "application/json")
@@ -164,22 +196,43 @@ async fn post(
         .body(body.to_vec())
         .send()
         .await
-        .context("bonus-service unreachable")?;
+        .context("bonus-service unreachable")
+        .map_err(Failure::Retry)?;
     let status = response.status();
     if status.is_success() {
-        Ok(())
-    } else {
-        let text = response.text().await.unwrap_or_default();
-        bail!(
-            "bonus-service answered {status}: {}",
-            &text[..text.len().min(300)]
-        )
+        return Ok(());
     }
+    let text = response.text().await.unwrap_or_default();
+    let error = anyhow::anyhow!(
+        "bonus-service answered {status}: {}",
+        text.chars().take(300).collect::<String>()
+    );
+    Err(if is_poison(status) {
+        Failure::Poison(error)
+    } else {
+        Failure::Retry(error)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_refusals_of_the_message_itself_skip_the_retries() {
+        for poison in [400, 403, 413, 415, 422] {
+            assert!(
+                is_poison(reqwest::StatusCode::from_u16(poison).unwrap()),
+                "{poison}"
+            );
+        }
+        for retried in [401, 404, 408, 409, 429, 500, 502, 503, 504] {
+            assert!(
+                !is_poison(reqwest::StatusCode::from_u16(retried).unwrap()),
+                "{retried}"
+            );
+        }
+    }
 
     #[test]
     fn deliveries_carry_the_event_id_as_request_id_when_it_makes_a_sane_one() {

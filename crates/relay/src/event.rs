@@ -1,47 +1,24 @@
-//! A payment_succeeded event as it travels: the seed's body `{order_id, user_id, amount}`
-//! plus `event_id` (also the AMQP message id), amount in roubles as an exact decimal number.
+//! A payment_succeeded event as it travels: the outbox row's body and signature exactly as
+//! payment-service wrote them, in the envelope of crates/events
+//! (`{"event": "<body>", "signature": "hmac-sha256=<hex>"}`). The relay re-encodes nothing and
+//! holds no key; bonus-service checks the signature over the bytes that were signed.
 
-use serde::Serialize;
 use uuid::Uuid;
 
-/// One outbox row.
+/// One signed outbox row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentEvent {
+    /// Also the AMQP message id and correlation id.
     pub event_id: Uuid,
-    pub order_id: Uuid,
-    pub user_id: Uuid,
-    pub amount_kopecks: i64,
-}
-
-#[derive(Serialize)]
-struct Body {
-    order_id: Uuid,
-    user_id: Uuid,
-    amount: serde_json::Number,
-    event_id: Uuid,
+    /// The event's JSON text, as signed.
+    pub body: String,
+    pub signature: String,
 }
 
 impl PaymentEvent {
-    /// The message body. The amount is written from its decimal text, so `1499.99` arrives
-    /// as exactly that and never as a float's neighbour.
-    pub fn body(&self) -> Vec<u8> {
-        let roubles = format!(
-            "{}.{:02}",
-            self.amount_kopecks / 100,
-            self.amount_kopecks % 100
-        );
-        let amount = roubles
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .expect("a kopeck amount is a finite decimal");
-        serde_json::to_vec(&Body {
-            order_id: self.order_id,
-            user_id: self.user_id,
-            amount,
-            event_id: self.event_id,
-        })
-        .expect("uuids and numbers serialize")
+    /// The message body: the envelope of `body` and `signature`.
+    pub fn message(&self) -> Vec<u8> {
+        events::envelope(&self.body, &self.signature)
     }
 }
 
@@ -50,25 +27,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_body_is_the_seeds_plus_the_event_id() {
+    fn the_message_carries_the_signed_bytes_unchanged() {
+        let key = events::SigningKey::new(b"a-relay-test-key-of-32-bytes-or-more").unwrap();
+        // Spacing and key order as written, never normalised.
+        let body = r#"{"order_id":"x", "amount":1499.99,"event_id":"y"}"#;
         let event = PaymentEvent {
             event_id: Uuid::from_u128(1),
-            order_id: Uuid::from_u128(2),
-            user_id: Uuid::from_u128(3),
-            amount_kopecks: 149_999,
+            body: body.to_owned(),
+            signature: key.sign(body),
         };
-        let body: serde_json::Value = serde_json::from_slice(&event.body()).unwrap();
-        assert_eq!(
-            body,
-            serde_json::json!({
-                "order_id": Uuid::from_u128(2),
-                "user_id": Uuid::from_u128(3),
-                "amount": 1499.99,
-                "event_id": Uuid::from_u128(1)
-            })
-        );
-        assert!(String::from_utf8(event.body())
-            .unwrap()
-            .contains("\"amount\":1499.99"));
+        assert_eq!(key.open(&event.message()).unwrap(), body);
     }
 }

@@ -3,7 +3,9 @@
 //! persistent messages, and marked sent in the same transaction only after the broker
 //! confirmed every one. A crash between confirm and commit republishes the batch: at least
 //! once, never lost. Wakes on `NOTIFY payments_outbox`, and polls in case one was missed.
-//! Samples the outbox's depth and oldest row for the relay's metrics as it goes.
+//! Only signed rows are published, as signed; a row from before signing stays unsent and is
+//! logged (migrations/0011_signed_events.sql says how to sign it). Samples the outbox's depth
+//! and oldest row for the relay's metrics as it goes.
 
 use std::time::{Duration, Instant};
 
@@ -25,8 +27,13 @@ pub const CHANNEL: &str = "payments_outbox";
 /// How long a confirm may take before the connection is presumed dead.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
-const CLAIM: &str = "SELECT event_id, order_id, user_id, amount_kopecks FROM payments.outbox \
-     WHERE sent_at IS NULL ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED";
+const CLAIM: &str = "SELECT event_id, body, signature FROM payments.outbox \
+     WHERE sent_at IS NULL AND signature IS NOT NULL \
+     ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED";
+
+/// Unsent rows without a signature: written before events were signed.
+const UNSIGNED: &str =
+    "SELECT count(*) FROM payments.outbox WHERE sent_at IS NULL AND signature IS NULL";
 
 const MARK_SENT: &str = "UPDATE payments.outbox SET sent_at = now() WHERE event_id = ANY($1)";
 
@@ -66,6 +73,7 @@ async fn session(
     // shows the outbox filling up.
     let mut sampler = Sampler::new(config.poll_interval, config.metrics.clone());
     sampler.sample(&db).await?;
+    warn_of_unsigned(&db).await?;
     let amqp = lapin::Connection::connect(&config.amqp_url, amqp_properties())
         .await
         .context("connecting to RabbitMQ")?;
@@ -110,9 +118,8 @@ async fn publish_batch(db: &mut Client, channel: &Channel, limit: i64) -> Result
         .iter()
         .map(|row| PaymentEvent {
             event_id: row.get("event_id"),
-            order_id: row.get("order_id"),
-            user_id: row.get("user_id"),
-            amount_kopecks: row.get("amount_kopecks"),
+            body: row.get("body"),
+            signature: row.get("signature"),
         })
         .collect();
     let mut confirms = Vec::with_capacity(events.len());
@@ -133,7 +140,7 @@ async fn publish_batch(db: &mut Client, channel: &Channel, limit: i64) -> Result
                     mandatory: true,
                     ..Default::default()
                 },
-                &event.body(),
+                &event.message(),
                 properties,
             )
             .await?;
@@ -160,6 +167,24 @@ async fn publish_batch(db: &mut Client, channel: &Channel, limit: i64) -> Result
     transaction.commit().await?;
     tracing::debug!(count = events.len(), "published payment events");
     Ok(events.len())
+}
+
+/// Says so when the outbox holds rows from before events were signed: the relay leaves them
+/// unsent (bonus-service would refuse them), so they wait for an operator, not for a retry.
+async fn warn_of_unsigned(db: &Client) -> Result<()> {
+    let unsigned: i64 = db
+        .query_one(UNSIGNED, &[])
+        .await
+        .context("counting unsigned outbox rows")?
+        .get(0);
+    if unsigned > 0 {
+        tracing::warn!(
+            unsigned,
+            "the outbox holds {unsigned} unsent event(s) written before events were signed; \
+             they are not published: sign them as migrations/0011_signed_events.sql shows"
+        );
+    }
+    Ok(())
 }
 
 /// Samples the outbox at most once per interval: a wake-up per payment under load must not

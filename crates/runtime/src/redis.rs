@@ -1,8 +1,9 @@
 //! Redis, both ways. Outbound: `fermyon:spin/redis@2.0.0` connections, checked against
 //! `allowed_outbound_hosts` (`redis://host:port`), sharing one multiplexed client per address.
 //! Inbound: `[[trigger.redis]]` subscribes to a channel and runs one fresh instance of the
-//! component per message, as Spin does. Pub/sub delivers at most once: a message published
-//! while no subscriber listens, or while the handler fails, is gone.
+//! component per message, as Spin does, counting each message's outcome in the component's
+//! metrics. Pub/sub delivers at most once: a message published while no subscriber listens,
+//! or while the handler fails, is gone.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -300,7 +301,14 @@ async fn listen(app: &Arc<App>, trigger: &RedisTrigger) -> Result<()> {
         let component = trigger.component.clone();
         // One instance per message, concurrently, like Spin.
         tokio::spawn(async move {
-            if let Err(error) = app.handle_redis_message(&component, payload).await {
+            let metrics = app
+                .component(&component)
+                .map(|loaded| loaded.config.metrics.clone());
+            let outcome = app.handle_redis_message(&component, payload).await;
+            if let Some(metrics) = metrics {
+                metrics.redis_message(outcome.is_ok());
+            }
+            if let Err(error) = outcome {
                 tracing::error!(%component, "redis message handler failed: {error:#}");
             }
         });

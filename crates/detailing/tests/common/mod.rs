@@ -22,6 +22,23 @@ pub const TEST_BCRYPT_COST: &str = "10";
 /// events themselves.
 pub const TEST_RELAY_TOKEN: &str = "test-relay-token-that-only-the-relay-sends";
 
+/// The key payment-service signs events with and bonus-service checks, so tests can sign
+/// (and forge) events themselves.
+pub const TEST_EVENT_SIGNING_KEY: &str = "test-event-signing-key-of-at-least-32-bytes";
+
+/// `event` (a JSON value) as payment-service sends it: its JSON text signed with the test key,
+/// in the envelope both transports carry.
+pub fn signed_event(event: &serde_json::Value) -> Vec<u8> {
+    signed_text(&event.to_string())
+}
+
+/// `body` signed with the test key, in the envelope, whatever the body holds.
+pub fn signed_text(body: &str) -> Vec<u8> {
+    events::SigningKey::new(TEST_EVENT_SIGNING_KEY.as_bytes())
+        .unwrap()
+        .seal(body)
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -201,6 +218,13 @@ impl ServerConfig {
         }
     }
 
+    /// The app's manifest plus the `bonus_fail_events` test switch (which the shipped
+    /// spin.toml does not declare), set by `SPIN_VARIABLE_BONUS_FAIL_EVENTS`.
+    pub fn with_fault_switch(mut self) -> Self {
+        self.manifest = fault_manifest();
+        self
+    }
+
     /// Runs the relay in the server, against `vhost`.
     pub fn with_relay(mut self, vhost: &TestVhost) -> Self {
         self.args.retain(|arg| arg != "--no-relay");
@@ -255,6 +279,7 @@ impl TestServer {
             .env("SPIN_VARIABLE_JWT_SECRET", TEST_JWT_SECRET)
             .env("SPIN_VARIABLE_BCRYPT_COST", TEST_BCRYPT_COST)
             .env("SPIN_VARIABLE_RELAY_TOKEN", TEST_RELAY_TOKEN)
+            .env("SPIN_VARIABLE_EVENT_SIGNING_KEY", TEST_EVENT_SIGNING_KEY)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -451,6 +476,33 @@ pub fn manifest_with(extra: &str) -> PathBuf {
         &format!("source = \"{}/target/", root.display()),
     );
     write_manifest(&format!("{text}\n{extra}"))
+}
+
+/// The app's manifest with bonus-service's `bonus_fail_events` switch declared (default off):
+/// `true` makes every event delivery answer 500, for fault tests.
+pub fn fault_manifest() -> PathBuf {
+    let root = repo_root();
+    let text = std::fs::read_to_string(root.join("spin.toml")).unwrap();
+    let text = text
+        .replace(
+            "source = \"target/",
+            &format!("source = \"{}/target/", root.display()),
+        )
+        .replacen(
+            "[variables]\n",
+            "[variables]\nbonus_fail_events = { default = \"false\" }\n",
+            1,
+        )
+        .replacen(
+            "[component.bonus-service.variables]\n",
+            "[component.bonus-service.variables]\nbonus_fail_events = \"{{ bonus_fail_events }}\"\n",
+            1,
+        );
+    assert!(
+        text.contains("bonus_fail_events = \"{{"),
+        "no bonus-service variables"
+    );
+    write_manifest(&text)
 }
 
 /// A manifest of only the probe component, for host behaviour tests.
