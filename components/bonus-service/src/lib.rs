@@ -54,7 +54,11 @@ pub fn router() -> Router {
 /// This component's part of the API document (`GET /openapi.json` joins them all).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     #[derive(utoipa::OpenApi)]
-    #[openapi(paths(accrue, balance, history, spend, apply_promocode))]
+    // The event inside a signed envelope is documented too, though no route takes it bare.
+    #[openapi(
+        paths(accrue, balance, history, spend, apply_promocode),
+        components(schemas(domain::PaymentEventRequest))
+    )]
     struct Doc;
     let mut doc = <Doc as utoipa::OpenApi>::openapi();
     doc.merge(api::openapi::health_paths("/api/bonuses", "bonuses"));
@@ -416,6 +420,7 @@ mod tests {
         assert!(operation("/api/bonuses/spend", "post")["security"].is_null());
         assert!(doc["paths"]["/api/bonuses/health/live"]["get"].is_object());
         assert!(doc["components"]["schemas"]["SpendRequest"].is_object());
+        assert!(doc["components"]["schemas"]["PaymentEventRequest"].is_object());
     }
 
     #[test]
