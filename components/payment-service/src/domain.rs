@@ -1,4 +1,5 @@
-//! Payments as the business sees them: what may be paid, how, and what a retry with an
+//! Payments as the business sees them: what may be paid (an order or a fine), how, the life
+//! of a payment (claimed `pending`, then `succeeded` or `declined`), and what a retry with an
 //! Idempotency-Key must get back. No spin-sdk here: `cargo test` runs these rules natively.
 
 use api::json::{self, Object};
@@ -43,38 +44,79 @@ impl PaymentMethod {
 #[allow(dead_code)]
 pub struct PaymentRequest {
     /// One of the caller's orders (staff: any), not cancelled, booking something; its
-    /// total is charged.
-    order_id: Uuid,
+    /// total is charged. Exactly one of `order_id` and `fine_id` (else 422).
+    order_id: Option<Uuid>,
+    /// A fine fines-service shows the caller (staff: any), unpaid; its amount is charged.
+    /// Exactly one of `order_id` and `fine_id` (else 422).
+    fine_id: Option<Uuid>,
     payment_method: PaymentMethod,
 }
 
-/// `POST /api/payments`: `{order_id, payment_method}`.
+/// What a payment pays: one order or one fine, never both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Order(Uuid),
+    Fine(Uuid),
+}
+
+/// `POST /api/payments`: `{order_id | fine_id, payment_method}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NewPayment {
-    pub order_id: Uuid,
+    pub target: Target,
     pub method: PaymentMethod,
 }
 
 impl NewPayment {
     pub fn parse(body: &Object) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
-        let order_id = errors.check(json::required_str(body, "order_id").and_then(|s| {
-            Uuid::parse_str(s.trim()).map_err(|_| FieldError::new("order_id", "must be a UUID"))
-        }));
+        let uuid = |field: &str| {
+            json::optional_str(body, field).and_then(|raw| {
+                raw.map(|s| {
+                    Uuid::parse_str(s.trim()).map_err(|_| FieldError::new(field, "must be a UUID"))
+                })
+                .transpose()
+            })
+        };
+        let order_id = errors.check(uuid("order_id"));
+        let fine_id = errors.check(uuid("fine_id"));
+        let target = match (order_id, fine_id) {
+            (Some(Some(order)), Some(None)) => Some(Target::Order(order)),
+            (Some(None), Some(Some(fine))) => Some(Target::Fine(fine)),
+            (Some(None), Some(None)) => {
+                errors.push(FieldError::new(
+                    "order_id",
+                    "is required: give order_id or fine_id",
+                ));
+                None
+            }
+            (Some(Some(_)), Some(Some(_))) => {
+                errors.push(FieldError::new(
+                    "fine_id",
+                    "must not come with order_id: a payment pays one order or one fine",
+                ));
+                None
+            }
+            _ => None,
+        };
         let method = errors.check(json::required_str(body, "payment_method").and_then(|s| {
             PaymentMethod::parse(s.trim())
                 .ok_or_else(|| FieldError::new("payment_method", "must be card or cash"))
         }));
-        match (order_id, method) {
-            (Some(order_id), Some(method)) => Ok(Self { order_id, method }),
+        match (target, method) {
+            (Some(target), Some(method)) if errors.is_empty() => Ok(Self { target, method }),
             _ => Err(errors),
         }
     }
 
     /// What makes two requests "the same" for an Idempotency-Key: a key reused with another
-    /// order or method is a client bug, not a retry.
+    /// order, fine or method is a client bug, not a retry. (An order's fingerprint is the
+    /// one keys stored before fines could be paid were made with.)
     pub fn fingerprint(&self) -> String {
-        let digest = Sha256::digest(format!("{}|{}", self.order_id, self.method.as_str()));
+        let what = match self.target {
+            Target::Order(id) => id.to_string(),
+            Target::Fine(id) => format!("fine:{id}"),
+        };
+        let digest = Sha256::digest(format!("{what}|{}", self.method.as_str()));
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
@@ -110,11 +152,31 @@ pub struct OrderToPay {
     pub total: Money,
 }
 
-/// Why an order cannot be paid, before any money moves.
+/// A fine as fines-service shows it to the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FineToPay {
+    pub id: Uuid,
+    pub amount: Money,
+    pub paid: bool,
+}
+
+impl FineToPay {
+    /// The amount to charge: the fine's, unless it is paid.
+    pub fn amount(&self) -> Result<Money, Unpayable> {
+        if self.paid {
+            Err(Unpayable::FinePaid)
+        } else {
+            Ok(self.amount)
+        }
+    }
+}
+
+/// Why an order or a fine cannot be paid, before any money moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unpayable {
     Cancelled,
     NothingToPay,
+    FinePaid,
 }
 
 impl OrderToPay {
@@ -129,6 +191,65 @@ impl OrderToPay {
         }
     }
 }
+
+/// Where a payment is in its life. A payment is claimed `pending` (and committed) before the
+/// processor is asked, so a second payment of the same order or fine loses on the unique
+/// index before it charges; the processor's verdict then makes it `succeeded` or `declined`.
+/// Only `pending` and `succeeded` hold the order or fine: a declined payment leaves it free
+/// for a later attempt, and stays listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentStatus {
+    Pending,
+    Succeeded,
+    Declined,
+}
+
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Succeeded => "succeeded",
+            Self::Declined => "declined",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "succeeded" => Some(Self::Succeeded),
+            "declined" => Some(Self::Declined),
+            _ => None,
+        }
+    }
+
+    /// `?status=pending,succeeded`: the statuses a list is limited to, or the bad value.
+    pub fn parse_list(s: &str) -> Result<Vec<Self>, FieldError> {
+        s.split(',')
+            .map(|part| {
+                Self::parse(part.trim()).ok_or_else(|| {
+                    FieldError::new(
+                        "status",
+                        "must be pending, succeeded or declined, comma-separated",
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+/// How long a `pending` claim is its attempt's alone. An attempt that dies between claiming
+/// and recording the processor's verdict (the instance killed, the database gone) leaves its
+/// claim `pending`; once the claim is older than this, the next payment of the same order or
+/// fine takes it over, keeping its id, and charges again. The processor is idempotent per
+/// payment id (a charge repeated with the id it was first made with is not made twice), so a
+/// charge the dead attempt made is not repeated. Longer than an attempt can live: the
+/// processor's delay is at most 30 s, and so is a request's deadline in the host.
+pub const PENDING_LEASE_SECONDS: i64 = 60;
+
+/// How often a request that found its Idempotency-Key taken by a running attempt looks for
+/// that attempt's answer.
+pub const KEY_POLL_MS: u64 = 25;
 
 /// The simulated card processor: a delay, and a switch to decline every charge (for
 /// testing the decline path). Real processors plug in here.
@@ -178,8 +299,8 @@ impl Transport {
     }
 }
 
-/// A payment_succeeded event: the seed's `{order_id, user_id, amount}` plus `event_id`,
-/// the same body the relay sends, so bonus-service reads one format from both transports.
+/// A payment_succeeded event: the seed's `{order_id, user_id, amount}` plus `event_id`.
+/// Its JSON is the body that gets signed; both transports carry it inside the same envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PaymentEvent {
     pub order_id: Uuid,
@@ -188,18 +309,48 @@ pub struct PaymentEvent {
     pub event_id: Uuid,
 }
 
+/// An event as it leaves: its body, byte for byte as signed, and the signature. The outbox
+/// stores both, so the relay publishes exactly what was signed and never needs the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedEvent {
+    pub event: PaymentEvent,
+    pub body: String,
+    pub signature: String,
+}
+
+impl SignedEvent {
+    pub fn sign(event: PaymentEvent, key: &events::SigningKey) -> Self {
+        let body = serde_json::to_string(&event).expect("events serialize");
+        let signature = key.sign(&body);
+        Self {
+            event,
+            body,
+            signature,
+        }
+    }
+
+    /// The message for the wire (`{"event": "<body>", "signature": "..."}`).
+    pub fn envelope(&self) -> Vec<u8> {
+        events::envelope(&self.body, &self.signature)
+    }
+}
+
 /// A payment, as stored and as the API returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Payment {
     pub id: Uuid,
-    pub order_id: Uuid,
-    /// The order's owner, also when staff took the payment.
+    /// The order paid, or `null` for a fine's payment.
+    pub order_id: Option<Uuid>,
+    /// The fine paid, or `null` for an order's payment.
+    pub fine_id: Option<Uuid>,
+    /// The order's owner, also when staff took the payment; for a fine, whoever paid it.
     pub user_id: Uuid,
     pub amount: Money,
     pub payment_method: PaymentMethod,
-    /// Always `succeeded`: a declined charge is not stored.
+    /// `pending` while the processor works (or an attempt died mid-way), then `succeeded`
+    /// or `declined`. `POST /api/payments` answers 201 only with `succeeded`.
     #[schema(example = "succeeded")]
-    pub status: &'static str,
+    pub status: PaymentStatus,
     pub created_at: DateTime<Utc>,
 }
 
@@ -234,16 +385,84 @@ mod tests {
     fn fingerprints_tell_requests_apart() {
         let id = Uuid::from_u128(1);
         let card = NewPayment {
-            order_id: id,
+            target: Target::Order(id),
             method: PaymentMethod::Card,
         };
         let cash = NewPayment {
             method: PaymentMethod::Cash,
             ..card
         };
+        let fine = NewPayment {
+            target: Target::Fine(id),
+            ..card
+        };
         assert_eq!(card.fingerprint(), card.fingerprint());
         assert_ne!(card.fingerprint(), cash.fingerprint());
+        assert_ne!(card.fingerprint(), fine.fingerprint());
         assert_eq!(card.fingerprint().len(), 64);
+        // Keys stored before fines could be paid keep matching their retries.
+        let digest = Sha256::digest(format!("{id}|card"));
+        let before: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(card.fingerprint(), before);
+    }
+
+    #[test]
+    fn a_payment_pays_exactly_one_order_or_fine() {
+        let id = "550e8400-e29b-41d4-a716-446655440000";
+        let parse = |body: Value| NewPayment::parse(&object(body));
+        assert_eq!(
+            parse(json!({"fine_id": id, "payment_method": "cash"})).unwrap(),
+            NewPayment {
+                target: Target::Fine(id.parse().unwrap()),
+                method: PaymentMethod::Cash
+            }
+        );
+        assert_eq!(
+            parse(json!({"order_id": id, "fine_id": null, "payment_method": "card"}))
+                .unwrap()
+                .target,
+            Target::Order(id.parse().unwrap())
+        );
+        for (body, field) in [
+            (json!({"payment_method": "card"}), "order_id"),
+            (
+                json!({"order_id": id, "fine_id": id, "payment_method": "card"}),
+                "fine_id",
+            ),
+            (
+                json!({"fine_id": "nope", "payment_method": "card"}),
+                "fine_id",
+            ),
+            (json!({"fine_id": 7, "payment_method": "card"}), "fine_id"),
+        ] {
+            let errors = parse(body.clone()).unwrap_err();
+            assert_eq!(errors.as_slice()[0].field, field, "{body}");
+        }
+        // Every invalid field is reported, not just the first.
+        let errors = parse(json!({"fine_id": "nope", "payment_method": "x"})).unwrap_err();
+        assert_eq!(errors.len(), 2);
+    }
+
+    #[test]
+    fn fines_are_paid_once_and_statuses_filter_lists() {
+        let fine = |paid| FineToPay {
+            id: Uuid::nil(),
+            amount: Money::from_kopecks(75_000).unwrap(),
+            paid,
+        };
+        assert_eq!(fine(false).amount().map(Money::kopecks), Ok(75_000));
+        assert_eq!(fine(true).amount(), Err(Unpayable::FinePaid));
+        assert_eq!(
+            PaymentStatus::parse_list("pending, succeeded"),
+            Ok(vec![PaymentStatus::Pending, PaymentStatus::Succeeded])
+        );
+        for bad in ["", "paid", "pending,,declined"] {
+            assert!(PaymentStatus::parse_list(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            serde_json::to_value(PaymentStatus::Declined).unwrap(),
+            json!("declined")
+        );
     }
 
     #[test]
@@ -292,18 +511,27 @@ mod tests {
     }
 
     #[test]
-    fn an_event_body_matches_the_relays() {
+    fn an_event_is_signed_over_its_exact_body_and_sealed_for_the_wire() {
         let event = PaymentEvent {
             order_id: Uuid::from_u128(2),
             user_id: Uuid::from_u128(3),
             amount: Money::from_kopecks(149_999).unwrap(),
             event_id: Uuid::from_u128(1),
         };
+        let key = events::SigningKey::new(&[7; 32]).unwrap();
+        let signed = SignedEvent::sign(event.clone(), &key);
         assert_eq!(
-            serde_json::to_value(&event).unwrap(),
+            serde_json::from_str::<Value>(&signed.body).unwrap(),
             json!({"order_id": Uuid::from_u128(2), "user_id": Uuid::from_u128(3),
                    "amount": 1499.99, "event_id": Uuid::from_u128(1)})
         );
+        assert!(
+            signed.body.contains("\"amount\":1499.99"),
+            "{}",
+            signed.body
+        );
+        assert_eq!(signed.signature, key.sign(&signed.body));
+        assert_eq!(key.open(&signed.envelope()).unwrap(), signed.body);
     }
 
     #[test]

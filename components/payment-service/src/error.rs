@@ -5,12 +5,16 @@ use api::{ApiError, FieldErrors};
 use spin_sdk::http::{IntoResponse, Response};
 use uuid::Uuid;
 
+use crate::domain::Target;
+
 #[derive(Debug)]
 pub enum PaymentError {
     /// 422: the body or the Idempotency-Key header is invalid.
     Invalid(FieldErrors),
     /// 404: no such order, or not the caller's (order-service decides).
     OrderNotFound(Uuid),
+    /// 404: no such fine, or not one the caller can show is theirs (fines-service decides).
+    FineNotFound(Uuid),
     /// 404: no such payment, or not the caller's.
     PaymentNotFound(String),
     /// 409: a cancelled order is not paid.
@@ -19,6 +23,10 @@ pub enum PaymentError {
     NothingToPay(Uuid),
     /// 409: the order has its payment already.
     AlreadyPaid(Uuid),
+    /// 409: the fine is paid already.
+    FineAlreadyPaid(Uuid),
+    /// 409: another payment of the order or fine is being charged right now.
+    InProgress(Target),
     /// 402: the processor declined the charge.
     Declined,
     /// 422: an Idempotency-Key sent again with another request.
@@ -35,6 +43,9 @@ impl From<PaymentError> for ApiError {
             PaymentError::OrderNotFound(id) => {
                 ApiError::not_found("order_not_found", format!("no order with id {id}"))
             }
+            PaymentError::FineNotFound(id) => {
+                ApiError::not_found("fine_not_found", format!("no fine with id {id}"))
+            }
             PaymentError::PaymentNotFound(id) => {
                 ApiError::not_found("payment_not_found", format!("no payment with id {id}"))
             }
@@ -49,6 +60,22 @@ impl From<PaymentError> for ApiError {
             ),
             PaymentError::AlreadyPaid(id) => {
                 ApiError::conflict("order_already_paid", format!("order {id} is paid already"))
+            }
+            PaymentError::FineAlreadyPaid(id) => {
+                ApiError::conflict("fine_already_paid", format!("fine {id} is paid already"))
+            }
+            PaymentError::InProgress(target) => {
+                let what = match target {
+                    Target::Order(id) => format!("order {id}"),
+                    Target::Fine(id) => format!("fine {id}"),
+                };
+                ApiError::conflict(
+                    "payment_in_progress",
+                    format!(
+                        "another payment of {what} is being processed; \
+                         see GET /api/payments for its outcome"
+                    ),
+                )
             }
             PaymentError::Declined => ApiError::new(
                 402,

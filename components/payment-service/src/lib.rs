@@ -1,15 +1,18 @@
-//! payment-service: pays orders, as a Spin HTTP component routed at `/api/payments/...`.
-//! A payment and its `payment_succeeded` event are written in one statement (the
-//! transactional outbox); the relay takes the event to RabbitMQ and on to bonus-service.
-//! An `Idempotency-Key` makes a retried POST answer like the first one instead of paying
-//! twice. This file only maps HTTP to the domain, order-service and the tables.
+//! payment-service: pays orders and fines, as a Spin HTTP component routed at
+//! `/api/payments/...`. A payment is claimed `pending` before the processor is asked, so two
+//! payments of one order never both charge; an order's payment that succeeds writes its
+//! `payment_succeeded` event in the same transaction (the transactional outbox), and the
+//! relay takes it to RabbitMQ and on to bonus-service. An `Idempotency-Key` makes a retried
+//! POST answer like the first one instead of paying twice. This file only maps HTTP to the
+//! domain, order-service, fines-service and the tables.
 
 pub mod domain;
 mod error;
+mod fine_client;
 mod order_client;
 mod store;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use api::http::{health_routes, json_response, method_not_allowed, not_found, read_json_object};
 use api::money::Money;
@@ -21,7 +24,8 @@ use spin_sdk::pg3::Connection;
 use uuid::Uuid;
 
 use crate::domain::{
-    IdempotencyKey, NewPayment, OrderToPay, PaymentEvent, Processor, Transport, Unpayable,
+    IdempotencyKey, NewPayment, Payment, PaymentEvent, PaymentStatus, Processor, SignedEvent,
+    Target, Transport, Unpayable,
 };
 use crate::error::PaymentError;
 
@@ -71,6 +75,11 @@ impl Config {
         Upstream::from_variable(order_client::ORDER_SERVICE, "order_service_url")
     }
 
+    /// Where fines-service answers (`fines_service_url`).
+    fn fines() -> Result<Upstream, ApiError> {
+        Upstream::from_variable(fine_client::FINES_SERVICE, "fines_service_url")
+    }
+
     /// How events leave: `payment_events_transport` (`rabbitmq` or `redis`), with
     /// `redis_url` and `payment_events_channel` for the latter.
     fn transport() -> Result<Transport, ApiError> {
@@ -82,6 +91,14 @@ impl Config {
                 "payment_events_transport must be rabbitmq or redis (with payment_events_channel)",
             )
         })
+    }
+
+    /// `event_signing_key`: what each payment event is signed with (bonus-service holds the
+    /// same key and accrues only events it signed).
+    fn signing_key() -> Result<events::SigningKey, ApiError> {
+        let key = api::config::variable("event_signing_key")?;
+        events::SigningKey::new(key.as_bytes())
+            .map_err(|short| ApiError::configuration(format!("event_signing_key: {short}")))
     }
 
     /// The simulated processor (`payment_processing_delay_ms`, `payment_decline`).
@@ -97,30 +114,42 @@ impl Config {
     }
 }
 
-/// `{order_id, payment_method}`: charges the order's total. With `Idempotency-Key`, the
-/// key is taken in the payment's transaction before charging, so a retry, even one racing
-/// the first attempt, gets the first answer and is never charged again.
-#[utoipa::path(post, path = "/api/payments", tag = "payments", operation_id = "pay_order",
-    summary = "Pay an order's total",
-    description = "With an `Idempotency-Key`, a retry of the same request gets the first \
-        answer (201, 402 or 409 `order_already_paid`) again without charging; refusals before \
-        the charge are not kept.",
+/// `{order_id | fine_id, payment_method}`: charges the order's total or the fine's amount.
+///
+/// The steps, each committed before the next: (1) read the order (fine) from its service;
+/// (2) claim the payment, `pending`, on the unique index of live payments per order (fine),
+/// with the Idempotency-Key if one came; (3) for an order, check it again with order-service
+/// (`POST /api/orders/{id}/payment-check`), which orders this payment against any
+/// cancellation (the argument is at order-service's `change_status`); (4) charge; (5) record
+/// `succeeded` (with the order's event) or `declined`, and the key's answer. A refusal before
+/// (4) gives the claim and the key up. A request that dies after (2) leaves its claim and key
+/// to [`domain::PENDING_LEASE_SECONDS`].
+#[utoipa::path(post, path = "/api/payments", tag = "payments", operation_id = "create_payment",
+    summary = "Pay an order's total or a fine",
+    description = "Exactly one of `order_id` and `fine_id`. A second payment of the same order \
+        or fine while the first is being charged is 409 `payment_in_progress` and charges \
+        nothing; after a decline the order (fine) may be paid again. Bonuses accrue on paid \
+        orders only: a fine's payment raises no event. With an `Idempotency-Key`, a retry of \
+        the same request gets the first answer (201, 402, or 409 `order_already_paid` / \
+        `fine_already_paid`) again without charging, and a retry racing the first waits for \
+        its answer; refusals before the charge are not kept.",
     params(
         ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
             description = "Per user: 1 to 255 visible ASCII characters, e.g. a UUID (else 422)"),
     ),
     request_body = domain::PaymentRequest,
     responses(
-        (status = 201, description = "Paid", body = domain::Payment),
-        (status = 402, description = "payment_declined: the processor declined; nothing was charged", body = api::openapi::ErrorBody),
-        (status = 404, description = "order_not_found: no such order, or not the caller's", body = api::openapi::ErrorBody),
-        (status = 409, description = "order_already_paid or order_cancelled", body = api::openapi::ErrorBody),
+        (status = 201, description = "Paid: the payment, `status: succeeded`", body = domain::Payment),
+        (status = 402, description = "payment_declined: the processor declined; nothing was charged (the payment is listed as `declined`)", body = api::openapi::ErrorBody),
+        (status = 404, description = "order_not_found or fine_not_found: no such order (fine), or not the caller's", body = api::openapi::ErrorBody),
+        (status = 409, description = "order_already_paid, fine_already_paid, order_cancelled, or payment_in_progress (another payment of it is being charged)", body = api::openapi::ErrorBody),
         (status = 422, description = "validation_failed (`fields` lists every invalid field, \
-            the Idempotency-Key header too); nothing_to_pay: the order books nothing; \
-            idempotency_key_reused: the key came with another order or method", body = api::openapi::ErrorBody),
-        (status = 502, description = "order_service_failed: order-service answered unusably", body = api::openapi::ErrorBody),
-        (status = 503, description = "order_service_unavailable: order-service cannot be reached", body = api::openapi::ErrorBody),
-        (status = 504, description = "order_service_timeout: order-service did not answer in time", body = api::openapi::ErrorBody),
+            the Idempotency-Key header too; neither or both of order_id and fine_id); \
+            nothing_to_pay: the order books nothing; \
+            idempotency_key_reused: the key came with another order, fine or method", body = api::openapi::ErrorBody),
+        (status = 502, description = "order_service_failed or fines_service_failed: it answered unusably", body = api::openapi::ErrorBody),
+        (status = 503, description = "order_service_unavailable or fines_service_unavailable: it cannot be reached", body = api::openapi::ErrorBody),
+        (status = 504, description = "order_service_timeout or fines_service_timeout: it did not answer in time", body = api::openapi::ErrorBody),
     ))]
 async fn pay(request: Request, _params: Params) -> Result<Response, PaymentError> {
     let caller = api::auth::caller(&request)?;
@@ -137,69 +166,283 @@ async fn pay(request: Request, _params: Params) -> Result<Response, PaymentError
         })
         .transpose()?;
     let processor = Config::processor()?;
-    let transport = Config::transport()?;
-    let relayed = transport == Transport::RabbitMq;
-    let authorization = request.header("authorization").and_then(|v| v.as_str());
-    // Ask order-service before taking a connection: no pooled client waits on a component.
-    let order =
-        order_client::fetch_order(&Config::orders()?, payment.order_id, authorization).await?;
-    let answer = match key {
-        // Without a key, nothing needs holding while the processor works: the connection
-        // is taken only to record the payment.
-        None => match process(&order, processor)? {
-            Ok(amount) => record(&Config::db()?, &payment, &order, amount, relayed)?,
-            Err(declined) => declined,
-        },
-        // With a key, the key is held from before the charge to the stored answer, so a
-        // racing retry waits instead of charging again; the transaction spans the charge.
-        Some(key) => {
-            let db = Config::db()?;
-            let charged = api::db::transaction(&db, |db| {
-                let fingerprint = payment.fingerprint();
-                if !store::claim_key(db, caller.user_id, &key, &fingerprint)? {
-                    return Err(Replay);
-                }
-                let answer = match process(&order, processor)? {
-                    Ok(amount) => record(db, &payment, &order, amount, relayed)?,
-                    Err(declined) => declined,
-                };
-                store::save_answer(db, caller.user_id, &key, answer.status, &answer.body)?;
-                Ok(answer)
-            });
-            match charged {
-                Ok(answer) => answer,
-                Err(Outcome::Replay) => return replay(&db, &caller, &key, &payment),
-                Err(Outcome::Failed(error)) => return Err(error),
-            }
-        }
+    // Bonuses accrue on paid orders only: a fine's payment has no event to carry.
+    let transport = match payment.target {
+        Target::Order(_) => Some(Config::transport()?),
+        Target::Fine(_) => None,
     };
+    // Read before anything is claimed or charged: a missing key refuses the payment.
+    let signing_key = transport
+        .as_ref()
+        .map(|_| Config::signing_key())
+        .transpose()?;
+    let authorization = request.header("authorization").and_then(|v| v.as_str());
+    // Ask the other service before taking a connection: no pooled client waits on a component.
+    let bill = bill(payment.target, &caller, authorization).await?;
+    let claimed = match claim(&caller, &payment, key.as_ref(), &bill, processor)? {
+        Claim::Mine(claimed) => claimed,
+        Claim::Answered(answer) => return Ok(answer.into_response()),
+    };
+    if let Target::Order(order_id) = payment.target {
+        if let Err(refused) = check_before_charge(order_id, authorization).await {
+            give_up(&caller, key.as_ref(), &claimed);
+            return Err(refused);
+        }
+    }
+    let charged = charge(processor, &claimed.payment);
+    let relayed = transport == Some(Transport::RabbitMq);
+    let db = Config::db()?;
+    let answer = api::db::transaction(&db, |db| {
+        let answer = if charged {
+            record(db, &claimed.payment, relayed, signing_key.as_ref())?
+        } else {
+            decline(db, &claimed.payment)?
+        };
+        if let Some(key) = &key {
+            store::save_answer(db, caller.user_id, key, answer.status, &answer.body)?;
+        }
+        Ok::<_, PaymentError>(answer)
+    })?;
     // Only a committed payment's event goes out.
-    if let (Transport::Redis { url, channel }, Some(event)) = (&transport, &answer.event) {
+    if let (Some(Transport::Redis { url, channel }), Some(event)) = (&transport, &answer.event) {
         publish(url, channel, event);
     }
     Ok(answer.into_response())
 }
 
-/// Publishes to Redis pub/sub: at most once by nature. A failure is logged and the payment
-/// stands; its outbox row records the event for reconciliation.
-fn publish(url: &str, channel: &str, event: &PaymentEvent) {
-    let body = serde_json::to_vec(event).expect("events serialize");
-    let published = spin_sdk::redis::Connection::open(url)
-        .and_then(|connection| connection.publish(channel, &body));
-    if let Err(error) = published {
+/// What a payment charges, and whose it is.
+struct Bill {
+    amount: Money,
+    user_id: Uuid,
+}
+
+/// Reads the order (fine) as the caller, and refuses what cannot be paid.
+async fn bill(
+    target: Target,
+    caller: &Caller,
+    authorization: Option<&str>,
+) -> Result<Bill, PaymentError> {
+    match target {
+        // The payment belongs to the order's owner, also when staff takes cash at the desk.
+        Target::Order(id) => {
+            let order = order_client::fetch_order(&Config::orders()?, id, authorization).await?;
+            Ok(Bill {
+                amount: order.amount().map_err(|why| refusal(target, why))?,
+                user_id: order.user_id,
+            })
+        }
+        // A fine has no owner account, only a plate: its payment is the payer's.
+        Target::Fine(id) => {
+            let fine = fine_client::fetch_fine(&Config::fines()?, id, authorization).await?;
+            Ok(Bill {
+                amount: fine.amount().map_err(|why| refusal(target, why))?,
+                user_id: caller.user_id,
+            })
+        }
+    }
+}
+
+fn refusal(target: Target, why: Unpayable) -> PaymentError {
+    match (why, target) {
+        (Unpayable::FinePaid, _) | (_, Target::Fine(_)) => {
+            PaymentError::FineAlreadyPaid(target_id(target))
+        }
+        (Unpayable::Cancelled, Target::Order(id)) => PaymentError::OrderCancelled(id),
+        (Unpayable::NothingToPay, Target::Order(id)) => PaymentError::NothingToPay(id),
+    }
+}
+
+fn target_id(target: Target) -> Uuid {
+    match target {
+        Target::Order(id) | Target::Fine(id) => id,
+    }
+}
+
+fn already_paid(target: Target) -> PaymentError {
+    match target {
+        Target::Order(id) => PaymentError::AlreadyPaid(id),
+        Target::Fine(id) => PaymentError::FineAlreadyPaid(id),
+    }
+}
+
+/// The order once more, after this payment's claim is committed and before anything is
+/// charged: still payable, or the claim is given up.
+async fn check_before_charge(
+    order_id: Uuid,
+    authorization: Option<&str>,
+) -> Result<(), PaymentError> {
+    let order =
+        order_client::check_before_charge(&Config::orders()?, order_id, authorization).await?;
+    order
+        .amount()
+        .map(drop)
+        .map_err(|why| refusal(Target::Order(order_id), why))
+}
+
+/// How step (2) ended: this request charges the claimed payment, or it has its answer.
+enum Claim {
+    Mine(store::Claimed),
+    Answered(Answer),
+}
+
+/// Why a claim's transaction was rolled back.
+enum Outcome {
+    /// The live payment that beat this claim was gone by the time it was read: claim again.
+    Again,
+    Failed(PaymentError),
+}
+
+impl From<ApiError> for Outcome {
+    fn from(error: ApiError) -> Self {
+        Self::Failed(error.into())
+    }
+}
+
+impl From<PaymentError> for Outcome {
+    fn from(error: PaymentError) -> Self {
+        Self::Failed(error)
+    }
+}
+
+/// What one claiming transaction found.
+enum Step {
+    Claimed(store::Claimed),
+    /// The order (fine) is paid: the answer, kept for the key.
+    Paid(Answer),
+    /// Another request holds the Idempotency-Key.
+    KeyTaken,
+}
+
+/// Step (2): takes the key (if any) and the payment's claim in one transaction, committed
+/// before the charge. A request finding its key taken waits for the first request's answer,
+/// polling, up to the processor's delay and 10 s; a key left unanswered past the lease
+/// by a request that died is taken over. No connection is held while waiting.
+fn claim(
+    caller: &Caller,
+    payment: &NewPayment,
+    key: Option<&IdempotencyKey>,
+    bill: &Bill,
+    processor: Processor,
+) -> Result<Claim, PaymentError> {
+    let fingerprint = payment.fingerprint();
+    let patience = Duration::from_millis(processor.delay_ms) + Duration::from_secs(10);
+    let started = Instant::now();
+    loop {
+        if started.elapsed() > patience {
+            return Err(PaymentError::InProgress(payment.target));
+        }
+        let db = Config::db()?;
+        let step = api::db::transaction(&db, |db| {
+            if let Some(key) = key {
+                if !store::claim_key(db, caller.user_id, key, &fingerprint)? {
+                    return Ok(Step::KeyTaken);
+                }
+            }
+            if let Some(claimed) = store::claim(db, payment, bill.user_id, bill.amount)? {
+                return Ok(Step::Claimed(claimed));
+            }
+            match store::live(db, payment.target)? {
+                Some(paid) if paid.status == PaymentStatus::Succeeded => {
+                    let answer = Answer::of(409, &ApiError::from(already_paid(payment.target)));
+                    if let Some(key) = key {
+                        store::save_answer(db, caller.user_id, key, answer.status, &answer.body)?;
+                    }
+                    Ok(Step::Paid(answer))
+                }
+                // A refusal before the charge: rolled back, so the key is not kept.
+                Some(_) => Err(Outcome::Failed(PaymentError::InProgress(payment.target))),
+                None => Err(Outcome::Again),
+            }
+        });
+        let taken = match step {
+            Ok(Step::Claimed(claimed)) => return Ok(Claim::Mine(claimed)),
+            Ok(Step::Paid(answer)) => return Ok(Claim::Answered(answer)),
+            Err(Outcome::Failed(error)) => return Err(error),
+            Err(Outcome::Again) => continue,
+            Ok(Step::KeyTaken) => key.expect("only a key can be taken"),
+        };
+        match store::stored_answer(&db, caller.user_id, taken)? {
+            Some(stored) if stored.fingerprint != fingerprint => {
+                return Err(PaymentError::KeyReused)
+            }
+            Some(store::StoredAnswer {
+                answer: Some((status, body)),
+                ..
+            }) => {
+                return Ok(Claim::Answered(Answer {
+                    status,
+                    body,
+                    event: None,
+                }))
+            }
+            Some(store::StoredAnswer { stale: true, .. }) => {
+                store::drop_key(&db, caller.user_id, taken, true)?;
+            }
+            Some(_) => {
+                drop(db);
+                std::thread::sleep(Duration::from_millis(domain::KEY_POLL_MS));
+            }
+            // The first request gave the key up (refused before its charge): try afresh.
+            None => {}
+        }
+    }
+}
+
+/// Gives up a claim that charged nothing, and its key: the request is refused. If this
+/// fails, both are left to the lease.
+fn give_up(caller: &Caller, key: Option<&IdempotencyKey>, claimed: &store::Claimed) {
+    let released = Config::db().and_then(|db| {
+        api::db::transaction(&db, |db| {
+            store::release(db, claimed)?;
+            if let Some(key) = key {
+                store::drop_key(db, caller.user_id, key, false)?;
+            }
+            Ok(())
+        })
+    });
+    if let Err(error) = released {
         eprintln!(
-            "event {} of payment for order {} was not published to Redis: {error}",
-            event.event_id, event.order_id
+            "payment {} was not released; it is taken over after its lease: {error}",
+            claimed.payment.id
         );
     }
 }
 
-/// The processor's verdict and the stored rows, as the answer to send (and to keep), and
-/// the event of a payment just made.
+/// Step (4), the simulated processor: a delay, then its verdict (true: charged). A real
+/// processor gets the payment's id as its idempotency key, so a claim taken over after the
+/// lease never charges twice.
+fn charge(processor: Processor, payment: &Payment) -> bool {
+    eprintln!(
+        "processor: charging payment {} {} by {}",
+        payment.id,
+        payment.amount,
+        payment.payment_method.as_str()
+    );
+    if processor.delay_ms > 0 {
+        std::thread::sleep(Duration::from_millis(processor.delay_ms));
+    }
+    !processor.decline
+}
+
+/// Publishes the signed envelope, the outbox row's bytes, to Redis pub/sub: at most once by
+/// nature. A failure is logged and the payment stands; its outbox row records the event for
+/// reconciliation.
+fn publish(url: &str, channel: &str, signed: &SignedEvent) {
+    let published = spin_sdk::redis::Connection::open(url)
+        .and_then(|connection| connection.publish(channel, &signed.envelope()));
+    if let Err(error) = published {
+        eprintln!(
+            "event {} of payment for order {} was not published to Redis: {error}",
+            signed.event.event_id, signed.event.order_id
+        );
+    }
+}
+
+/// The answer to send (and to keep for the key), and the event of a payment just made.
 struct Answer {
     status: u16,
     body: String,
-    event: Option<PaymentEvent>,
+    event: Option<SignedEvent>,
 }
 
 impl Answer {
@@ -220,95 +463,61 @@ impl Answer {
     }
 }
 
-/// Runs the order past the processor: the amount charged, or the answer that ends the
-/// request (a decline, kept for key replays). Refusals before any money moves are errors.
-fn process(
-    order: &OrderToPay,
-    processor: Processor,
-) -> Result<Result<Money, Answer>, PaymentError> {
-    let amount = order.amount().map_err(|unpayable| match unpayable {
-        Unpayable::Cancelled => PaymentError::OrderCancelled(order.id),
-        Unpayable::NothingToPay => PaymentError::NothingToPay(order.id),
-    })?;
-    if processor.delay_ms > 0 {
-        std::thread::sleep(Duration::from_millis(processor.delay_ms));
-    }
-    if processor.decline {
-        return Ok(Err(Answer::of(
-            402,
-            &ApiError::from(PaymentError::Declined),
-        )));
-    }
-    Ok(Ok(amount))
-}
-
-/// Records a charged payment with its event; a second payment of the order is a 409 answer.
+/// Records a charged payment as `succeeded`, with its event when it pays an order, in the
+/// caller's transaction.
+/// The event is signed here, as its outbox row is written, with the id it will keep.
 fn record(
     db: &Connection,
-    payment: &NewPayment,
-    order: &OrderToPay,
-    amount: Money,
+    claimed: &Payment,
     relayed: bool,
+    signing_key: Option<&events::SigningKey>,
 ) -> Result<Answer, PaymentError> {
-    // The payment belongs to the order's owner, also when staff takes cash at the desk.
-    match store::insert(db, payment, order.user_id, amount, relayed)? {
-        Some((paid, event_id)) => Ok(Answer {
-            event: Some(PaymentEvent {
-                order_id: paid.order_id,
+    let Some(paid) = store::settle(db, claimed.id, PaymentStatus::Succeeded)? else {
+        return settled_elsewhere(db, claimed.id);
+    };
+    let event = match (paid.order_id, signing_key) {
+        (Some(order_id), Some(key)) => {
+            let event = PaymentEvent {
+                order_id,
                 user_id: paid.user_id,
                 amount: paid.amount,
-                event_id,
-            }),
-            ..Answer::of(201, &paid)
-        }),
-        None => Ok(Answer::of(
-            409,
-            &ApiError::from(PaymentError::AlreadyPaid(order.id)),
-        )),
-    }
-}
-
-/// Why a keyed payment did not run to the end inside its transaction.
-enum Outcome {
-    /// Another request holds or held the key: answer what it answered.
-    Replay,
-    Failed(PaymentError),
-}
-
-use Outcome::Replay;
-
-impl From<ApiError> for Outcome {
-    fn from(error: ApiError) -> Self {
-        Self::Failed(error.into())
-    }
-}
-
-impl From<PaymentError> for Outcome {
-    fn from(error: PaymentError) -> Self {
-        Self::Failed(error)
-    }
-}
-
-/// The first answer given for `key`, if this is the same request.
-fn replay(
-    db: &Connection,
-    caller: &Caller,
-    key: &IdempotencyKey,
-    payment: &NewPayment,
-) -> Result<Response, PaymentError> {
-    match store::stored_answer(db, caller.user_id, key)? {
-        Some(stored) if stored.fingerprint != payment.fingerprint() => Err(PaymentError::KeyReused),
-        Some(store::StoredAnswer {
-            answer: Some((status, body)),
-            ..
-        }) => Ok(Answer {
-            status,
-            body,
-            event: None,
+                event_id: Uuid::new_v4(),
+            };
+            let signed = SignedEvent::sign(event, key);
+            store::write_event(db, &paid, &signed, relayed)?;
+            Some(signed)
         }
-        .into_response()),
-        // The key's owner committed without an answer, or vanished: a bug, not a retry.
-        _ => Err(ApiError::internal("the first request with this key left no answer").into()),
+        (Some(_), None) => {
+            return Err(ApiError::internal("an order's payment came without a signing key").into())
+        }
+        // Bonuses accrue on paid orders only.
+        (None, _) => None,
+    };
+    Ok(Answer {
+        event,
+        ..Answer::of(201, &paid)
+    })
+}
+
+/// Records a declined charge: the payment stays listed as `declined` and holds nothing.
+fn decline(db: &Connection, claimed: &Payment) -> Result<Answer, PaymentError> {
+    match store::settle(db, claimed.id, PaymentStatus::Declined)? {
+        Some(_) => Ok(Answer::of(402, &ApiError::from(PaymentError::Declined))),
+        None => settled_elsewhere(db, claimed.id),
+    }
+}
+
+/// Another attempt at the same payment (one that took the claim over after the lease, or
+/// the one it was taken from) recorded the verdict first: that verdict is the answer.
+fn settled_elsewhere(db: &Connection, id: Uuid) -> Result<Answer, PaymentError> {
+    match store::find(db, id)? {
+        Some(paid) if paid.status == PaymentStatus::Succeeded => Ok(Answer::of(201, &paid)),
+        Some(declined) if declined.status == PaymentStatus::Declined => {
+            Ok(Answer::of(402, &ApiError::from(PaymentError::Declined)))
+        }
+        _ => Err(ApiError::internal("a charged payment's claim was lost")
+            .with_detail(format!("payment {id} is no longer pending"))
+            .into()),
     }
 }
 
@@ -329,33 +538,56 @@ fn get_payment(request: Request, params: Params) -> Result<Response, PaymentErro
     }
 }
 
-/// The caller's payments, newest first (`?order_id=&limit=&cursor=`); staff see everyone's.
+/// The caller's payments, newest first (`?order_id=&fine_id=&status=&limit=&cursor=`);
+/// staff see everyone's.
 #[utoipa::path(get, path = "/api/payments", tag = "payments",
     summary = "The caller's payments, newest first; staff see everyone's",
     params(
         api::openapi::PageParams,
         ("order_id" = Option<Uuid>, Query, description = "Only this order's payments"),
+        ("fine_id" = Option<Uuid>, Query, description = "Only this fine's payments"),
+        ("status" = Option<String>, Query,
+            description = "Only payments in these statuses, comma-separated: `pending`, \
+                `succeeded`, `declined` (e.g. `pending,succeeded`: what holds an order)"),
     ),
     responses(
         (status = 200, description = "One page", body = api::query::PageOf<domain::Payment>),
-        (status = 422, description = "validation_failed: bad limit, cursor or order_id", body = api::openapi::ErrorBody),
+        (status = 422, description = "validation_failed: bad limit, cursor, order_id, fine_id or status", body = api::openapi::ErrorBody),
     ))]
 fn list_payments(request: Request, _params: Params) -> Result<Response, PaymentError> {
     let caller = api::auth::caller(&request)?;
     let query = Query::parse(request.query())?;
     let page = Page::parse(&query)?;
-    let order = query
-        .get("order_id")
-        .map(|raw| {
-            Uuid::parse_str(raw.trim())
-                .map_err(|_| FieldErrors::from(api::FieldError::new("order_id", "must be a UUID")))
-        })
-        .transpose()?;
+    let mut errors = FieldErrors::new();
+    let uuid = |field: &str| {
+        query
+            .get(field)
+            .map(|raw| {
+                Uuid::parse_str(raw.trim())
+                    .map_err(|_| api::FieldError::new(field, "must be a UUID"))
+            })
+            .transpose()
+    };
+    let filter = store::ListFilter {
+        order: errors.check(uuid("order_id")).flatten(),
+        fine: errors.check(uuid("fine_id")).flatten(),
+        statuses: errors
+            .check(
+                query
+                    .get("status")
+                    .map(PaymentStatus::parse_list)
+                    .transpose(),
+            )
+            .flatten(),
+    };
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
     let user = (!caller.is_staff()).then_some(caller.user_id);
     let payments = store::list(
         &Config::db()?,
         user,
-        order,
+        &filter,
         page.after.as_ref(),
         page.fetch(),
     )?;
@@ -433,11 +665,25 @@ mod tests {
         for status in ["402", "404", "409", "422", "502", "503", "504"] {
             assert!(pay["responses"][status].is_object(), "{status}");
         }
-        assert_eq!(pay["operationId"], "pay_order");
+        assert_eq!(pay["operationId"], "create_payment");
         assert_eq!(pay["parameters"][0]["name"], "Idempotency-Key");
         assert_eq!(pay["parameters"][0]["in"], "header");
         assert!(doc["paths"]["/api/payments/health/live"]["get"].is_object());
-        assert!(doc["components"]["schemas"]["PaymentRequest"].is_object());
+        let request = &doc["components"]["schemas"]["PaymentRequest"];
+        assert!(request["properties"]["fine_id"].is_object());
+        assert_eq!(request["required"], serde_json::json!(["payment_method"]));
+        let status = &doc["components"]["schemas"]["PaymentStatus"];
+        assert_eq!(
+            status["enum"],
+            serde_json::json!(["pending", "succeeded", "declined"])
+        );
+        let list = &doc["paths"]["/api/payments"]["get"]["parameters"];
+        for name in ["order_id", "fine_id", "status"] {
+            assert!(
+                list.as_array().unwrap().iter().any(|p| p["name"] == name),
+                "{name}"
+            );
+        }
     }
 
     #[test]

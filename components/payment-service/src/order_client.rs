@@ -1,9 +1,11 @@
 //! Reads the order to pay from order-service as the caller: `GET
-//! {order_service_url}/api/orders/{id}` (service chaining in one host). order-service
+//! {order_service_url}/api/orders/{id}` (service chaining in one host), and once more with
+//! `POST .../payment-check` after the payment is claimed, just before charging. order-service
 //! answers 404 for another user's order, so ownership is decided there.
 
 use api::money::Money;
 use api::upstream::{Reply, Service, Upstream};
+use spin_sdk::http::Method;
 use uuid::Uuid;
 
 use crate::domain::OrderToPay;
@@ -23,6 +25,24 @@ pub async fn fetch_order(
 ) -> Result<OrderToPay, PaymentError> {
     let reply = orders
         .get(&format!("/api/orders/{order_id}"), authorization)
+        .await?;
+    interpret(order_id, &reply)
+}
+
+/// The order as it is now, read by a write that makes every cancellation which read the
+/// order earlier fail (see order-service's `change_status` for why payments need it).
+pub async fn check_before_charge(
+    orders: &Upstream,
+    order_id: Uuid,
+    authorization: Option<&str>,
+) -> Result<OrderToPay, PaymentError> {
+    let reply = orders
+        .send(
+            Method::Post,
+            &format!("/api/orders/{order_id}/payment-check"),
+            authorization,
+            None,
+        )
         .await?;
     interpret(order_id, &reply)
 }

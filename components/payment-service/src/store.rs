@@ -1,6 +1,6 @@
-//! `payments.*` in PostgreSQL (migrations/0009_payments.sql), one statement per intent.
-//! Every statement returns at least one row (Spin 4.0.2 hangs on an empty `pg3` result,
-//! see car-service's store); amounts travel as int8 kopecks, uuids as text.
+//! `payments.*` in PostgreSQL (migrations/0009_payments.sql, 0013_payment_status.sql), one
+//! statement per intent. Every statement returns at least one row (Spin 4.0.2 hangs on an
+//! empty `pg3` result, see car-service's store); amounts travel as int8 kopecks, uuids as text.
 
 use api::db::{self, Row};
 use api::money::Money;
@@ -9,37 +9,91 @@ use api::ApiError;
 use spin_sdk::pg3::Connection;
 use uuid::Uuid;
 
-use crate::domain::{IdempotencyKey, NewPayment, Payment, PaymentMethod};
+use crate::domain::{
+    IdempotencyKey, NewPayment, Payment, PaymentMethod, PaymentStatus, SignedEvent, Target,
+    PENDING_LEASE_SECONDS,
+};
 
 /// The columns of a payment, read from the relation aliased `p`.
 macro_rules! payment_columns {
     () => {
         concat!(
-            "p.id::text AS id, p.order_id::text AS order_id, p.user_id::text AS user_id, \
-             p.amount_kopecks, p.method, ",
+            "p.id::text AS id, p.order_id::text AS order_id, p.fine_id::text AS fine_id, \
+             p.user_id::text AS user_id, p.amount_kopecks, p.method, p.status, ",
             api::rfc3339!("p.created_at"),
             " AS created_at"
         )
     };
 }
 
-/// The payment and its outbox event in one statement: both exist or neither. The unique
-/// index on `order_id` turns a second payment of an order into an all-NULL row. `$5` marks
-/// the event sent at once when another transport than the relay carries it.
-const INSERT: &str = concat!(
+/// Claims the payment of an order (`$1` in the column `order_id`) or a fine: a new
+/// `pending` row, or the order's `pending` row whose claim outlived the lease (`$5` seconds),
+/// taken over with its id. A live payment (pending within its lease, or succeeded) wins the
+/// unique index and the answer is an all-NULL row.
+macro_rules! claim {
+    ($column:literal) => {
+        concat!(
+            "WITH p AS (\
+               INSERT INTO payments.payments AS old (",
+            $column,
+            ", user_id, amount_kopecks, method, status) \
+               VALUES ($1::text::uuid, $2::text::uuid, $3::int8, $4::text, 'pending') \
+               ON CONFLICT (",
+            $column,
+            ") WHERE status IN ('pending', 'succeeded') \
+               DO UPDATE SET claimed_at = now() \
+               WHERE old.status = 'pending' \
+                 AND old.claimed_at < now() - $5::int8 * interval '1 second' \
+               RETURNING *\
+             ) SELECT ",
+            payment_columns!(),
+            ", ",
+            api::rfc3339!("p.claimed_at"),
+            " AS claimed_at FROM (SELECT 1) AS one LEFT JOIN p ON true"
+        )
+    };
+}
+
+const CLAIM_ORDER: &str = claim!("order_id");
+const CLAIM_FINE: &str = claim!("fine_id");
+
+/// The payment that holds an order (`$1`) or a fine (`$2`): pending or succeeded.
+const LIVE: &str = concat!(
+    "SELECT ",
+    payment_columns!(),
+    " FROM (SELECT 1) AS one LEFT JOIN payments.payments AS p \
+       ON (p.order_id = $1::text::uuid OR p.fine_id = $2::text::uuid) \
+      AND p.status IN ('pending', 'succeeded')"
+);
+
+/// Moves a claimed payment on with the processor's verdict (`$2`), only from `pending`, so
+/// of two attempts at one payment (a claim taken over) one records it.
+const SETTLE: &str = concat!(
     "WITH p AS (\
-       INSERT INTO payments.payments (order_id, user_id, amount_kopecks, method) \
-       VALUES ($1::text::uuid, $2::text::uuid, $3::int8, $4::text) \
-       ON CONFLICT (order_id) DO NOTHING RETURNING *\
-     ), event AS (\
-       INSERT INTO payments.outbox (payment_id, order_id, user_id, amount_kopecks, sent_at) \
-       SELECT id, order_id, user_id, amount_kopecks, CASE WHEN $5::bool THEN now() END FROM p \
-       RETURNING event_id\
+       UPDATE payments.payments SET status = $2::text \
+       WHERE id = $1::text::uuid AND status = 'pending' RETURNING *\
      ) SELECT ",
     payment_columns!(),
-    ", event.event_id::text AS event_id FROM (SELECT 1) AS one LEFT JOIN p ON true \
-     LEFT JOIN event ON true"
+    " FROM (SELECT 1) AS one LEFT JOIN p ON true"
 );
+
+/// Gives a claim up before anything was charged (the order turned out cancelled, or could
+/// not be checked): the row goes, as if never claimed, unless another attempt has taken the
+/// claim over meanwhile (`claimed_at` moved).
+const RELEASE: &str = "DELETE FROM payments.payments \
+     WHERE id = $1::text::uuid AND status = 'pending' AND claimed_at = $2::text::timestamptz";
+
+/// A succeeded payment's event (`$3`), with its signed body (`$4`, `$5`, migrations/
+/// 0011_signed_events.sql). `$2` marks it sent at once when another transport than the relay
+/// carries it.
+const INSERT_EVENT: &str = "WITH event AS (\
+       INSERT INTO payments.outbox \
+         (event_id, payment_id, order_id, user_id, amount_kopecks, body, signature, sent_at) \
+       SELECT $3::text::uuid, id, order_id, user_id, amount_kopecks, $4::text, $5::text, \
+         CASE WHEN $2::bool THEN now() END \
+       FROM payments.payments WHERE id = $1::text::uuid AND order_id IS NOT NULL \
+       RETURNING event_id\
+     ) SELECT event.event_id::text AS event_id FROM (SELECT 1) AS one LEFT JOIN event ON true";
 
 const FIND: &str = concat!(
     "SELECT ",
@@ -47,7 +101,8 @@ const FIND: &str = concat!(
     " FROM (SELECT 1) AS one LEFT JOIN payments.payments AS p ON p.id = $1::text::uuid"
 );
 
-/// A user's payments (or everyone's, for staff: `$1` NULL), optionally of one order.
+/// A user's payments (or everyone's, for staff: `$1` NULL), optionally of one order (`$2`),
+/// one fine (`$6`), in some statuses (`$7`, comma-separated).
 const LIST: &str = concat!(
     "SELECT ",
     payment_columns!(),
@@ -55,6 +110,8 @@ const LIST: &str = concat!(
        SELECT * FROM payments.payments AS inner_p \
        WHERE ($1::text IS NULL OR inner_p.user_id = $1::text::uuid) \
          AND ($2::text IS NULL OR inner_p.order_id = $2::text::uuid) \
+         AND ($6::text IS NULL OR inner_p.fine_id = $6::text::uuid) \
+         AND ($7::text IS NULL OR inner_p.status = ANY (string_to_array($7::text, ','))) \
          AND ($3::text IS NULL \
               OR (inner_p.created_at, inner_p.id) < ($3::text::timestamptz, $4::text::uuid)) \
        ORDER BY inner_p.created_at DESC, inner_p.id DESC LIMIT $5::int8\
@@ -67,7 +124,9 @@ const CLAIM_KEY: &str = "WITH claimed AS (\
        VALUES ($1::text::uuid, $2::text, $3::text) ON CONFLICT DO NOTHING RETURNING key\
      ) SELECT count(claimed.key) AS claimed FROM (SELECT 1) AS one LEFT JOIN claimed ON true";
 
-const STORED_ANSWER: &str = "SELECT k.request_hash, k.status, k.body \
+/// The key's request and answer, and whether an unanswered key outlived the lease (`$3`).
+const STORED_ANSWER: &str = "SELECT k.request_hash, k.status, k.body, \
+       k.claimed_at < now() - $3::int8 * interval '1 second' AS stale \
      FROM (SELECT 1) AS one LEFT JOIN payments.idempotency_keys AS k \
        ON k.user_id = $1::text::uuid AND k.key = $2::text";
 
@@ -75,30 +134,106 @@ const SAVE_ANSWER: &str =
     "UPDATE payments.idempotency_keys SET status = $3::int4, body = $4::text \
      WHERE user_id = $1::text::uuid AND key = $2::text";
 
+/// Frees a key: its request was refused before anything was charged, or (with `$3`) it was
+/// left unanswered longer than the lease by a request that died.
+const DROP_KEY: &str = "DELETE FROM payments.idempotency_keys \
+     WHERE user_id = $1::text::uuid AND key = $2::text AND status IS NULL \
+       AND ($3::int8 IS NULL OR claimed_at < now() - $3::int8 * interval '1 second')";
+
 /// Wakes the relays listening on this channel once the transaction commits (PostgreSQL
 /// delivers NOTIFY at commit and drops it on rollback).
 const WAKE_RELAY: &str = "NOTIFY payments_outbox";
 
-/// Stores the payment and its event, or `None` when the order is paid already. With
-/// `relayed`, the relay is woken to publish the event; otherwise it is recorded as sent.
-pub fn insert(
+fn target_params(target: Target) -> [spin_sdk::pg3::ParameterValue; 2] {
+    match target {
+        Target::Order(id) => [id.to_string().into(), db::text_or_null(None)],
+        Target::Fine(id) => [db::text_or_null(None), id.to_string().into()],
+    }
+}
+
+/// A `pending` payment this request claimed, and when: the claim is its own while
+/// `claimed_at` is unchanged.
+pub struct Claimed {
+    pub payment: Payment,
+    claimed_at: String,
+}
+
+/// The new `pending` payment of `payment`'s order or fine for `user_id` (or the stale claim
+/// taken over), or `None` when a live payment holds it.
+pub fn claim(
     db: &Connection,
     payment: &NewPayment,
     user_id: Uuid,
     amount: Money,
-    relayed: bool,
-) -> Result<Option<(Payment, Uuid)>, ApiError> {
+) -> Result<Option<Claimed>, ApiError> {
+    let (sql, id) = match payment.target {
+        Target::Order(id) => (CLAIM_ORDER, id),
+        Target::Fine(id) => (CLAIM_FINE, id),
+    };
     let params = [
-        payment.order_id.to_string().into(),
+        id.to_string().into(),
         user_id.to_string().into(),
         amount.kopecks().into(),
         payment.method.as_str().to_owned().into(),
-        (!relayed).into(),
+        PENDING_LEASE_SECONDS.into(),
     ];
-    let row = db::one_row(db::query(db, INSERT, &params)?)?;
-    let Some(stored) = payment_from_row(&row)? else {
+    let row = db::one_row(db::query(db, sql, &params)?)?;
+    let Some(payment) = payment_from_row(&row)? else {
         return Ok(None);
     };
+    Ok(Some(Claimed {
+        payment,
+        claimed_at: row.get("claimed_at")?,
+    }))
+}
+
+/// The payment holding `target` (pending or succeeded), if any.
+pub fn live(db: &Connection, target: Target) -> Result<Option<Payment>, ApiError> {
+    let row = db::one_row(db::query(db, LIVE, &target_params(target))?)?;
+    payment_from_row(&row)
+}
+
+/// Records the processor's verdict on a claimed payment; `None` when it is no longer
+/// pending (another attempt at the same payment recorded it first).
+pub fn settle(
+    db: &Connection,
+    id: Uuid,
+    verdict: PaymentStatus,
+) -> Result<Option<Payment>, ApiError> {
+    let params = [id.to_string().into(), verdict.as_str().to_owned().into()];
+    payment_from_row(&db::one_row(db::query(db, SETTLE, &params)?)?)
+}
+
+/// Gives up a claim that charged nothing.
+pub fn release(db: &Connection, claimed: &Claimed) -> Result<(), ApiError> {
+    let params = [
+        claimed.payment.id.to_string().into(),
+        claimed.claimed_at.clone().into(),
+    ];
+    db::execute(db, RELEASE, &params).map(drop)
+}
+
+/// Writes `event`, the signed `payment_succeeded` event of `paid` (an order's payment), to
+/// the outbox in the caller's transaction. With `relayed`, the relay is woken to publish it;
+/// otherwise it is recorded as sent.
+pub fn write_event(
+    db: &Connection,
+    paid: &Payment,
+    event: &SignedEvent,
+    relayed: bool,
+) -> Result<(), ApiError> {
+    let params = [
+        paid.id.to_string().into(),
+        (!relayed).into(),
+        event.event.event_id.to_string().into(),
+        event.body.clone().into(),
+        event.signature.clone().into(),
+    ];
+    let row = db::one_row(db::query(db, INSERT_EVENT, &params)?)?;
+    if row.is_null("event_id")? {
+        return Err(ApiError::internal("no event was written for the payment")
+            .with_detail(format!("payment {} pays no order", paid.id)));
+    }
     // A lost wake-up costs the relay one poll interval, never the payment: the row is
     // there whatever happens to the NOTIFY.
     if relayed {
@@ -108,7 +243,7 @@ pub fn insert(
             );
         }
     }
-    Ok(Some((stored, row.uuid("event_id")?)))
+    Ok(())
 }
 
 pub fn find(db: &Connection, id: Uuid) -> Result<Option<Payment>, ApiError> {
@@ -116,19 +251,36 @@ pub fn find(db: &Connection, id: Uuid) -> Result<Option<Payment>, ApiError> {
     payment_from_row(&row)
 }
 
+/// What a list is narrowed to, besides whose payments.
+#[derive(Debug, Default)]
+pub struct ListFilter {
+    pub order: Option<Uuid>,
+    pub fine: Option<Uuid>,
+    pub statuses: Option<Vec<PaymentStatus>>,
+}
+
 pub fn list(
     db: &Connection,
     user: Option<Uuid>,
-    order: Option<Uuid>,
+    filter: &ListFilter,
     after: Option<&Cursor>,
     fetch: i64,
 ) -> Result<Vec<Payment>, ApiError> {
+    let statuses = filter.statuses.as_ref().map(|statuses| {
+        statuses
+            .iter()
+            .map(|status| status.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    });
     let params = [
         db::text_or_null(user.map(|id| id.to_string())),
-        db::text_or_null(order.map(|id| id.to_string())),
+        db::text_or_null(filter.order.map(|id| id.to_string())),
         db::text_or_null(after.map(Cursor::created_at_sql)),
         db::text_or_null(after.map(|cursor| cursor.id.to_string())),
         fetch.into(),
+        db::text_or_null(filter.fine.map(|id| id.to_string())),
+        db::text_or_null(statuses),
     ];
     let mut payments = Vec::new();
     for row in db::rows(db::query(db, LIST, &params)?) {
@@ -156,8 +308,10 @@ pub fn claim_key(
 /// What the first request with a key asked for and got.
 pub struct StoredAnswer {
     pub fingerprint: String,
-    /// Status and JSON body; `None` only if the first request never finished.
+    /// Status and JSON body; `None` while the first request runs (or if it died).
     pub answer: Option<(u16, String)>,
+    /// Unanswered for longer than the lease: its request died.
+    pub stale: bool,
 }
 
 pub fn stored_answer(
@@ -165,7 +319,11 @@ pub fn stored_answer(
     user: Uuid,
     key: &IdempotencyKey,
 ) -> Result<Option<StoredAnswer>, ApiError> {
-    let params = [user.to_string().into(), key.as_str().to_owned().into()];
+    let params = [
+        user.to_string().into(),
+        key.as_str().to_owned().into(),
+        PENDING_LEASE_SECONDS.into(),
+    ];
     let row = db::one_row(db::query(db, STORED_ANSWER, &params)?)?;
     if row.is_null("request_hash")? {
         return Ok(None);
@@ -179,6 +337,7 @@ pub fn stored_answer(
     Ok(Some(StoredAnswer {
         fingerprint: row.get("request_hash")?,
         answer,
+        stale: row.get("stale")?,
     }))
 }
 
@@ -198,6 +357,35 @@ pub fn save_answer(
     db::execute(db, SAVE_ANSWER, &params).map(drop)
 }
 
+/// Frees an unanswered key: always (`stale_only` false: its own request gives it up), or
+/// only once it has outlived the lease (its request died).
+pub fn drop_key(
+    db: &Connection,
+    user: Uuid,
+    key: &IdempotencyKey,
+    stale_only: bool,
+) -> Result<(), ApiError> {
+    let lease = if stale_only {
+        PENDING_LEASE_SECONDS.into()
+    } else {
+        spin_sdk::pg3::ParameterValue::DbNull
+    };
+    let params = [
+        user.to_string().into(),
+        key.as_str().to_owned().into(),
+        lease,
+    ];
+    db::execute(db, DROP_KEY, &params).map(drop)
+}
+
+fn optional_uuid(row: &Row, column: &str) -> Result<Option<Uuid>, ApiError> {
+    if row.is_null(column)? {
+        Ok(None)
+    } else {
+        row.uuid(column).map(Some)
+    }
+}
+
 fn payment_from_row(row: &Row) -> Result<Option<Payment>, ApiError> {
     if row.is_null("id")? {
         return Ok(None);
@@ -205,14 +393,17 @@ fn payment_from_row(row: &Row) -> Result<Option<Payment>, ApiError> {
     let kopecks: i64 = row.get("amount_kopecks")?;
     Ok(Some(Payment {
         id: row.uuid("id")?,
-        order_id: row.uuid("order_id")?,
+        order_id: optional_uuid(row, "order_id")?,
+        fine_id: optional_uuid(row, "fine_id")?,
         user_id: row.uuid("user_id")?,
         amount: Money::from_kopecks(kopecks)
             .ok_or_else(|| db::unexpected("amount_kopecks", "out of range"))?,
         payment_method: row.parse("method", |text| {
             PaymentMethod::parse(text).ok_or_else(|| format!("unknown method `{text}`"))
         })?,
-        status: "succeeded",
+        status: row.parse("status", |text| {
+            PaymentStatus::parse(text).ok_or_else(|| format!("unknown status `{text}`"))
+        })?,
         created_at: row.timestamp("created_at")?,
     }))
 }

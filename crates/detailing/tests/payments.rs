@@ -1,5 +1,6 @@
-//! payment-service end to end: paying orders once, refusals, declines, the outbox row
-//! written with the payment, and Idempotency-Key retries (also racing ones).
+//! payment-service end to end: paying orders once (claimed before the charge, so racing
+//! payments charge once), refusals, declines, the outbox row written with the payment,
+//! Idempotency-Key retries (also racing ones), payments racing cancellations, fines.
 
 mod common;
 
@@ -13,10 +14,28 @@ fn order(server: &TestServer, who: &Actor, vin: &str, items: Value) -> String {
     let car = json!({"license_plate": "А123БВ799", "vin": vin, "make": "Lada", "model": "Vesta", "year": 2021});
     let (status, car) = server.call("POST", "/api/cars", who.token(), Some(&car));
     assert_eq!(status, 201, "{car}");
-    let body = json!({"car_id": car["id"], "desired_time": "2030-12-20T10:00:00Z", "description": "ТО", "items": items});
+    order_for_car(server, who, car["id"].as_str().unwrap(), items)
+}
+
+fn order_for_car(server: &TestServer, who: &Actor, car_id: &str, items: Value) -> String {
+    let body = json!({"car_id": car_id, "desired_time": "2030-12-20T10:00:00Z", "description": "ТО", "items": items});
     let (status, order) = server.call("POST", "/api/orders", who.token(), Some(&body));
     assert_eq!(status, 201, "{order}");
     order["id"].as_str().unwrap().to_owned()
+}
+
+fn cancel(server: &TestServer, who: &Actor, order_id: &str) -> (u16, Value) {
+    server.call(
+        "PATCH",
+        &format!("/api/orders/{order_id}/status"),
+        who.token(),
+        Some(&json!({"status": "cancelled"})),
+    )
+}
+
+/// How many charges the simulated processor has made (it logs each one).
+fn charges(server: &TestServer) -> usize {
+    server.log().matches("processor: charging payment").count()
 }
 
 fn two_washes() -> Value {
@@ -144,19 +163,186 @@ fn orders_that_cannot_be_paid_are_refused_before_any_charge() {
 }
 
 #[test]
-fn a_declined_charge_is_402_and_leaves_no_payment_and_no_event() {
+fn a_declined_charge_is_402_is_listed_declined_and_does_not_block_the_next_attempt() {
     let server =
         TestServer::start(ServerConfig::app().env("SPIN_VARIABLE_PAYMENT_DECLINE", "true"));
     let me = server.customer();
     let order_id = order(&server, &me, "XTA210930V0000304", two_washes());
+    for attempt in 1..=2 {
+        let (status, body) = pay(&server, &me, &order_id, "card", None);
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (402, Some("payment_declined")),
+            "attempt {attempt}"
+        );
+    }
+    let (_, mine) = server.call(
+        "GET",
+        &format!("/api/payments?order_id={order_id}"),
+        me.token(),
+        None,
+    );
+    let statuses: Vec<&Value> = mine["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| &p["status"])
+        .collect();
+    assert_eq!(statuses, [&json!("declined"), &json!("declined")]);
+    assert_eq!(count(&server, "outbox"), "0");
+    // Declined payments hold nothing: the order may still be cancelled.
+    assert_eq!(cancel(&server, &me, &order_id).0, 200);
+}
+
+#[test]
+fn concurrent_payments_of_one_order_without_a_key_charge_once() {
+    const DELAY_MS: u128 = 1500;
+    let server = TestServer::start(
+        ServerConfig::app().env("SPIN_VARIABLE_PAYMENT_PROCESSING_DELAY_MS", "1500"),
+    );
+    let me = server.customer();
+    let order_id = order(&server, &me, "XTA210930V0000310", two_washes());
+    let answers: Vec<(u16, Value, u128)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    let started = std::time::Instant::now();
+                    let (status, body) = pay(&server, &me, &order_id, "card", None);
+                    (status, body, started.elapsed().as_millis())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let paid: Vec<_> = answers.iter().filter(|a| a.0 == 201).collect();
+    assert_eq!(paid.len(), 1, "{answers:?}\n{}", server.log());
+    for (status, body, elapsed) in answers.iter().filter(|a| a.0 != 201) {
+        assert_eq!(
+            (*status, body["error"]["code"].as_str()),
+            (409, Some("payment_in_progress")),
+            "{answers:?}"
+        );
+        // The loser was turned away before the processor: it never waited for a charge.
+        assert!(*elapsed < DELAY_MS, "{answers:?}");
+    }
+    assert_eq!(charges(&server), 1, "{}", server.log());
+    assert_eq!(
+        (count(&server, "payments"), count(&server, "outbox")),
+        ("1".into(), "1".into())
+    );
+}
+
+#[test]
+fn payments_racing_cancellations_never_leave_an_order_paid_and_cancelled() {
+    const PAIRS: usize = 50;
+    let server = TestServer::start(
+        ServerConfig::app().env("SPIN_VARIABLE_PAYMENT_PROCESSING_DELAY_MS", "300"),
+    );
+    let me = server.customer();
+    let car = json!({"license_plate": "А123БВ799", "vin": "XTA210930V0000320", "make": "Lada", "model": "Vesta", "year": 2021});
+    let (status, car) = server.call("POST", "/api/cars", me.token(), Some(&car));
+    assert_eq!(status, 201, "{car}");
+    let car_id = car["id"].as_str().unwrap();
+    let orders: Vec<String> = (0..PAIRS)
+        .map(|_| order_for_car(&server, &me, car_id, two_washes()))
+        .collect();
+    let answers: Vec<((u16, Value), (u16, Value))> = std::thread::scope(|scope| {
+        let handles: Vec<_> = orders
+            .iter()
+            .map(|order_id| {
+                let (server, me) = (&server, &me);
+                let payment = scope.spawn(move || pay(server, me, order_id, "card", None));
+                let cancellation = scope.spawn(move || cancel(server, me, order_id));
+                (payment, cancellation)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(p, c)| (p.join().unwrap(), c.join().unwrap()))
+            .collect()
+    });
+    let state = psql_db(
+        &server.db,
+        "SELECT o.id || ' ' || o.status || ' ' \
+           || count(p.id) FILTER (WHERE p.status = 'succeeded') || ' ' \
+           || count(p.id) FILTER (WHERE p.status = 'pending') \
+         FROM orders.orders AS o LEFT JOIN payments.payments AS p ON p.order_id = o.id \
+         GROUP BY o.id, o.status",
+    );
+    let (mut paid, mut cancelled) = (0, 0);
+    for line in state.lines() {
+        let [id, status, succeeded, pending] = line.split(' ').collect::<Vec<_>>()[..] else {
+            panic!("{line}");
+        };
+        let (order_id, answer) = orders
+            .iter()
+            .zip(&answers)
+            .find(|(order_id, _)| order_id.as_str() == id)
+            .unwrap();
+        assert_eq!(pending, "0", "{order_id}: {answer:?}");
+        match (status, succeeded) {
+            ("cancelled", "0") => cancelled += 1,
+            (status, "1") if status != "cancelled" => paid += 1,
+            _ => panic!(
+                "order {order_id} ends {status} with {succeeded} succeeded payments: {answer:?}"
+            ),
+        }
+        // What each side was told matches the end state.
+        let ((pay_status, _), (cancel_status, cancel_body)) = answer;
+        assert_eq!(*pay_status == 201, succeeded == "1", "{answer:?}");
+        assert_eq!(*cancel_status == 200, status == "cancelled", "{answer:?}");
+        if *cancel_status != 200 {
+            assert!(
+                ["order_paid", "status_changed"]
+                    .contains(&cancel_body["error"]["code"].as_str().unwrap()),
+                "{answer:?}"
+            );
+        }
+    }
+    assert_eq!(paid + cancelled, PAIRS, "{state}");
+    println!("{paid} paid, {cancelled} cancelled");
+}
+
+#[test]
+fn a_pending_payment_holds_its_order_until_its_lease_runs_out() {
+    let server = TestServer::start(ServerConfig::app());
+    let me = server.customer();
+    let order_id = order(&server, &me, "XTA210930V0000311", two_washes());
+    // An attempt that died after claiming: its payment is pending, claimed just now.
+    let claimed = psql_db(
+        &server.db,
+        &format!(
+            "WITH p AS (\
+               INSERT INTO payments.payments (order_id, user_id, amount_kopecks, method, status) \
+               VALUES ('{order_id}', '{}', 300000, 'card', 'pending') RETURNING id\
+             ) SELECT id FROM p",
+            me.id
+        ),
+    );
     let (status, body) = pay(&server, &me, &order_id, "card", None);
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (402, Some("payment_declined"))
+        (409, Some("payment_in_progress"))
     );
+    let (status, body) = cancel(&server, &me, &order_id);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("order_paid")),
+        "a pending payment may have charged: the order is not cancelled"
+    );
+    assert_eq!(charges(&server), 0);
+    // Past the lease, the next payment takes the claim over, with its id.
+    psql_db(
+        &server.db,
+        "UPDATE payments.payments SET claimed_at = now() - interval '61 seconds'",
+    );
+    let (status, payment) = pay(&server, &me, &order_id, "card", None);
+    assert_eq!(status, 201, "{payment}");
+    assert_eq!(payment["id"], claimed.as_str());
+    assert_eq!(payment["status"], "succeeded");
     assert_eq!(
         (count(&server, "payments"), count(&server, "outbox")),
-        ("0".into(), "0".into())
+        ("1".into(), "1".into())
     );
 }
 
@@ -270,4 +456,88 @@ fn a_paid_order_cannot_be_cancelled_while_there_is_no_refund() {
         Some(&json!({"status": "confirmed"})),
     );
     assert_eq!(status, 200);
+}
+
+fn pay_body(server: &TestServer, who: &Actor, body: &Value) -> (u16, Value) {
+    server.call("POST", "/api/payments", who.token(), Some(body))
+}
+
+#[test]
+fn a_fine_is_paid_once_charging_once_and_raises_no_event() {
+    let server = TestServer::start(
+        ServerConfig::app().env("SPIN_VARIABLE_PAYMENT_PROCESSING_DELAY_MS", "500"),
+    );
+    let (staff, stranger) = (server.staff(), server.customer());
+    let fine_id = psql_db(
+        &server.db,
+        "SELECT id FROM fines.fines WHERE license_plate = 'К456МН178'",
+    );
+    let fine = json!({"fine_id": fine_id, "payment_method": "cash"});
+    // fines-service decides who may see a fine: not someone who proves no plate.
+    let (status, body) = pay_body(&server, &stranger, &fine);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("fine_not_found")),
+        "{body}\n{}",
+        server.log()
+    );
+    let missing = json!({"fine_id": uuid::Uuid::new_v4(), "payment_method": "cash"});
+    assert_eq!(
+        pay_body(&server, &staff, &missing).1["error"]["code"],
+        "fine_not_found"
+    );
+    for body in [
+        json!({"payment_method": "cash"}),
+        json!({"fine_id": fine_id, "order_id": fine_id, "payment_method": "cash"}),
+    ] {
+        let (status, answer) = pay_body(&server, &staff, &body);
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (422, Some("validation_failed")),
+            "{body}"
+        );
+    }
+
+    // Staff take cash at the desk, twice at once: one payment, one charge.
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| pay_body(&server, &staff, &fine)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let paid: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == 201)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(paid.len(), 1, "{answers:?}\n{}", server.log());
+    let payment = paid[0];
+    assert_eq!(payment["fine_id"], fine_id.as_str());
+    assert_eq!(payment["order_id"], Value::Null);
+    assert_eq!(payment["amount"], 3000.0);
+    assert_eq!(payment["status"], "succeeded");
+    assert_eq!(payment["user_id"], staff.id.to_string());
+    for (status, body) in answers.iter().filter(|(status, _)| *status != 201) {
+        assert_eq!(*status, 409, "{body}");
+        assert!(
+            ["payment_in_progress", "fine_already_paid"]
+                .contains(&body["error"]["code"].as_str().unwrap()),
+            "{body}"
+        );
+    }
+    let (status, body) = pay_body(&server, &staff, &fine);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("fine_already_paid"))
+    );
+    assert_eq!(charges(&server), 1);
+    // Bonuses accrue on paid orders only.
+    assert_eq!(count(&server, "outbox"), "0");
+    let (_, listed) = server.call(
+        "GET",
+        &format!("/api/payments?fine_id={fine_id}&status=succeeded"),
+        staff.token(),
+        None,
+    );
+    assert_eq!(listed["items"], json!([payment]));
 }
