@@ -149,9 +149,10 @@ async fn get_fine(request: Request, params: Params) -> Result<Response, FinesErr
 /// that is not a UUID. The fine is marked paid only once payment-service holds its payment.
 #[utoipa::path(post, path = "/api/fines/{fine_id}/pay", tag = "fines", operation_id = "pay_fine",
     summary = "Pay a fine through payment-service, once",
-    description = "Asks payment-service (`POST /api/payments` with `{fine_id, payment_method}`, \
-        the caller's token and `Idempotency-Key: fine-<fine_id>`) to charge the fine's amount, \
-        then records the payment on the fine. A body is optional: none pays by card. \
+    description = "Asks payment-service (`POST /api/payments` with `{fine_id, payment_method}` \
+        and the caller's token) to charge the fine's amount, then records the payment on the \
+        fine; a payment an earlier attempt made is found and recorded instead. A declined \
+        payment may be tried again. A body is optional: none pays by card. \
         payment-service's refusals (400, 402, 403, 404, 409, 422 with an error code) are \
         passed on unchanged, and the fine stays unpaid.",
     params(("fine_id" = Uuid, Path)),
@@ -181,6 +182,11 @@ async fn pay(request: Request, params: Params) -> Result<Response, FinesError> {
     let reply = payments.charge(id, method, authorization).await?;
     let payment_id = match payment_client::interpret(&reply, id)? {
         Charge::Paid { payment_id } => payment_id,
+        // An earlier attempt paid it and its answer never got here: record that payment.
+        Charge::PaidBefore(refused) => match payments.succeeded(id, authorization).await? {
+            Some(payment_id) => payment_id,
+            None => return Ok(passed_on(refused.status, refused.body)),
+        },
         Charge::Refused(refused) => return Ok(passed_on(refused.status, refused.body)),
     };
     let db = api::db::open(&config.postgres_url)?;

@@ -1,8 +1,11 @@
 //! Paying a fine through payment-service: `POST {payment_service_url}/api/payments` with
-//! `{fine_id, payment_method}`, the caller's token and `Idempotency-Key: fine-<fine_id>`.
-//! payment-service reads the fine's amount back from `GET /api/fines/{fine_id}` as the
-//! caller, charges it and keeps one payment per fine; this side only records which payment
-//! paid the fine. Spin service chaining in one host, a Service URL across pods.
+//! `{fine_id, payment_method}` and the caller's token. payment-service reads the fine's amount
+//! back from `GET /api/fines/{fine_id}` as the caller, claims the fine's one live payment
+//! before it charges (so two attempts never both charge) and keeps it; this side only records
+//! which payment paid the fine. No Idempotency-Key: a key per fine would replay a decline to
+//! every later attempt, and a retry after a lost answer finds the payment through
+//! `GET /api/payments?fine_id=&status=succeeded`. Spin service chaining in one host, a
+//! Service URL across pods.
 
 use api::upstream::{Reply, Service, Upstream};
 use api::ApiError;
@@ -52,8 +55,7 @@ impl Payments {
             .method(Method::Post)
             .uri(&self.url)
             .header("accept", "application/json")
-            .header("content-type", "application/json")
-            .header("idempotency-key", idempotency_key(fine));
+            .header("content-type", "application/json");
         if let Some(authorization) = authorization {
             request.header("authorization", authorization);
         }
@@ -68,19 +70,53 @@ impl Payments {
             body: response.into_body(),
         })
     }
-}
 
-/// One key per fine: a retry of the same fine's payment is the same request to payment-service.
-pub fn idempotency_key(fine: Uuid) -> String {
-    format!("fine-{fine}")
+    /// The succeeded payment of fine `fine` the caller can see, if any: how a fine paid by
+    /// an attempt whose answer was lost gets its payment recorded.
+    pub async fn succeeded(
+        &self,
+        fine: Uuid,
+        authorization: Option<&str>,
+    ) -> Result<Option<Uuid>, ApiError> {
+        let url = format!("{}?fine_id={fine}&status=succeeded&limit=1", self.url);
+        let mut request = Request::builder();
+        request
+            .method(Method::Get)
+            .uri(&url)
+            .header("accept", "application/json");
+        if let Some(authorization) = authorization {
+            request.header("authorization", authorization);
+        }
+        let response: Response = send(request.build())
+            .await
+            .map_err(|error| self.upstream.send_failed(&format!("GET {url}"), error))?;
+        let reply = Reply {
+            service: PAYMENT_SERVICE,
+            status: *response.status(),
+            body: response.into_body(),
+        };
+        if reply.status != 200 {
+            return Err(reply.unexpected());
+        }
+        let list: serde_json::Value = reply.json()?;
+        match list["items"].as_array().and_then(|items| items.first()) {
+            Some(payment) => match paid(&reply, payment, fine)? {
+                Charge::Paid { payment_id } => Ok(Some(payment_id)),
+                _ => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
 }
 
 /// What payment-service made of the charge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Charge {
-    /// The fine's payment: made now (201), or made before (409 `fine_already_paid`, which
-    /// carries it).
+    /// The fine's payment, made now (201).
     Paid { payment_id: Uuid },
+    /// payment-service holds a succeeded payment of the fine already (409
+    /// `fine_already_paid`): look it up and record it.
+    PaidBefore(Reply),
     /// payment-service refused in the shared error shape (402 declined, 404, 409, 422...):
     /// nothing was paid, and its answer goes back to the caller unchanged.
     Refused(Reply),
@@ -92,15 +128,7 @@ pub fn interpret(reply: &Reply, fine: Uuid) -> Result<Charge, ApiError> {
     match reply.status {
         201 => paid(reply, &reply.json()?, fine),
         409 if reply.error_code().as_deref() == Some("fine_already_paid") => {
-            let body: serde_json::Value = reply.json()?;
-            // The existing payment rides along with the error, beside it or inside it.
-            let payment = [&body["payment"], &body["error"]["payment"]]
-                .into_iter()
-                .find(|payment| payment.is_object())
-                .ok_or_else(|| {
-                    reply.failed("answered 409 fine_already_paid without the existing payment")
-                })?;
-            paid(reply, payment, fine)
+            Ok(Charge::PaidBefore(reply.clone()))
         }
         400 | 402 | 403 | 404 | 409 | 422 if reply.error_code().is_some() => {
             Ok(Charge::Refused(reply.clone()))
@@ -168,29 +196,12 @@ mod tests {
     }
 
     #[test]
-    fn an_existing_payment_in_the_409_pays_the_fine_too() {
-        let error = r#""error":{"code":"fine_already_paid","message":"paid"}"#;
-        for body in [
-            format!(r#"{{{error},"payment":{}}}"#, payment(FINE, "succeeded")),
-            format!(
-                r#"{{"error":{{"code":"fine_already_paid","message":"paid","payment":{}}}}}"#,
-                payment(FINE, "succeeded")
-            ),
-        ] {
-            assert_eq!(
-                interpret(&reply(409, &body), FINE).unwrap(),
-                Charge::Paid {
-                    payment_id: PAYMENT_ID
-                },
-                "{body}"
-            );
-        }
-        let bare = format!("{{{error}}}");
-        let failed = interpret(&reply(409, &bare), FINE).unwrap_err();
-        assert_eq!(
-            (failed.status, failed.code),
-            (502, "payment_service_failed")
-        );
+    fn a_fine_paid_before_is_looked_up() {
+        let body = r#"{"error":{"code":"fine_already_paid","message":"paid"}}"#;
+        assert!(matches!(
+            interpret(&reply(409, body), FINE).unwrap(),
+            Charge::PaidBefore(_)
+        ));
     }
 
     #[test]
@@ -235,13 +246,5 @@ mod tests {
                 "{status} {body}"
             );
         }
-    }
-
-    #[test]
-    fn the_key_names_the_fine() {
-        assert_eq!(
-            idempotency_key(FINE),
-            "fine-00000000-0000-0000-0000-0000000000f1"
-        );
     }
 }

@@ -689,3 +689,35 @@ fn fines_health_is_public_and_checks_the_database() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["service"], "fines-service");
 }
+
+#[test]
+fn a_fine_paid_but_not_recorded_gets_its_payment_recorded_on_the_next_attempt() {
+    let server = TestServer::start(ServerConfig::app());
+    let me = server.customer();
+    register_proven_car(
+        &server,
+        &me,
+        SEED_PLATE,
+        "XTA210930V0123456",
+        SEED_CERTIFICATE,
+    );
+    let id = a_seeded_fine(&server, SEED_PLATE);
+    let (status, paid) = pay(&server, &me, &id);
+    assert_eq!(status, 200, "{paid}\n{}", server.log());
+    let payment_id = paid["payment_id"].as_str().unwrap().to_owned();
+    // As if fines-service had lost payment-service's answer: the payment exists, the fine
+    // does not know it.
+    psql_db(
+        &server.db,
+        &format!(
+            "UPDATE fines.fines SET paid_at = NULL, paid_by = NULL, payment_id = NULL \
+             WHERE id = '{id}'"
+        ),
+    );
+    assert!(!paid_in_db(&server, &id));
+    let (status, again) = pay(&server, &me, &id);
+    assert_eq!(status, 200, "{again}\n{}", server.log());
+    assert_eq!(again["payment_id"], payment_id.as_str());
+    assert!(paid_in_db(&server, &id));
+    assert_eq!(payments_of_fine(&server, &me, &id).len(), 1, "charged once");
+}
