@@ -166,9 +166,7 @@ async fn swap(app: Arc<App>, id: &str, request: Request<Incoming>) -> Response<H
 /// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
 fn is_loopback_host(host: &str) -> bool {
     let name = match host.rsplit_once(':') {
-        Some((name, port)) if !name.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
-            name
-        }
+        Some((name, port)) if !name.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
         _ => host,
     };
     if name.eq_ignore_ascii_case("localhost") {
@@ -200,10 +198,22 @@ mod tests {
 
     #[test]
     fn only_loopback_hosts_are_admitted() {
-        for host in ["127.0.0.1:4000", "localhost:1", "LOCALHOST", "[::1]:9", "127.1.2.3"] {
+        for host in [
+            "127.0.0.1:4000",
+            "localhost:1",
+            "LOCALHOST",
+            "[::1]:9",
+            "127.1.2.3",
+        ] {
             assert!(is_loopback_host(host), "{host}");
         }
-        for host in ["evil.example:4000", "10.0.0.1", "[::2]:1", "127.0.0.1.nip.io", ""] {
+        for host in [
+            "evil.example:4000",
+            "10.0.0.1",
+            "[::2]:1",
+            "127.0.0.1.nip.io",
+            "",
+        ] {
             assert!(!is_loopback_host(host), "{host}");
         }
     }

@@ -329,7 +329,10 @@ fn is_authority(value: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
     };
-    let port_ok = match value.strip_prefix(host).and_then(|rest| rest.strip_prefix(':')) {
+    let port_ok = match value
+        .strip_prefix(host)
+        .and_then(|rest| rest.strip_prefix(':'))
+    {
         Some(port) => authority.port_u16().is_some() && port.bytes().all(|b| b.is_ascii_digit()),
         None => value == host,
     };
@@ -370,7 +373,10 @@ async fn forward(
         return too_large(limit);
     }
     let (mut parts, body) = req.into_parts();
-    let read = tokio::time::timeout(limits.body_read_timeout, Limited::new(body, limit).collect());
+    let read = tokio::time::timeout(
+        limits.body_read_timeout,
+        Limited::new(body, limit).collect(),
+    );
     let body = match read.await {
         Err(_elapsed) => {
             return error_response(

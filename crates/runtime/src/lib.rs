@@ -21,8 +21,8 @@ pub mod spin_headers;
 pub mod state;
 pub mod variables;
 
-pub use app::{App, AppOptions, LoadReport};
 pub use admission::Concurrency;
+pub use app::{App, AppOptions, LoadReport};
 pub use compile::{CacheOutcome, CompileCache};
 pub use connection::ConnectionLimits;
 pub use limits::Limits;

@@ -6,8 +6,8 @@
 
 use crate::admission::Concurrency;
 use crate::metrics::ComponentMetrics;
-use std::collections::BTreeMap;
 use anyhow::Result;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::{
