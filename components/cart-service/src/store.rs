@@ -16,7 +16,10 @@ const CATALOG: &str =
      FROM (SELECT 1) AS one LEFT JOIN cart.catalog AS c ON true \
      ORDER BY c.kind DESC, c.name";
 
-const LINES: &str = "SELECT l.* FROM (SELECT 1) AS one LEFT JOIN LATERAL (\
+/// `added_at` (timestamptz) only orders the lines: it is not selected, since Spin 4.0.2's pg3
+/// cannot read a timestamptz column.
+const LINES: &str = "SELECT l.id, l.catalog_id, l.name, l.kind, l.price_kopecks, l.quantity \
+     FROM (SELECT 1) AS one LEFT JOIN LATERAL (\
        SELECT i.id::text AS id, i.catalog_id::text AS catalog_id, c.name, c.kind, \
               c.price_kopecks, i.quantity, i.added_at \
        FROM cart.items AS i JOIN cart.catalog AS c ON c.id = i.catalog_id \

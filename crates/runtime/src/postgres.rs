@@ -3,22 +3,21 @@
 //! Spin's API has no transaction call: a guest sends `BEGIN` ... `COMMIT` on one opened
 //! connection, so a guest connection holds one pooled client for its whole life. A client
 //! that may still be inside a transaction, or had a query cut off, is rolled back or discarded
-//! before anyone else gets it. Column types follow what Spin 3.x converts; others are
-//! `unsupported` (cast them to text in SQL), so a component behaves the same under real Spin.
+//! before anyone else gets it. Values are converted as Spin 4.0.2 converts them (see
+//! `types`), refusals included, so a component behaves the same under real Spin.
 
-use crate::bindings::spin::postgres::postgres::{
-    self as pg, Column, DbDataType, DbValue, ParameterValue, RowSet,
-};
+mod types;
+
+use crate::bindings::spin::postgres::postgres::{self as pg, ParameterValue, RowSet};
 use crate::outbound::AllowedHosts;
 use crate::state::InstanceState;
-use bytes::BytesMut;
-use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio_postgres::types::{IsNull, ToSql, Type};
+use tokio_postgres::types::ToSql;
+use types::Param;
 use wasmtime::component::Resource;
 
 /// Pool settings shared by every database URL a guest opens.
@@ -174,7 +173,7 @@ impl PgConnection {
         statement: &str,
         params: Vec<ParameterValue>,
     ) -> Result<RowSet, pg::Error> {
-        let params = bind(params);
+        let params = types::params(params).map_err(pg::Error::BadParameter)?;
         let client = self.client.as_ref().ok_or_else(closed)?;
         self.in_flight = true;
         let result = async {
@@ -185,7 +184,16 @@ impl PgConnection {
         .await;
         self.finished(statement, result.is_ok());
         let (stmt, rows) = result.map_err(query_error)?;
-        row_set(stmt.columns(), &rows)
+        if rows.is_empty() {
+            // Spin 4.0.2 never answers a pg3 query that returns no rows (it waits for a first
+            // row to learn the columns from): the request hangs there until it times out.
+            tracing::warn!(
+                statement,
+                "a query returned no rows: under Spin 4.0.2 it would never return; \
+                 shape it to return at least one row"
+            );
+        }
+        types::row_set(stmt.columns(), &rows)
     }
 
     async fn execute(
@@ -193,7 +201,7 @@ impl PgConnection {
         statement: &str,
         params: Vec<ParameterValue>,
     ) -> Result<u64, pg::Error> {
-        let params = bind(params);
+        let params = types::params(params).map_err(pg::Error::ValueConversionFailed)?;
         let client = self.client.as_ref().ok_or_else(closed)?;
         self.in_flight = true;
         let result = async {
@@ -246,10 +254,6 @@ fn closed() -> pg::Error {
     pg::Error::Other("connection already closed".into())
 }
 
-fn bind(params: Vec<ParameterValue>) -> Vec<Param> {
-    params.into_iter().map(Param::from).collect()
-}
-
 fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
     params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
 }
@@ -262,7 +266,7 @@ fn query_error(e: tokio_postgres::Error) -> pg::Error {
             db.message(),
             db.code().code()
         )),
-        None => pg::Error::QueryFailed(e.to_string()),
+        None => pg::Error::QueryFailed(types::with_causes(&e)),
     }
 }
 
@@ -363,221 +367,6 @@ impl pg::HostConnection for InstanceState {
         let conn = self.table.delete(conn)?;
         conn.release().await;
         Ok(())
-    }
-}
-
-fn data_type(ty: &Type) -> DbDataType {
-    match *ty {
-        Type::BOOL => DbDataType::Boolean,
-        Type::CHAR => DbDataType::Int8,
-        Type::INT2 => DbDataType::Int16,
-        Type::INT4 => DbDataType::Int32,
-        Type::INT8 => DbDataType::Int64,
-        Type::FLOAT4 => DbDataType::Floating32,
-        Type::FLOAT8 => DbDataType::Floating64,
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => DbDataType::Str,
-        Type::BYTEA => DbDataType::Binary,
-        Type::DATE => DbDataType::Date,
-        Type::TIME => DbDataType::Time,
-        Type::TIMESTAMP | Type::TIMESTAMPTZ => DbDataType::Datetime,
-        _ => DbDataType::Other,
-    }
-}
-
-fn row_set(
-    columns: &[tokio_postgres::Column],
-    rows: &[tokio_postgres::Row],
-) -> Result<RowSet, pg::Error> {
-    let columns_out = columns
-        .iter()
-        .map(|c| Column {
-            name: c.name().to_string(),
-            data_type: data_type(c.type_()),
-        })
-        .collect();
-    let mut rows_out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let mut values = Vec::with_capacity(columns.len());
-        for (i, column) in columns.iter().enumerate() {
-            values.push(db_value(row, i, column.type_()).map_err(|e| {
-                pg::Error::ValueConversionFailed(format!("column `{}`: {e}", column.name()))
-            })?);
-        }
-        rows_out.push(values);
-    }
-    Ok(RowSet {
-        columns: columns_out,
-        rows: rows_out,
-    })
-}
-
-fn db_value(
-    row: &tokio_postgres::Row,
-    i: usize,
-    ty: &Type,
-) -> Result<DbValue, tokio_postgres::Error> {
-    fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
-        row: &'a tokio_postgres::Row,
-        i: usize,
-        f: impl FnOnce(T) -> DbValue,
-    ) -> Result<DbValue, tokio_postgres::Error> {
-        Ok(row.try_get::<_, Option<T>>(i)?.map_or(DbValue::DbNull, f))
-    }
-    match *ty {
-        Type::BOOL => get(row, i, DbValue::Boolean),
-        Type::CHAR => get(row, i, DbValue::Int8),
-        Type::INT2 => get(row, i, DbValue::Int16),
-        Type::INT4 => get(row, i, DbValue::Int32),
-        Type::INT8 => get(row, i, DbValue::Int64),
-        Type::FLOAT4 => get(row, i, DbValue::Floating32),
-        Type::FLOAT8 => get(row, i, DbValue::Floating64),
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => get(row, i, DbValue::Str),
-        Type::BYTEA => get(row, i, DbValue::Binary),
-        Type::DATE => get(row, i, |d: NaiveDate| {
-            DbValue::Date((d.year(), d.month() as u8, d.day() as u8))
-        }),
-        Type::TIME => get(row, i, |t: NaiveTime| {
-            DbValue::Time((
-                t.hour() as u8,
-                t.minute() as u8,
-                t.second() as u8,
-                t.nanosecond(),
-            ))
-        }),
-        Type::TIMESTAMP => get(row, i, datetime),
-        Type::TIMESTAMPTZ => get(row, i, |t: chrono::DateTime<chrono::Utc>| {
-            datetime(t.naive_utc())
-        }),
-        _ => Ok(DbValue::Unsupported),
-    }
-}
-
-fn datetime(t: NaiveDateTime) -> DbValue {
-    DbValue::Datetime((
-        t.year(),
-        t.month() as u8,
-        t.day() as u8,
-        t.hour() as u8,
-        t.minute() as u8,
-        t.second() as u8,
-        t.nanosecond(),
-    ))
-}
-
-/// A guest parameter, bound with the Postgres type the statement expects where it is compatible.
-#[derive(Debug)]
-enum Param {
-    Bool(bool),
-    I8(i8),
-    I16(i16),
-    I32(i32),
-    I64(i64),
-    F32(f32),
-    F64(f64),
-    Str(String),
-    Binary(Vec<u8>),
-    Date(Option<NaiveDate>),
-    Time(Option<NaiveTime>),
-    DateTime(Option<NaiveDateTime>),
-    Null,
-}
-
-impl From<ParameterValue> for Param {
-    fn from(v: ParameterValue) -> Self {
-        match v {
-            ParameterValue::Boolean(b) => Param::Bool(b),
-            ParameterValue::Int8(n) => Param::I8(n),
-            ParameterValue::Int16(n) => Param::I16(n),
-            ParameterValue::Int32(n) => Param::I32(n),
-            ParameterValue::Int64(n) => Param::I64(n),
-            ParameterValue::Floating32(n) => Param::F32(n),
-            ParameterValue::Floating64(n) => Param::F64(n),
-            ParameterValue::Str(s) => Param::Str(s),
-            ParameterValue::Binary(b) => Param::Binary(b),
-            ParameterValue::Date((y, m, d)) => {
-                Param::Date(NaiveDate::from_ymd_opt(y, m.into(), d.into()))
-            }
-            ParameterValue::Time((h, m, s, ns)) => Param::Time(NaiveTime::from_hms_nano_opt(
-                h.into(),
-                m.into(),
-                s.into(),
-                ns,
-            )),
-            ParameterValue::Datetime((y, mo, d, h, mi, s, ns)) => Param::DateTime(
-                NaiveDate::from_ymd_opt(y, mo.into(), d.into())
-                    .and_then(|date| date.and_hms_nano_opt(h.into(), mi.into(), s.into(), ns)),
-            ),
-            ParameterValue::Timestamp(secs) => {
-                Param::DateTime(chrono::DateTime::from_timestamp(secs, 0).map(|t| t.naive_utc()))
-            }
-            ParameterValue::DbNull => Param::Null,
-        }
-    }
-}
-
-fn invalid(what: &str) -> Box<dyn std::error::Error + Sync + Send> {
-    format!("invalid {what} parameter").into()
-}
-
-impl ToSql for Param {
-    fn to_sql(
-        &self,
-        ty: &Type,
-        out: &mut BytesMut,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        match self {
-            Param::Bool(v) => v.to_sql(ty, out),
-            Param::I8(v) => v.to_sql(ty, out),
-            Param::I16(v) => v.to_sql(ty, out),
-            Param::I32(v) => v.to_sql(ty, out),
-            Param::I64(v) => v.to_sql(ty, out),
-            Param::F32(v) => v.to_sql(ty, out),
-            Param::F64(v) => v.to_sql(ty, out),
-            Param::Str(v) => v.to_sql(ty, out),
-            Param::Binary(v) => v.to_sql(ty, out),
-            Param::Date(v) => v.ok_or_else(|| invalid("date"))?.to_sql(ty, out),
-            Param::Time(v) => v.ok_or_else(|| invalid("time"))?.to_sql(ty, out),
-            Param::DateTime(v) => {
-                let v = v.ok_or_else(|| invalid("datetime"))?;
-                if *ty == Type::TIMESTAMPTZ {
-                    v.and_utc().to_sql(ty, out)
-                } else {
-                    v.to_sql(ty, out)
-                }
-            }
-            Param::Null => Ok(IsNull::Yes),
-        }
-    }
-
-    fn accepts(_ty: &Type) -> bool {
-        // Checked per value in `to_sql_checked` below, since the variant decides.
-        true
-    }
-
-    fn to_sql_checked(
-        &self,
-        ty: &Type,
-        out: &mut BytesMut,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        let accepted = match self {
-            Param::Bool(_) => <bool as ToSql>::accepts(ty),
-            Param::I8(_) => <i8 as ToSql>::accepts(ty),
-            Param::I16(_) => <i16 as ToSql>::accepts(ty),
-            Param::I32(_) => <i32 as ToSql>::accepts(ty),
-            Param::I64(_) => <i64 as ToSql>::accepts(ty),
-            Param::F32(_) => <f32 as ToSql>::accepts(ty),
-            Param::F64(_) => <f64 as ToSql>::accepts(ty),
-            Param::Str(_) => <String as ToSql>::accepts(ty),
-            Param::Binary(_) => <Vec<u8> as ToSql>::accepts(ty),
-            Param::Date(_) => <NaiveDate as ToSql>::accepts(ty),
-            Param::Time(_) => <NaiveTime as ToSql>::accepts(ty),
-            Param::DateTime(_) => matches!(*ty, Type::TIMESTAMP | Type::TIMESTAMPTZ),
-            Param::Null => true,
-        };
-        if !accepted {
-            return Err(format!("cannot bind {self:?} to a parameter of type {ty}").into());
-        }
-        self.to_sql(ty, out)
     }
 }
 
@@ -715,16 +504,5 @@ mod tests {
             &allowed,
             "postgres://u@/x?host=/var/run/postgresql"
         ));
-    }
-
-    #[test]
-    fn datetime_binds_to_timestamp_and_timestamptz_but_not_text() {
-        let p = Param::from(ParameterValue::Datetime((2026, 11, 25, 10, 30, 0, 0)));
-        let mut buf = BytesMut::new();
-        assert!(p.to_sql_checked(&Type::TIMESTAMPTZ, &mut buf).is_ok());
-        assert!(p.to_sql_checked(&Type::TIMESTAMP, &mut buf).is_ok());
-        assert!(p.to_sql_checked(&Type::TEXT, &mut buf).is_err());
-        let s = Param::from(ParameterValue::Str("x".into()));
-        assert!(s.to_sql_checked(&Type::UUID, &mut buf).is_err());
     }
 }
