@@ -440,7 +440,7 @@ class Bench:
         log(f"built in {time.monotonic() - started:.0f} s")
 
     def detailing(self):
-        return os.path.join(RELEASE, "detailing")
+        return self.args.ours_bin or os.path.join(RELEASE, "detailing")
 
     def check_binaries(self):
         needs = {"ours": self.detailing(), "floor": os.path.join(RELEASE, "bench-floor"),
@@ -1171,6 +1171,9 @@ def main():
     parser.add_argument("--ours-log", default="warn",
                         help="RUST_LOG for `detailing up` (default warn: no per-request lines)")
     parser.add_argument("--output", help="where to write the section (BENCHMARKS.md)")
+    parser.add_argument("--ours-bin", type=os.path.abspath,
+                        help="the detailing binary measured as ours (default target/release/"
+                             "detailing), e.g. an earlier commit's build for a before/after A/B")
     args = parser.parse_args()
     if "ours" in args.skip:
         parser.error("ours is the reference of every ratio and of the correctness gate")
