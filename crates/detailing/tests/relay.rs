@@ -293,9 +293,14 @@ fn the_redis_transport_accrues_through_the_redis_trigger() {
         |balance| balance["balance"] == 30.0,
     );
     assert_eq!(balance["balance"], 30.0, "{}", server.log());
-    assert!(server
-        .log()
-        .contains(&format!("Accrued 30.00 bonuses to user {}", me.id)));
+    // The guest's line reaches the host's log after its answer: wait for it too.
+    let accrued = format!("Accrued 30.00 bonuses to user {}", me.id);
+    let log = wait_for(
+        Duration::from_secs(10),
+        || server.log(),
+        |log| log.contains(&accrued),
+    );
+    assert!(log.contains(&accrued), "{log}");
     // The outbox still records the event, marked sent: the relay has nothing to do.
     let sent = psql_db(
         &server.db,
