@@ -1,5 +1,6 @@
 //! Test harness: the real `detailing` binary on port 0, against a fresh PostgreSQL database
 //! made for the test and dropped after it. Readiness is the `Serving http://...` line.
+//! With `SPIN_BIN` naming a Spin CLI, the app runs under `$SPIN_BIN up` instead (see [`spin_bin`]).
 #![allow(dead_code)]
 
 pub mod tools;
@@ -242,12 +243,37 @@ impl ServerConfig {
     }
 }
 
+/// The Spin CLI named by `SPIN_BIN`, when the suite runs against it instead of our host.
+pub fn spin_bin() -> Option<PathBuf> {
+    std::env::var_os("SPIN_BIN")
+        .filter(|bin| !bin.is_empty())
+        .map(PathBuf::from)
+}
+
+/// True (after saying so) when the suite runs under the Spin CLI and the calling test checks
+/// something only our host does (`reason`): the test then returns early.
+pub fn host_only(reason: &str) -> bool {
+    if spin_bin().is_some() {
+        println!("skipped under Spin: {reason}");
+        true
+    } else {
+        false
+    }
+}
+
+/// The pieces of a run under the Spin CLI: its log and state folders and the relay beside it.
+struct SpinRun {
+    dir: PathBuf,
+    relay: Option<Child>,
+}
+
 pub struct TestServer {
     pub db: TestDb,
     pub base: String,
     config: ServerConfig,
     child: Option<Child>,
     log: Arc<Mutex<String>>,
+    spin: Option<SpinRun>,
 }
 
 impl TestServer {
@@ -260,12 +286,16 @@ impl TestServer {
             config,
             child: None,
             log: Default::default(),
+            spin: None,
         };
         server.spawn();
         server
     }
 
     fn spawn(&mut self) {
+        if let Some(spin) = spin_bin() {
+            return self.spawn_spin(&spin);
+        }
         let cache = repo_root().join("target/test-compile-cache");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_detailing"));
         cmd.arg("--manifest")
@@ -328,8 +358,170 @@ impl TestServer {
         self.child = Some(child);
     }
 
+    /// The `SPIN_VARIABLE_*` (and other) variables the app gets, the config's last.
+    fn app_env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = [
+            ("SPIN_VARIABLE_POSTGRES_URL", self.db.url().as_str()),
+            ("SPIN_VARIABLE_POSTGRES_HOST", "127.0.0.1:5432"),
+            ("SPIN_VARIABLE_JWT_SECRET", TEST_JWT_SECRET),
+            ("SPIN_VARIABLE_BCRYPT_COST", TEST_BCRYPT_COST),
+            ("SPIN_VARIABLE_RELAY_TOKEN", TEST_RELAY_TOKEN),
+            ("SPIN_VARIABLE_EVENT_SIGNING_KEY", TEST_EVENT_SIGNING_KEY),
+            ("RUST_LOG", "info"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        env.extend(self.config.env.iter().cloned());
+        env
+    }
+
+    /// Under `SPIN_BIN`: migrate with our CLI, then `$SPIN_BIN up` on a free port, ready when
+    /// Spin's health route answers; `detailing relay` beside it when the config has a broker.
+    fn spawn_spin(&mut self, spin: &Path) {
+        let mut args = self.config.args.iter();
+        let mut amqp_url = None;
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--no-relay" => {}
+                "--amqp-url" => amqp_url = args.next().cloned(),
+                other => panic!(
+                    "`{other}` (in {:?}) is an option of our host that the Spin CLI does not \
+                     have: guard the test with common::host_only(..)",
+                    self.config.args
+                ),
+            }
+        }
+        let env = self.app_env();
+        let migrate = Command::new(env!("CARGO_BIN_EXE_detailing"))
+            .arg("--manifest")
+            .arg(&self.config.manifest)
+            .arg("--migrations")
+            .arg(repo_root().join("migrations"))
+            .arg("migrate")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("cannot run detailing migrate");
+        assert!(
+            migrate.status.success(),
+            "detailing migrate failed: {}",
+            String::from_utf8_lossy(&migrate.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = match &self.spin {
+            Some(run) => run.dir.clone(),
+            None => {
+                let dir = repo_root()
+                    .join("target/test-spin")
+                    .join(uuid::Uuid::new_v4().simple().to_string());
+                std::fs::create_dir_all(dir.join("logs")).unwrap();
+                std::fs::create_dir_all(dir.join("state")).unwrap();
+                dir
+            }
+        };
+        let mut child = Command::new(spin)
+            .arg("up")
+            .arg("-f")
+            .arg(&self.config.manifest)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--log-dir")
+            .arg(dir.join("logs"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", spin.display()));
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let log = self.log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push_str(&(line + "\n"));
+                }
+            });
+        }
+        self.base = format!("http://127.0.0.1:{port}");
+        self.spin = Some(SpinRun { dir, relay: None });
+        let health = self.url("/.well-known/spin/health");
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if client
+                .get(&health)
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+            {
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("spin up exited early ({status}):\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "spin up did not start:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        self.child = Some(child);
+        if let Some(amqp_url) = amqp_url {
+            let mut relay = Command::new(env!("CARGO_BIN_EXE_detailing"))
+                .arg("--manifest")
+                .arg(&self.config.manifest)
+                .arg("--migrations")
+                .arg(repo_root().join("migrations"))
+                .arg("relay")
+                .arg("--bonus-url")
+                .arg(self.url("/api/bonuses/events"))
+                .arg("--amqp-url")
+                .arg(amqp_url)
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("cannot start detailing relay");
+            for pipe in [
+                Box::new(relay.stdout.take().unwrap()) as Box<dyn Read + Send>,
+                Box::new(relay.stderr.take().unwrap()),
+            ] {
+                let log = self.log.clone();
+                std::thread::spawn(move || {
+                    for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                        log.lock().unwrap().push_str(&format!("relay: {line}\n"));
+                    }
+                });
+            }
+            self.spin.as_mut().unwrap().relay = Some(relay);
+        }
+    }
+
+    /// What the server wrote; under Spin also the components' logs, read now.
     pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        let mut log = self.log.lock().unwrap().clone();
+        if let Some(run) = &self.spin {
+            let mut files: Vec<_> = std::fs::read_dir(run.dir.join("logs"))
+                .map(|dir| dir.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+                .unwrap_or_default();
+            files.sort();
+            for file in files {
+                if let Ok(text) = std::fs::read_to_string(&file) {
+                    log.push_str(&format!("--- {}\n{text}", file.display()));
+                }
+            }
+        }
+        log
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -343,6 +535,10 @@ impl TestServer {
     }
 
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        if let Some(mut relay) = self.spin.as_mut().and_then(|run| run.relay.take()) {
+            unsafe_kill(relay.id(), "TERM");
+            let _ = relay.wait();
+        }
         let mut child = self.child.take()?;
         unsafe_kill(child.id(), "TERM");
         let deadline = Instant::now() + Duration::from_secs(40);
@@ -457,6 +653,13 @@ impl Drop for TestServer {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some(mut run) = self.spin.take() {
+            if let Some(mut relay) = run.relay.take() {
+                let _ = relay.kill();
+                let _ = relay.wait();
+            }
+            let _ = std::fs::remove_dir_all(&run.dir);
         }
     }
 }
