@@ -6,6 +6,7 @@
 pub mod tools;
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -427,6 +428,8 @@ impl TestServer {
             .arg("up")
             .arg("-f")
             .arg(&self.config.manifest)
+            // Component output only in the log folder, which `log()` reads: once, not twice.
+            .arg("--quiet")
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--log-dir")
@@ -434,6 +437,9 @@ impl TestServer {
             .arg("--state-dir")
             .arg(dir.join("state"))
             .envs(env.iter().map(|(k, v)| (k, v)))
+            // `spin up` runs each trigger as a child process: a group of their own, so stopping
+            // signals them all and none is left holding database connections.
+            .process_group(0)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -456,6 +462,8 @@ impl TestServer {
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap();
+        // Held by the server from here, so a failed start is still stopped when it drops.
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if client
@@ -465,7 +473,7 @@ impl TestServer {
             {
                 break;
             }
-            if let Some(status) = child.try_wait().unwrap() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("spin up exited early ({status}):\n{}", self.log());
             }
             assert!(
@@ -475,7 +483,6 @@ impl TestServer {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-        self.child = Some(child);
         if let Some(amqp_url) = amqp_url {
             let mut relay = Command::new(env!("CARGO_BIN_EXE_detailing"))
                 .arg("--manifest")
@@ -536,18 +543,26 @@ impl TestServer {
 
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         if let Some(mut relay) = self.spin.as_mut().and_then(|run| run.relay.take()) {
-            unsafe_kill(relay.id(), "TERM");
+            unsafe_kill(&relay.id().to_string(), "TERM");
             let _ = relay.wait();
         }
         let mut child = self.child.take()?;
-        unsafe_kill(child.id(), "TERM");
+        let under_spin = self.spin.is_some();
+        let pid = |child: &Child| {
+            if under_spin {
+                format!("-{}", child.id())
+            } else {
+                child.id().to_string()
+            }
+        };
+        unsafe_kill(&pid(&child), "TERM");
         let deadline = Instant::now() + Duration::from_secs(40);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
                 return Some(status);
             }
             if Instant::now() > deadline {
-                let _ = child.kill();
+                unsafe_kill(&pid(&child), "KILL");
                 return child.wait().ok();
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -651,6 +666,9 @@ pub fn mint_token(user: uuid::Uuid, role: auth::Role, issued_ago: i64, ttl: i64)
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            if self.spin.is_some() {
+                unsafe_kill(&format!("-{}", child.id()), "KILL");
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -664,9 +682,10 @@ impl Drop for TestServer {
     }
 }
 
-fn unsafe_kill(pid: u32, signal: &str) {
+/// `kill -<signal> <pid>`; a `pid` of `-<n>` is the process group `n`.
+fn unsafe_kill(pid: &str, signal: &str) {
     let _ = Command::new("kill")
-        .args([&format!("-{signal}"), &pid.to_string()])
+        .args([&format!("-{signal}"), "--", pid])
         .status();
 }
 
