@@ -51,6 +51,9 @@ fn closed_by_server(stream: &mut TcpStream) -> bool {
 
 #[test]
 fn slow_header_connections_are_closed_within_the_timeout_while_others_are_served() {
+    if common::host_only("our connection limits and timeouts (--max-connections etc.); Spin has no equivalent (we do better)") {
+        return;
+    }
     let server = probe_server(&["--header-read-timeout-ms", "1000"]);
     let started = Instant::now();
     let slow: Vec<TcpStream> = (0..30).map(|_| connect(&server)).collect();
@@ -95,6 +98,9 @@ fn slow_header_connections_are_closed_within_the_timeout_while_others_are_served
 
 #[test]
 fn an_idle_connection_is_closed_after_the_idle_timeout_and_a_busy_one_is_not() {
+    if common::host_only("our connection limits and timeouts (--max-connections etc.); Spin has no equivalent (we do better)") {
+        return;
+    }
     let server = probe_server(&[
         "--idle-timeout-ms",
         "800",
@@ -121,6 +127,9 @@ fn an_idle_connection_is_closed_after_the_idle_timeout_and_a_busy_one_is_not() {
 
 #[test]
 fn a_head_over_the_cap_gets_431() {
+    if common::host_only("our connection limits and timeouts (--max-connections etc.); Spin has no equivalent (we do better)") {
+        return;
+    }
     let server = probe_server(&["--max-header-bytes", "16384"]);
     let big = "a".repeat(96 << 10);
     let answer = raw(
@@ -142,6 +151,9 @@ fn a_head_over_the_cap_gets_431() {
 
 #[test]
 fn a_host_header_that_is_not_an_authority_is_refused_before_routing() {
+    if common::host_only("our connection limits and timeouts (--max-connections etc.); Spin has no equivalent (we do better)") {
+        return;
+    }
     let server = probe_server(&[]);
     for host in [
         "x/api/bonuses/events?",
@@ -194,6 +206,9 @@ fn a_host_header_that_is_not_an_authority_is_refused_before_routing() {
 
 #[test]
 fn connections_beyond_the_cap_are_refused_at_once_and_room_comes_back() {
+    if common::host_only("our connection limits and timeouts (--max-connections etc.); Spin has no equivalent (we do better)") {
+        return;
+    }
     let server = probe_server(&["--max-connections", "20"]);
     let held: Vec<TcpStream> = (0..20).map(|_| connect(&server)).collect();
     // Give the host time to accept all twenty.
@@ -253,6 +268,9 @@ fn login_status(server: &TestServer, email: &str) -> (u16, Option<String>) {
 
 #[test]
 fn a_component_at_its_concurrency_cap_answers_503_with_retry_after() {
+    if common::host_only("our connection limits and timeouts (--max-connections etc.); Spin has no equivalent (we do better)") {
+        return;
+    }
     let server = app_server(&["--component-concurrency", "user-service=1:1"]);
     register(&server, "capped@example.com");
     let statuses: Vec<(u16, Option<String>)> = std::thread::scope(|scope| {
@@ -271,6 +289,9 @@ fn a_component_at_its_concurrency_cap_answers_503_with_retry_after() {
 
 #[test]
 fn idle_connections_and_a_login_flood_do_not_stop_other_services() {
+    if common::host_only("our connection limits and timeouts (--max-connections etc.); Spin has no equivalent (we do better)") {
+        return;
+    }
     let server = app_server(&[]);
     register(&server, "flood@example.com");
     let owner = server.customer();

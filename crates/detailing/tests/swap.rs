@@ -84,6 +84,11 @@ fn version(body: &Value) -> &'static str {
 
 #[test]
 fn a_component_is_swapped_under_load_without_a_failed_request() {
+    if common::host_only(
+        "hot swap and the admin endpoint are ours; Spin has no equivalent (we do better)",
+    ) {
+        return;
+    }
     let server = server();
     let stop = AtomicBool::new(false);
     let (results, output) = std::thread::scope(|scope| {
@@ -160,6 +165,11 @@ fn a_component_is_swapped_under_load_without_a_failed_request() {
 
 #[test]
 fn a_build_that_does_not_load_leaves_the_old_one_serving() {
+    if common::host_only(
+        "hot swap and the admin endpoint are ours; Spin has no equivalent (we do better)",
+    ) {
+        return;
+    }
     let server = server();
     let garbage = std::env::temp_dir().join(format!("broken-{}.wasm", uuid::Uuid::new_v4()));
     std::fs::write(&garbage, b"\0asm not really").unwrap();
@@ -193,6 +203,11 @@ fn a_build_that_does_not_load_leaves_the_old_one_serving() {
 
 #[test]
 fn watch_rebuilds_a_changed_component_and_swaps_it_in() {
+    if common::host_only(
+        "hot swap and the admin endpoint are ours; Spin has no equivalent (we do better)",
+    ) {
+        return;
+    }
     // A component whose "build" copies the next version over its source when its watched
     // file changes: the watcher's work without a real cargo build in the test.
     let dir = std::env::temp_dir().join(format!("watch-{}", uuid::Uuid::new_v4().simple()));
@@ -268,6 +283,11 @@ watch = ["{dir}/*.rs"]
 
 #[test]
 fn the_admin_endpoint_is_off_unless_asked_for() {
+    if common::host_only(
+        "hot swap and the admin endpoint are ours; Spin has no equivalent (we do better)",
+    ) {
+        return;
+    }
     let server = server_with(&[]);
     assert!(
         !server.log().lines().any(|line| line.starts_with("Admin ")),
@@ -278,6 +298,11 @@ fn the_admin_endpoint_is_off_unless_asked_for() {
 
 #[test]
 fn the_admin_endpoint_refuses_a_missing_or_wrong_token_and_a_foreign_host() {
+    if common::host_only(
+        "hot swap and the admin endpoint are ours; Spin has no equivalent (we do better)",
+    ) {
+        return;
+    }
     let server = server();
     let (url, token_file) = admin(&server);
     let token = std::fs::read_to_string(&token_file).unwrap();
@@ -340,6 +365,11 @@ fn the_admin_endpoint_refuses_a_missing_or_wrong_token_and_a_foreign_host() {
 
 #[test]
 fn shipped_deployments_never_enable_the_admin_endpoint() {
+    if common::host_only(
+        "hot swap and the admin endpoint are ours; Spin has no equivalent (we do better)",
+    ) {
+        return;
+    }
     let root = common::repo_root();
     let mut files = vec![root.join("Dockerfile"), root.join("docker-compose.yml")];
     for entry in std::fs::read_dir(root.join("deploy/spinkube")).unwrap() {

@@ -113,6 +113,14 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // A second panic would abort the test binary and leave its other servers running.
+            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+            let _ = Command::new("psql")
+                .args([ADMIN_URL, "-Atc", &sql])
+                .output();
+            return;
+        }
         psql(&format!(
             "DROP DATABASE IF EXISTS {} WITH (FORCE)",
             self.name
@@ -665,6 +673,10 @@ pub fn mint_token(user: uuid::Uuid, role: auth::Role, issued_ago: i64, ttl: i64)
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        if self.spin.is_some() && std::thread::panicking() {
+            // The log folder goes with the server: a failing test shows what Spin logged.
+            eprintln!("--- Spin's output and component logs:\n{}", self.log());
+        }
         if let Some(mut child) = self.child.take() {
             if self.spin.is_some() {
                 unsafe_kill(&format!("-{}", child.id()), "KILL");
