@@ -5,7 +5,7 @@
 
 use api::db::{self, Row};
 use api::money::Money;
-use api::query::{Cursor, Page};
+use api::query::Page;
 use api::ApiError;
 use spin_sdk::pg3::Connection;
 use uuid::Uuid;
@@ -164,12 +164,7 @@ pub fn redeem(db: &Connection, code: &PromocodeCode, user: Uuid) -> Result<bool,
 
 /// Up to `page.fetch()` of the user's entries, newest first.
 pub fn history(db: &Connection, user: Uuid, page: &Page) -> Result<Vec<Entry>, ApiError> {
-    let params = [
-        user.to_string().into(),
-        db::text_or_null(page.after.as_ref().map(Cursor::created_at_sql)),
-        db::text_or_null(page.after.as_ref().map(|cursor| cursor.id.to_string())),
-        page.fetch().into(),
-    ];
+    let params = db::paged(vec![user.to_string().into()], page);
     let mut entries = Vec::new();
     for row in db::rows(db::query(db, HISTORY, &params)?) {
         if !row.is_null("id")? {

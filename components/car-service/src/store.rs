@@ -8,7 +8,7 @@
 //! in UTC, which every host passes through unchanged (pg3's datetime value has no zone).
 
 use api::db::{self, Row};
-use api::query::{Cursor, Page};
+use api::query::Page;
 use api::ApiError;
 use spin_sdk::pg3::{Connection, ParameterValue};
 use uuid::Uuid;
@@ -87,12 +87,7 @@ pub fn insert(db: &Connection, car: &NewCar, owner: Uuid) -> Result<Inserted, Ap
 }
 
 pub fn list(db: &Connection, owner: Option<Uuid>, page: &Page) -> Result<Vec<Car>, ApiError> {
-    let params = [
-        db::text_or_null(owner.map(|id| id.to_string())),
-        db::text_or_null(page.after.as_ref().map(Cursor::created_at_sql)),
-        db::text_or_null(page.after.as_ref().map(|cursor| cursor.id.to_string())),
-        page.fetch().into(),
-    ];
+    let params = db::paged(vec![db::text_or_null(owner.map(|id| id.to_string()))], page);
     let mut cars = Vec::new();
     for row in db::rows(db::query(db, LIST, &params)?) {
         cars.extend(car_from_row(&row)?);
@@ -210,12 +205,7 @@ pub fn registrations(
     owner: Option<Uuid>,
     page: &Page,
 ) -> Result<Vec<Registration>, ApiError> {
-    let params = [
-        db::text_or_null(owner.map(|id| id.to_string())),
-        db::text_or_null(page.after.as_ref().map(Cursor::created_at_sql)),
-        db::text_or_null(page.after.as_ref().map(|cursor| cursor.id.to_string())),
-        page.fetch().into(),
-    ];
+    let params = db::paged(vec![db::text_or_null(owner.map(|id| id.to_string()))], page);
     let mut registrations = Vec::new();
     for row in db::rows(db::query(db, REGISTRATIONS, &params)?) {
         if row.is_null("document_id")? {

@@ -8,7 +8,7 @@
 
 use api::db::{self, Row};
 use api::money::Money;
-use api::query::{Cursor, Page};
+use api::query::Page;
 use api::ApiError;
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
@@ -211,12 +211,7 @@ const REVIEW: &str = concat!(
 );
 
 pub fn list(db: &Connection, user: Option<Uuid>, page: &Page) -> Result<Vec<Order>, ApiError> {
-    let params = [
-        db::text_or_null(user.map(|id| id.to_string())),
-        db::text_or_null(page.after.as_ref().map(Cursor::created_at_sql)),
-        db::text_or_null(page.after.as_ref().map(|cursor| cursor.id.to_string())),
-        page.fetch().into(),
-    ];
+    let params = db::paged(vec![db::text_or_null(user.map(|id| id.to_string()))], page);
     let mut orders = Vec::new();
     for row in db::rows(db::query(db, LIST, &params)?) {
         orders.extend(order_from_row(&row)?);

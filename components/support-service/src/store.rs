@@ -10,7 +10,6 @@
 
 use api::auth::Role;
 use api::db::{self, Row};
-use api::query::Cursor;
 use api::{ApiError, Caller};
 use spin_sdk::pg3::Connection;
 use uuid::Uuid;
@@ -189,14 +188,13 @@ pub fn conversation(db: &Connection, id: Uuid) -> Result<Option<Conversation>, A
 }
 
 pub fn list(db: &Connection, filter: &TicketFilter) -> Result<Vec<Ticket>, ApiError> {
-    let after = filter.page.after.as_ref();
-    let params = [
-        db::text_or_null(filter.user.map(|id| id.to_string())),
-        db::text_or_null(filter.status.map(|status| status.as_str().to_owned())),
-        db::text_or_null(after.map(Cursor::created_at_sql)),
-        db::text_or_null(after.map(|cursor| cursor.id.to_string())),
-        filter.page.fetch().into(),
-    ];
+    let params = db::paged(
+        vec![
+            db::text_or_null(filter.user.map(|id| id.to_string())),
+            db::text_or_null(filter.status.map(|status| status.as_str().to_owned())),
+        ],
+        &filter.page,
+    );
     let mut tickets = Vec::new();
     for row in db::rows(db::query(db, LIST, &params)?) {
         tickets.extend(ticket_from_row(&row)?);

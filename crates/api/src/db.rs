@@ -13,6 +13,7 @@ use spin_sdk::pg3::{self, Connection, Decode, ParameterValue, RowSet};
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::query::{Cursor, Page};
 
 pub use spin_sdk::pg3::DbValue;
 
@@ -42,6 +43,18 @@ pub fn open(url: &str) -> Result<Connection, ApiError> {
 /// A text parameter, or SQL NULL for `None` (e.g. an optional filter: `$1::text IS NULL OR ...`).
 pub fn text_or_null(value: Option<String>) -> ParameterValue {
     value.map_or(ParameterValue::DbNull, ParameterValue::Str)
+}
+
+/// `filters` followed by a keyset page's three parameters: the cursor's `created_at` and
+/// `id` as text (NULL on the first page), then how many rows to fetch.
+pub fn paged(mut filters: Vec<ParameterValue>, page: &Page) -> Vec<ParameterValue> {
+    let after = page.after.as_ref();
+    filters.extend([
+        text_or_null(after.map(Cursor::created_at_sql)),
+        text_or_null(after.map(|cursor| cursor.id.to_string())),
+        page.fetch().into(),
+    ]);
+    filters
 }
 
 /// Runs a statement that returns rows.
