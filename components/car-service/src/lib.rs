@@ -140,7 +140,21 @@ fn create_car(request: Request, _params: Params) -> Result<Response, CarError> {
         (status = 422, description = "validation_failed: bad limit, cursor or owner_id", body = api::openapi::ErrorBody),
     ))]
 fn list_cars(request: Request, _params: Params) -> Result<Response, CarError> {
-    let caller = api::auth::caller(&request)?;
+    let (owner, page, db) = owner_listing(&request)?;
+    let cars = store::list(&db, owner, &page)?;
+    let page = page.finish(cars, |car| Cursor {
+        created_at: car.created_at,
+        id: car.id,
+    });
+    Ok(json_response(200, &page))
+}
+
+/// What a list of cars or certificates needs: whose (the caller's own, or for staff anyone's
+/// or `?owner_id=`'s), which page (`?limit=&cursor=`), and a connection.
+fn owner_listing(
+    request: &Request,
+) -> Result<(Option<Uuid>, Page, spin_sdk::pg3::Connection), CarError> {
+    let caller = api::auth::caller(request)?;
     let query = Query::parse(request.query())?;
     let page = Page::parse(&query)?;
     let owner = caller
@@ -148,12 +162,7 @@ fn list_cars(request: Request, _params: Params) -> Result<Response, CarError> {
         .map_err(FieldErrors::from)?;
     let config = Config::load()?;
     let db = api::db::open(&config.postgres_url)?;
-    let cars = store::list(&db, owner, &page)?;
-    let page = page.finish(cars, |car| Cursor {
-        created_at: car.created_at,
-        id: car.id,
-    });
-    Ok(json_response(200, &page))
+    Ok((owner, page, db))
 }
 
 /// The registration certificates of the caller's cars with each car's plate, newest
@@ -172,14 +181,7 @@ fn list_cars(request: Request, _params: Params) -> Result<Response, CarError> {
         (status = 422, description = "validation_failed: bad limit, cursor or owner_id", body = api::openapi::ErrorBody),
     ))]
 fn list_registrations(request: Request, _params: Params) -> Result<Response, CarError> {
-    let caller = api::auth::caller(&request)?;
-    let query = Query::parse(request.query())?;
-    let page = Page::parse(&query)?;
-    let owner = caller
-        .list_scope(&query, "owner_id")
-        .map_err(FieldErrors::from)?;
-    let config = Config::load()?;
-    let db = api::db::open(&config.postgres_url)?;
+    let (owner, page, db) = owner_listing(&request)?;
     let registrations = store::registrations(&db, owner, &page)?;
     let page = page.finish(registrations, |registration| Cursor {
         created_at: registration.created_at,
