@@ -11,6 +11,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+/// Why these tests are skipped under `SPIN_BIN` (see `common::host_only`).
+const WHY_HOST_ONLY: &str = "our connection limits and timeouts (--max-connections etc.); Spin has no equivalent (we do better)";
+
 const ROUTES: &str = r#"
 [[trigger.http]]
 route = "/probe/..."
@@ -51,7 +54,7 @@ fn closed_by_server(stream: &mut TcpStream) -> bool {
 
 #[test]
 fn slow_header_connections_are_closed_within_the_timeout_while_others_are_served() {
-    if common::host_only("our connection limits and timeouts (--max-connections etc.); Spin has no equivalent (we do better)") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let server = probe_server(&["--header-read-timeout-ms", "1000"]);
@@ -98,7 +101,7 @@ fn slow_header_connections_are_closed_within_the_timeout_while_others_are_served
 
 #[test]
 fn an_idle_connection_is_closed_after_the_idle_timeout_and_a_busy_one_is_not() {
-    if common::host_only("our connection limits and timeouts (--max-connections etc.); Spin has no equivalent (we do better)") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let server = probe_server(&[
@@ -127,7 +130,7 @@ fn an_idle_connection_is_closed_after_the_idle_timeout_and_a_busy_one_is_not() {
 
 #[test]
 fn a_head_over_the_cap_gets_431() {
-    if common::host_only("our connection limits and timeouts (--max-connections etc.); Spin has no equivalent (we do better)") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let server = probe_server(&["--max-header-bytes", "16384"]);
@@ -151,7 +154,7 @@ fn a_head_over_the_cap_gets_431() {
 
 #[test]
 fn a_host_header_that_is_not_an_authority_is_refused_before_routing() {
-    if common::host_only("our connection limits and timeouts (--max-connections etc.); Spin has no equivalent (we do better)") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let server = probe_server(&[]);
@@ -206,7 +209,7 @@ fn a_host_header_that_is_not_an_authority_is_refused_before_routing() {
 
 #[test]
 fn connections_beyond_the_cap_are_refused_at_once_and_room_comes_back() {
-    if common::host_only("our connection limits and timeouts (--max-connections etc.); Spin has no equivalent (we do better)") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let server = probe_server(&["--max-connections", "20"]);
@@ -268,7 +271,7 @@ fn login_status(server: &TestServer, email: &str) -> (u16, Option<String>) {
 
 #[test]
 fn a_component_at_its_concurrency_cap_answers_503_with_retry_after() {
-    if common::host_only("our connection limits and timeouts (--max-connections etc.); Spin has no equivalent (we do better)") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let server = app_server(&["--component-concurrency", "user-service=1:1"]);
@@ -289,7 +292,7 @@ fn a_component_at_its_concurrency_cap_answers_503_with_retry_after() {
 
 #[test]
 fn idle_connections_and_a_login_flood_do_not_stop_other_services() {
-    if common::host_only("our connection limits and timeouts (--max-connections etc.); Spin has no equivalent (we do better)") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let server = app_server(&[]);

@@ -12,6 +12,9 @@ use std::net::TcpListener;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+/// Why these tests are skipped under `SPIN_BIN` (see `common::host_only`).
+const WHY_HOST_ONLY: &str = "`detailing doctor` checks our host's setup; host-internal";
+
 /// What one run of `detailing doctor` printed and how it ended.
 struct Report {
     output: Output,
@@ -110,7 +113,7 @@ fn migration_files() -> usize {
 
 #[test]
 fn doctor_passes_on_this_machine_and_only_reads_the_database() {
-    if common::host_only("`detailing doctor` checks our host's setup; host-internal") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let db = TestDb::create();
@@ -174,7 +177,7 @@ fn doctor_passes_on_this_machine_and_only_reads_the_database() {
 
 #[test]
 fn doctor_reports_a_missing_database_without_creating_it() {
-    if common::host_only("`detailing doctor` checks our host's setup; host-internal") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let name = format!("detailing_test_{}", uuid::Uuid::new_v4().simple());
@@ -204,7 +207,7 @@ fn doctor_reports_a_missing_database_without_creating_it() {
 
 #[test]
 fn doctor_fails_naming_rabbitmq_and_redis_when_their_ports_are_closed() {
-    if common::host_only("`detailing doctor` checks our host's setup; host-internal") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let db = TestDb::create();
@@ -246,7 +249,7 @@ fn doctor_fails_naming_rabbitmq_and_redis_when_their_ports_are_closed() {
 
 #[test]
 fn doctor_fails_on_a_short_jwt_secret_and_a_busy_port() {
-    if common::host_only("`detailing doctor` checks our host's setup; host-internal") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let db = TestDb::create();

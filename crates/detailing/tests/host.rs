@@ -6,6 +6,9 @@ use common::{probe_manifest, ServerConfig, TestServer};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
+/// Why these tests are skipped under `SPIN_BIN` (see `common::host_only`).
+const WHY_HOST_ONLY: &str = "our host's behaviour, checked with the probe manifest (routing, limits, deadlines, compile cache) — host-internal";
+
 const ROUTES: &str = r#"
 [[trigger.http]]
 route = "/probe/..."
@@ -47,7 +50,7 @@ fn get_json(server: &TestServer, path: &str) -> (u16, Value) {
 
 #[test]
 fn wildcard_route_presents_spin_headers_and_drops_spoofed_ones() {
-    if common::host_only("our host's behaviour, checked with the probe manifest (routing, limits, deadlines, compile cache) — host-internal") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let server = probe_server(&[]);
@@ -78,7 +81,7 @@ fn wildcard_route_presents_spin_headers_and_drops_spoofed_ones() {
 
 #[test]
 fn param_routes_exact_routes_and_unrouted_paths() {
-    if common::host_only("our host's behaviour, checked with the probe manifest (routing, limits, deadlines, compile cache) — host-internal") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let server = probe_server(&[]);
@@ -102,7 +105,7 @@ fn param_routes_exact_routes_and_unrouted_paths() {
 
 #[test]
 fn private_routes_are_reachable_only_by_chaining() {
-    if common::host_only("our host's behaviour, checked with the probe manifest (routing, limits, deadlines, compile cache) — host-internal") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let server = probe_server(&[]);
@@ -122,7 +125,7 @@ fn private_routes_are_reachable_only_by_chaining() {
 
 #[test]
 fn outbound_to_a_host_not_allowed_is_refused_and_logged() {
-    if common::host_only("our host's behaviour, checked with the probe manifest (routing, limits, deadlines, compile cache) — host-internal") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let server = probe_server(&[]);
@@ -148,7 +151,7 @@ fn outbound_to_a_host_not_allowed_is_refused_and_logged() {
 
 #[test]
 fn a_looping_guest_hits_the_deadline_while_others_are_served() {
-    if common::host_only("our host's behaviour, checked with the probe manifest (routing, limits, deadlines, compile cache) — host-internal") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     // One HTTP worker thread: the looping guest shares it with every other connection, so the
@@ -180,7 +183,7 @@ fn a_looping_guest_hits_the_deadline_while_others_are_served() {
 
 #[test]
 fn traps_and_memory_exhaustion_cost_one_500_not_the_host() {
-    if common::host_only("our host's behaviour, checked with the probe manifest (routing, limits, deadlines, compile cache) — host-internal") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let server = probe_server(&["--memory-mb", "32"]);
@@ -194,7 +197,7 @@ fn traps_and_memory_exhaustion_cost_one_500_not_the_host() {
 
 #[test]
 fn bodies_over_the_cap_get_413() {
-    if common::host_only("our host's behaviour, checked with the probe manifest (routing, limits, deadlines, compile cache) — host-internal") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let server = probe_server(&["--max-body-bytes", "1024"]);
@@ -245,7 +248,7 @@ fn chunked_request(server: &TestServer, path: &str, chunks: usize) -> String {
 
 #[test]
 fn postgres_types_empty_results_and_transactions() {
-    if common::host_only("our host's behaviour, checked with the probe manifest (routing, limits, deadlines, compile cache) — host-internal") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let server = probe_server(&[]);
@@ -274,7 +277,7 @@ fn postgres_types_empty_results_and_transactions() {
 
 #[test]
 fn variables_are_scoped_to_the_component() {
-    if common::host_only("our host's behaviour, checked with the probe manifest (routing, limits, deadlines, compile cache) — host-internal") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let server = probe_server(&[]);
@@ -286,7 +289,7 @@ fn variables_are_scoped_to_the_component() {
 
 #[test]
 fn well_known_paths_answer_before_routing() {
-    if common::host_only("our host's behaviour, checked with the probe manifest (routing, limits, deadlines, compile cache) — host-internal") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let server = probe_server(&[]);
@@ -305,7 +308,7 @@ fn well_known_paths_answer_before_routing() {
 
 #[test]
 fn restart_uses_the_compile_cache_and_shutdown_finishes_in_flight_requests() {
-    if common::host_only("our host's behaviour, checked with the probe manifest (routing, limits, deadlines, compile cache) — host-internal") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let mut server = probe_server(&[]);

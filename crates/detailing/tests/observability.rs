@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use common::{probe_manifest, psql_db, ServerConfig, TestServer, TestVhost};
 use serde_json::{json, Value};
 
+/// Why these tests are skipped under `SPIN_BIN` (see `common::host_only`).
+const WHY_HOST_ONLY: &str = "our host's metrics, request ids and log format (--metrics-listen, --log-format); Spin has no equivalent (we do better)";
+
 const WASH: &str = "6b1f2c1e-0001-4000-8000-000000000001";
 
 fn observed(config: ServerConfig) -> TestServer {
@@ -81,7 +84,7 @@ fn request_lines(server: &TestServer, id: &str, at_least: usize) -> Vec<Value> {
 
 #[test]
 fn a_chained_order_creation_shares_one_request_id_in_logs_and_counts_both_components() {
-    if common::host_only("our host's metrics, request ids and log format (--metrics-listen, --log-format); Spin has no equivalent (we do better)") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let server = observed(ServerConfig::app());
@@ -214,7 +217,7 @@ allowed_outbound_hosts = []
 
 #[test]
 fn the_guest_sees_the_id_outbound_calls_carry_it_and_limit_hits_are_counted() {
-    if common::host_only("our host's metrics, request ids and log format (--metrics-listen, --log-format); Spin has no equivalent (we do better)") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let probe = common::wasm_dir().join("probe.wasm");
@@ -293,7 +296,7 @@ fn the_guest_sees_the_id_outbound_calls_carry_it_and_limit_hits_are_counted() {
 
 #[test]
 fn a_paid_order_shows_in_the_relay_metrics_and_its_delivery_carries_the_event_id() {
-    if common::host_only("our host's metrics, request ids and log format (--metrics-listen, --log-format); Spin has no equivalent (we do better)") {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let vhost = TestVhost::create();

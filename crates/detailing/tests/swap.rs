@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 use common::{probe_manifest, wasm_dir, ServerConfig, TestServer};
 use serde_json::Value;
 
+/// Why these tests are skipped under `SPIN_BIN` (see `common::host_only`).
+const WHY_HOST_ONLY: &str =
+    "hot swap and the admin endpoint are ours; Spin has no equivalent (we do better)";
+
 const ROUTES: &str = r#"
 [[trigger.http]]
 route = "/probe/..."
@@ -84,9 +88,7 @@ fn version(body: &Value) -> &'static str {
 
 #[test]
 fn a_component_is_swapped_under_load_without_a_failed_request() {
-    if common::host_only(
-        "hot swap and the admin endpoint are ours; Spin has no equivalent (we do better)",
-    ) {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let server = server();
@@ -165,9 +167,7 @@ fn a_component_is_swapped_under_load_without_a_failed_request() {
 
 #[test]
 fn a_build_that_does_not_load_leaves_the_old_one_serving() {
-    if common::host_only(
-        "hot swap and the admin endpoint are ours; Spin has no equivalent (we do better)",
-    ) {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let server = server();
@@ -203,9 +203,7 @@ fn a_build_that_does_not_load_leaves_the_old_one_serving() {
 
 #[test]
 fn watch_rebuilds_a_changed_component_and_swaps_it_in() {
-    if common::host_only(
-        "hot swap and the admin endpoint are ours; Spin has no equivalent (we do better)",
-    ) {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     // A component whose "build" copies the next version over its source when its watched
@@ -283,9 +281,7 @@ watch = ["{dir}/*.rs"]
 
 #[test]
 fn the_admin_endpoint_is_off_unless_asked_for() {
-    if common::host_only(
-        "hot swap and the admin endpoint are ours; Spin has no equivalent (we do better)",
-    ) {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let server = server_with(&[]);
@@ -298,9 +294,7 @@ fn the_admin_endpoint_is_off_unless_asked_for() {
 
 #[test]
 fn the_admin_endpoint_refuses_a_missing_or_wrong_token_and_a_foreign_host() {
-    if common::host_only(
-        "hot swap and the admin endpoint are ours; Spin has no equivalent (we do better)",
-    ) {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let server = server();
@@ -350,32 +344,20 @@ fn the_admin_endpoint_refuses_a_missing_or_wrong_token_and_a_foreign_host() {
         ),
         (403, "forbidden_host".into())
     );
+    let served = || -> Value {
+        let response = server.client().get(server.url("/probe/echo")).send();
+        response.unwrap().json().unwrap()
+    };
     // Nothing was swapped by any of them.
-    let served: Value = server
-        .client()
-        .get(server.url("/probe/echo"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(version(&served), "probe");
+    assert_eq!(version(&served()), "probe");
     // With the token and a loopback Host, it swaps.
     assert_eq!(put(Some(&token), None, &next).0, 200);
-    let served: Value = server
-        .client()
-        .get(server.url("/probe/echo"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    assert_eq!(version(&served), "next");
+    assert_eq!(version(&served()), "next");
 }
 
 #[test]
 fn shipped_deployments_never_enable_the_admin_endpoint() {
-    if common::host_only(
-        "hot swap and the admin endpoint are ours; Spin has no equivalent (we do better)",
-    ) {
+    if common::host_only(WHY_HOST_ONLY) {
         return;
     }
     let root = common::repo_root();
