@@ -453,7 +453,7 @@ mod tests {
     #[test]
     fn tls_options_are_taken_out_of_urls_and_the_rest_kept_verbatim() {
         let (rest, tls) = split_tls_options(
-            "postgres://u:p%40ss@h:5433/db?application_name=a%20b&sslmode=verify-full&sslrootcert=%2Ftmp%2Fca.pem&connect_timeout=3",
+            "postgres://u:p%40ss@h:5433/db?application_name=a%20b&sslmode=verify-full&sslrootcert=%2Fetc%2Fdetailing%2Fca.pem&connect_timeout=3",
         )
         .unwrap();
         assert_eq!(
@@ -461,7 +461,7 @@ mod tests {
             "postgres://u:p%40ss@h:5433/db?application_name=a%20b&connect_timeout=3"
         );
         assert_eq!(tls.ssl_mode.as_deref(), Some("verify-full"));
-        assert_eq!(tls.root_cert.as_deref(), Some("/tmp/ca.pem"));
+        assert_eq!(tls.root_cert.as_deref(), Some("/etc/detailing/ca.pem"));
         let (rest, tls) = split_tls_options("postgresql://h/db?sslmode=require").unwrap();
         assert_eq!(rest, "postgresql://h/db");
         assert_eq!(tls.ssl_mode.as_deref(), Some("require"));

@@ -48,9 +48,10 @@ impl Default for ConnectionLimits {
 const MIN_READ_BUFFER: usize = 8 << 10;
 
 impl ConnectionLimits {
-    /// hyper's read buffer: large enough for the biggest head allowed plus some body.
+    /// hyper's read buffer: large enough for the biggest head allowed plus some body (and
+    /// never under hyper's minimum).
     pub(crate) fn read_buffer_bytes(&self) -> usize {
-        (self.max_header_bytes + MIN_READ_BUFFER).max(MIN_READ_BUFFER)
+        self.max_header_bytes.saturating_add(MIN_READ_BUFFER)
     }
 }
 
