@@ -1,18 +1,19 @@
 #!/usr/bin/env python3
-"""The side-by-side benchmark (issue 8): one command, one run, BENCHMARKS.md rewritten.
+"""The side-by-side benchmark: one command, one run, BENCHMARKS.md rewritten.
 
     python3 bench/run.py            # full run (about 5 minutes once built), writes BENCHMARKS.md
     python3 bench/run.py --quick    # smoke run (short runs), writes target/bench/quick.md
     python3 bench/run.py --only ours,floor --skip criterion,payment
 
-It builds what it measures (release builds, the components, the seed stack's venv), makes a
-database of its own (migrated by `detailing migrate`, one customer and one car seeded, an
-HS256 token minted with the run's own secret), refuses any contender that answers the car
-lookup differently from ours, then measures one contender at a time with wrk:
+It builds what it measures (release builds, the components, the FastAPI reference stack's
+venv), makes a database of its own (migrated by `detailing migrate`, one customer and one car
+seeded, an HS256 token minted with the run's own secret), refuses any contender that answers
+the car lookup differently from ours, then measures one contender at a time with wrk:
 
   ours    `detailing up` (release build, every component of spin.toml, relay inside)
   native  bench-native-twin (axum + tokio-postgres)
-  seed    the seed stack (FastAPI + uvicorn, 2 workers per service, asyncpg)
+  seed    the FastAPI reference stack, bench/seed-stack (FastAPI + uvicorn, 2 workers per
+          service, asyncpg)
   floor   bench-floor (hyper, every request 200 {"status":"ok"})
 
 Scenarios: (1) GET /api/cars/health/live; (2) GET /api/cars/{id} with a token and a pooled
@@ -66,7 +67,7 @@ STAGES = ["build", "start", "payment", "criterion"]
 LABELS = {
     "ours": "ours (`detailing up`)",
     "native": "native twin (axum + tokio-postgres)",
-    "seed": "seed stack (FastAPI + uvicorn ×2 + asyncpg)",
+    "seed": "FastAPI reference stack (FastAPI + uvicorn ×2 + asyncpg)",
     "floor": "floor (hyper hello)",
 }
 LIVE_PATH = "/api/cars/health/live"
@@ -965,7 +966,7 @@ class Report:
                 ratio >= goal)
 
         ratio_row("(2) `GET /api/cars/{id}`, 32 conns: ours ÷ native twin", "car", "native", 0.7)
-        ratio_row("(2) `GET /api/cars/{id}`, 32 conns: ours ÷ seed stack", "car", "seed", 4)
+        ratio_row("(2) `GET /api/cars/{id}`, 32 conns: ours ÷ FastAPI reference stack", "car", "seed", 4)
         ratio_row("(1) trivial route, 32 conns: ours ÷ floor", "live", "floor", 0.5)
         crit = self.r.get("criterion") or {}
         if "http_guest_us" in crit:
@@ -1020,14 +1021,14 @@ class Report:
                  f"Each contender ran alone against the same database (one customer, one car), "
                  f"{args.warmup} s of warm-up then {args.duration} s measured per line. ours is "
                  f"`detailing up`, release build, relay inside, defaults otherwise (pool 16), "
-                 f"`RUST_LOG={args.ours_log}` (no per-request log line, like the seed stack's "
+                 f"`RUST_LOG={args.ours_log}` (no per-request log line, like the FastAPI stack's "
                  "`--no-access-log`). Server CPU is utime + stime of the server's whole process "
                  "tree from `/proc` over the measured run, per request; PostgreSQL CPU the same "
                  "for the postmaster's tree; peak RSS the largest sum of VmRSS over the tree, "
-                 "sampled every 100 ms. The seed stack's numbers are both services' trees for "
+                 "sampled every 100 ms. The FastAPI stack's numbers are both services' trees for "
                  "`POST /api/orders`, the car service's tree otherwise.",
                  "",
-                 "### Targets (issue 8)",
+                 "### Targets",
                  ""]
         lines += self.targets()
         lines += ["### Throughput and latency", ""]

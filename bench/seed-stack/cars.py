@@ -1,5 +1,6 @@
-"""car-service as the seed built it (FastAPI + asyncpg + PyJWT), on our `cars.cars` table
-(migrations/0001_cars.sql), answering with the bodies our car-service component answers.
+"""car-service as the FastAPI reference design builds it (FastAPI + asyncpg + PyJWT), on our
+`cars.cars` table (migrations/0001_cars.sql), answering with the bodies our car-service
+component answers.
 
     uvicorn --app-dir bench/seed-stack cars:app --workers 2
 

@@ -1,4 +1,4 @@
-"""What cars.py and orders.py share, as each seed service carried its own copy: settings
+"""What cars.py and orders.py share, as each reference service carried its own copy: settings
 from the environment, the asyncpg pool of a worker, bearer-token verification with PyJWT,
 the error shape {"error":{"code","message"[,"fields"]}} and timestamps formatted as our
 components write them (RFC 3339 in UTC, `Z`, fraction only when non-zero: none, 3 or 6
@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-# --- settings (the seed's names) ------------------------------------------------------
+# --- settings (the reference design's names) --------------------------------------------
 
 MIN_SECRET_BYTES = 32
 LEEWAY_SECONDS = 30
@@ -28,7 +28,7 @@ MAX_TOKEN_BYTES = 4096
 
 
 def postgres_dsn() -> str:
-    """POSTGRES_URL, accepting the seed's SQLAlchemy form `postgresql+asyncpg://...`."""
+    """POSTGRES_URL, accepting the reference design's SQLAlchemy form `postgresql+asyncpg://...`."""
     url = os.environ.get("POSTGRES_URL", "").strip()
     if not url:
         raise RuntimeError("POSTGRES_URL is not set")

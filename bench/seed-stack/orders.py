@@ -1,5 +1,5 @@
-"""order-service as the seed built it (FastAPI + asyncpg + PyJWT + httpx): POST /api/orders
-asks car-service for the car over HTTP (the seed's car_client), then inserts into our
+"""order-service as the FastAPI reference design builds it (FastAPI + asyncpg + PyJWT + httpx):
+POST /api/orders asks car-service for the car over HTTP (its car_client), then inserts into our
 `orders.orders` table (migrations/0002_orders.sql, 0004_order_lines.sql), answering with the
 body our order-service component answers.
 
@@ -133,7 +133,7 @@ class OrderResponse(BaseModel):
         return common.rfc3339(value)
 
 
-# --- car-service (the seed's car_client) ------------------------------------------------
+# --- car-service (the reference design's car_client) --------------------------------------
 
 
 async def fetch_car_owner(car_id: str, authorization: Optional[str]) -> uuid.UUID:

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Makes or refreshes the seed stack's venv at target/bench/seed-venv (run from anywhere).
+# Makes or refreshes the FastAPI reference stack's venv at target/bench/seed-venv (run from anywhere).
 # Idempotent: re-installs only when requirements.txt changed since the last install.
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
