@@ -10,8 +10,8 @@ use serde::ser::Error as _;
 use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
-/// The share of a paid amount credited as bonuses (`bonus_accrual_rate`, the seed's
-/// `BONUS_ACCRUAL_RATE`): a decimal from 0 to 1 kept as an exact fraction, so 1 % of
+/// The share of a paid amount credited as bonuses (`bonus_accrual_rate`, called
+/// `BONUS_ACCRUAL_RATE` in the reference design): a decimal from 0 to 1 kept as an exact fraction, so 1 % of
 /// 999.99 is 10.00 and never 9.999999.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AccrualRate {

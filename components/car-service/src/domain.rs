@@ -141,7 +141,7 @@ pub fn parse_uuid(field: &str, s: &str) -> Result<Uuid, FieldError> {
     Uuid::parse_str(s.trim()).map_err(|_| FieldError::new(field, "must be a UUID"))
 }
 
-/// `POST /api/cars`'s body as documented (the seed's example); [`NewCar::parse`] reads it.
+/// `POST /api/cars`'s body as documented; [`NewCar::parse`] reads it.
 #[derive(utoipa::ToSchema)]
 #[schema(example = json!({
     "owner_id": "550e8400-e29b-41d4-a716-446655440000",
@@ -184,7 +184,7 @@ pub struct NewCar {
 
 impl NewCar {
     /// Reads `{owner_id?, license_plate, vin, make, model, year}`, reporting every invalid
-    /// field. Unknown fields are ignored, as the seed's API did.
+    /// field. Unknown fields are ignored, as the reference design's API did.
     pub fn parse(body: &Object) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
         let owner_id = errors.check(
@@ -262,7 +262,7 @@ mod tests {
     }
 
     fn seed_car() -> Value {
-        // The seed's example request (its README, "Тест HTTP взаимодействия").
+        // The reference design's example request.
         json!({
             "owner_id": "550e8400-e29b-41d4-a716-446655440000",
             "license_plate": "А123БВ799",

@@ -2,7 +2,7 @@
 //! 0006_car_documents.sql), one statement per intent.
 //!
 //! Every statement returns exactly one row, because Spin 4.0.2 hangs when a `pg3` query
-//! returns none (SPIN_BEHAVIOUR.md): lookups LEFT JOIN onto `(SELECT 1)` and read NULLs as
+//! returns none (docs/spin-compatibility.md): lookups LEFT JOIN onto `(SELECT 1)` and read NULLs as
 //! "absent". UUIDs travel as text (`$1::text::uuid`, `id::text`) since Spin's client rejects
 //! a string bound to `$1::uuid`; timestamps come back as RFC 3339 text formatted by Postgres
 //! in UTC, which every host passes through unchanged (pg3's datetime value has no zone).

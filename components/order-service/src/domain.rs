@@ -171,8 +171,8 @@ fn parse_items(value: Option<&Value>) -> Result<Vec<ItemRequest>, FieldErrors> {
     }
 }
 
-/// `POST /api/orders`'s body as documented (the seed's example, booked in the future);
-/// [`NewOrder::parse`] reads it. Unknown fields are ignored.
+/// `POST /api/orders`'s body as documented, booked in the future; [`NewOrder::parse`] reads
+/// it. Unknown fields are ignored.
 #[derive(utoipa::ToSchema)]
 #[schema(example = json!({
     "car_id": "550e8400-e29b-41d4-a716-446655440000",

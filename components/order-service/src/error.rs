@@ -25,7 +25,7 @@ pub enum OrderError {
     NotCompleted(Uuid),
     /// 409: the order has its review.
     AlreadyReviewed(Uuid),
-    /// 404: car-service knows no car with this id (the seed's check).
+    /// 404: car-service knows no car with this id.
     CarNotFound(Uuid),
     /// Malformed JSON, configuration, database, car-service failing (502/503/504):
     /// already an API error.

@@ -1,5 +1,5 @@
 //! order-service: books cars in, as a Spin HTTP component routed at `/api/orders/...`.
-//! A booking is checked against car-service first (the seed's rule: no car, 404). This
+//! A booking is checked against car-service first (no car, 404). This
 //! file only maps HTTP to the domain (`domain`), car-service (`car_client`) and the table
 //! (`store`); it must not hold business rules.
 
@@ -84,7 +84,7 @@ impl Config {
     }
 
     /// Where car-service answers (`car_service_url`): `http://car-service.spin.internal`
-    /// in one host, a Service URL across pods (DESIGN.md §7).
+    /// in one host, a Service URL across pods (docs/deploy.md).
     fn cars() -> Result<Upstream, ApiError> {
         Upstream::from_variable(car_client::CAR_SERVICE, "car_service_url")
     }

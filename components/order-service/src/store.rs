@@ -1,7 +1,7 @@
 //! `orders.orders` in PostgreSQL (migrations/0002_orders.sql), one statement per intent.
 //!
 //! Every statement returns exactly one row, because Spin 4.0.2 hangs when a `pg3` query
-//! returns none (SPIN_BEHAVIOUR.md): lookups LEFT JOIN onto `(SELECT 1)` and read NULLs as
+//! returns none (docs/spin-compatibility.md): lookups LEFT JOIN onto `(SELECT 1)` and read NULLs as
 //! "absent". UUIDs and timestamps travel as text (`$1::text::uuid`, `id::text`,
 //! `$3::text::timestamptz`, RFC 3339 in UTC formatted by Postgres): Spin's client rejects
 //! a string bound to `$1::uuid`, and pg3's datetime value carries no zone.

@@ -35,7 +35,7 @@ impl PaymentMethod {
     }
 }
 
-/// `POST /api/payments`'s body as documented (the seed's example); [`NewPayment::parse`] reads it.
+/// `POST /api/payments`'s body as documented; [`NewPayment::parse`] reads it.
 #[derive(utoipa::ToSchema)]
 #[schema(example = json!({
     "order_id": "550e8400-e29b-41d4-a716-446655440000",
@@ -299,7 +299,8 @@ impl Transport {
     }
 }
 
-/// A payment_succeeded event: the seed's `{order_id, user_id, amount}` plus `event_id`.
+/// A payment_succeeded event: the reference design's `{order_id, user_id, amount}` plus
+/// `event_id`.
 /// Its JSON is the body that gets signed; both transports carry it inside the same envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PaymentEvent {

@@ -68,8 +68,7 @@ impl MessageBody {
     }
 }
 
-/// `POST /api/support/tickets`'s body as documented (the seed's example); [`NewTicket::parse`]
-/// reads it.
+/// `POST /api/support/tickets`'s body as documented; [`NewTicket::parse`] reads it.
 #[derive(utoipa::ToSchema)]
 #[schema(example = json!({
     "subject": "Царапина после мойки",

@@ -76,7 +76,7 @@ impl Config {
     }
 
     /// Where order-service answers (`order_service_url`): `http://order-service.spin.internal`
-    /// in one host, a Service URL across pods (DESIGN.md §7).
+    /// in one host, a Service URL across pods (docs/deploy.md).
     fn orders() -> Result<Upstream, ApiError> {
         Upstream::from_variable(order_client::ORDER_SERVICE, "order_service_url")
     }

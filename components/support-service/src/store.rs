@@ -2,7 +2,7 @@
 //! one statement per intent, and the transactions that group them.
 //!
 //! Every query returns at least one row, because Spin 4.0.2 hangs when a `pg3` query
-//! returns none (SPIN_BEHAVIOUR.md): lookups LEFT JOIN onto `(SELECT 1)` and read NULLs as
+//! returns none (docs/spin-compatibility.md): lookups LEFT JOIN onto `(SELECT 1)` and read NULLs as
 //! "absent". UUIDs and timestamps travel as text (`$1::text::uuid`, `id::text`,
 //! `api::rfc3339!`): Spin's client rejects a string bound to `$1::uuid`, and pg3's
 //! datetime value carries no zone. Spin's Postgres API has no transaction call, so

@@ -75,8 +75,7 @@ impl FullName {
     }
 }
 
-/// `POST /api/users/register`'s body as documented (the seed's example); [`NewUser::parse`]
-/// reads it.
+/// `POST /api/users/register`'s body as documented; [`NewUser::parse`] reads it.
 #[derive(utoipa::ToSchema)]
 #[schema(example = json!({
     "email": "test@example.com",

@@ -102,8 +102,8 @@ impl Config {
         })
     }
 
-    /// Token lifetime (`jwt_access_token_expire_seconds`, the seed's
-    /// `JWT_ACCESS_TOKEN_EXPIRE_SECONDS`): 60 seconds to 30 days.
+    /// Token lifetime (`jwt_access_token_expire_seconds`, called
+    /// `JWT_ACCESS_TOKEN_EXPIRE_SECONDS` in the reference design): 60 seconds to 30 days.
     fn token_ttl() -> Result<i64, ApiError> {
         let raw = api::config::variable("jwt_access_token_expire_seconds")?;
         match raw.trim().parse::<i64>() {
@@ -143,7 +143,7 @@ fn register(request: Request, _params: Params) -> Result<Response, UserError> {
     }
 }
 
-/// `{"access_token","token_type":"bearer","expires_in"}`, as the seed's OAuth2-style login.
+/// `{"access_token","token_type":"bearer","expires_in"}`, an OAuth2-style login answer.
 #[derive(Serialize, utoipa::ToSchema)]
 struct TokenResponse {
     /// An HS256 JWT: send it as `Authorization: Bearer <token>`.

@@ -2,7 +2,7 @@
 //! the version every Spin 3.x host and SpinKube's shim serve. Failures become API errors:
 //! an unreachable database is 503 `database_unavailable`, a failed query 500.
 //!
-//! Spin 4.0.2 hangs when a `pg3` query returns no rows (SPIN_BEHAVIOUR.md), so callers
+//! Spin 4.0.2 hangs when a `pg3` query returns no rows (docs/spin-compatibility.md), so callers
 //! shape lookups to return exactly one row and read it with [`one_row`].
 
 use std::fmt::Display;
@@ -69,7 +69,8 @@ pub fn execute(db: &Connection, sql: &str, params: &[ParameterValue]) -> Result<
 
 /// Runs `work` inside BEGIN ... COMMIT on `db`, or rolls back when it fails. If the
 /// ROLLBACK itself fails (or the instance dies first), the host rolls the connection back
-/// before anyone else uses it (DESIGN.md §5), so the first error is the one to report.
+/// before anyone else uses it (runtime's postgres module), so the first error is the one to
+/// report.
 pub fn transaction<T, E: From<ApiError>>(
     db: &Connection,
     work: impl FnOnce(&Connection) -> Result<T, E>,

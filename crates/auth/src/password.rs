@@ -52,7 +52,7 @@ impl fmt::Display for PasswordError {
 
 impl std::error::Error for PasswordError {}
 
-/// A bcrypt work factor: 2^cost rounds. Below 10 is refused (DESIGN.md §8).
+/// A bcrypt work factor: 2^cost rounds. Below 10 is refused (docs/api.md, Authentication).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cost(u32);
 

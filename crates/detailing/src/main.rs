@@ -90,7 +90,7 @@ struct CreateStaffArgs {
 /// How the relay reaches the broker and how hard it tries.
 #[derive(Args, Clone)]
 struct RelayTuning {
-    /// The broker (the seed's AMQP_URL).
+    /// The RabbitMQ broker's URL.
     #[arg(long, env = "AMQP_URL", default_value = relay::RelayConfig::DEFAULT_AMQP_URL)]
     amqp_url: String,
     /// Outbox rows published per transaction.

@@ -1,6 +1,6 @@
 //! fines-service end to end: a plate counts as the caller's only with the registration
 //! certificate its fines were issued against (car-service chaining with the caller's token);
-//! the seeded fines found that way, read one by one, paid through payment-service exactly
+//! the demonstration fines found that way, read one by one, paid through payment-service exactly
 //! once (also concurrently), refusals passed on, and kept paid across a restart.
 
 mod common;
@@ -80,7 +80,7 @@ fn register_proven_car(
     car_id
 }
 
-/// `who` registers the seeded plate's car with its registration certificate.
+/// `who` registers the demonstration plate's car with its registration certificate.
 fn prove_seed_car(server: &TestServer, who: &Actor) -> String {
     register_proven_car(
         server,
@@ -140,7 +140,7 @@ fn unpaid_in_db(server: &TestServer, plate: &str) -> (BTreeSet<String>, i64) {
     )
 }
 
-/// One of the seeded fines on `plate`, read from the table (no API call needed to know it).
+/// One of the demonstration fines on `plate`, read from the table (no API call needed to know it).
 fn a_seeded_fine(server: &TestServer, plate: &str) -> String {
     psql_db(
         &server.db,

@@ -1,4 +1,4 @@
-//! Payment -> bonus through the real broker: the seed's check, the fault test (relay killed
+//! Payment -> bonus through the real broker: the basic check, the fault test (relay killed
 //! with SIGKILL, the broker's connections dropped, bonus-service failing for a while) with
 //! nothing lost and nothing doubled, and the dead-letter path. Each test has its own
 //! RabbitMQ vhost and database.

@@ -1,5 +1,5 @@
 //! The broker's shape, declared by whoever connects first (declarations are idempotent):
-//! the seed's durable exchange `payment_events` and queue `payment_succeeded_queue`, plus a
+//! the durable exchange `payment_events` and queue `payment_succeeded_queue`, plus a
 //! dead-letter exchange and `payment_succeeded_queue.dlq` for messages that keep failing.
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};

@@ -1,5 +1,5 @@
 //! One instantiate+handle cycle of an empty component (`tests/fixtures/empty`) through the
-//! runtime's real paths, for issue 8's target (<= 20 µs):
+//! runtime's real paths, for the target in BENCHMARKS.md (<= 20 µs):
 //!
 //! - `instantiate/http_request`: a `GET /empty` through `http_trigger::serve`, the function
 //!   `detailing up` serves with, on one kept-alive loopback connection: parse, route, Spin

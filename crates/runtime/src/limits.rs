@@ -2,7 +2,8 @@
 //!
 //! A guest that loops, allocates without end or receives a huge body costs one request:
 //! memory is capped per instance, CPU by epoch interruption at a wall-clock deadline,
-//! inbound bodies by size. Spin 3.x/4.x has none of these for WASIp2 guests (SPIN_BEHAVIOUR.md).
+//! inbound bodies by size. Spin 3.x/4.x has none of these for WASIp2 guests
+//! (docs/spin-compatibility.md).
 
 use crate::admission::Concurrency;
 use crate::metrics::ComponentMetrics;

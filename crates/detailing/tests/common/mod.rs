@@ -771,7 +771,7 @@ pub fn write_manifest(text: &str) -> PathBuf {
     path
 }
 
-/// Paths below each trigger prefix that the services serve or will serve (DESIGN.md §2-3),
+/// Paths below each trigger prefix that the services serve or will serve (docs/api.md),
 /// with `{id}` for an identifier. Walking unknown ones too is the point: nothing answers 2xx.
 pub const SUFFIXES: &[&str] = &[
     "",
