@@ -12,6 +12,7 @@ pub mod json;
 pub mod money;
 pub mod openapi;
 pub mod query;
+pub mod routes;
 pub mod testing;
 pub mod upstream;
 

@@ -94,8 +94,8 @@ fn json_response(description: &str, schema: &str) -> RefOr<Response> {
         .into()
 }
 
-/// `GET <base>/health` and `GET <base>/health/live` (registered by
-/// [`crate::http::health_routes`]), under `tag`.
+/// `GET <base>/health` and `GET <base>/health/live` (declared by
+/// [`crate::routes::Routes::service`]), under `tag`.
 pub fn health_paths(base: &str, tag: &str) -> OpenApi {
     let probe = |summary: &str, operation_id: String, with_503: bool| {
         let mut operation = OperationBuilder::new()
