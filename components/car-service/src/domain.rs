@@ -221,7 +221,7 @@ impl NewCar {
     }
 
     /// Whose car this becomes: the caller's, unless staff registers it for someone else.
-    /// The seed's body names the owner; a customer naming anyone but themselves is refused.
+    /// The reference design's body names the owner; a customer naming anyone but themselves is refused.
     pub fn owner(&self, caller: &Caller) -> Result<Uuid, ForeignOwner> {
         match self.owner_id {
             None => Ok(caller.user_id),
@@ -261,7 +261,7 @@ mod tests {
         }
     }
 
-    fn seed_car() -> Value {
+    fn example_car() -> Value {
         // The reference design's example request.
         json!({
             "owner_id": "550e8400-e29b-41d4-a716-446655440000",
@@ -303,7 +303,7 @@ mod tests {
     }
 
     #[test]
-    fn plate_accepts_the_seeds_cyrillic_plate() {
+    fn plate_accepts_a_cyrillic_plate() {
         assert_eq!(
             LicensePlate::parse("А123БВ799").unwrap().as_str(),
             "А123БВ799"
@@ -375,8 +375,8 @@ mod tests {
     }
 
     #[test]
-    fn new_car_parses_the_seed_example() {
-        let car = NewCar::parse(&object(seed_car())).unwrap();
+    fn new_car_parses_the_example() {
+        let car = NewCar::parse(&object(example_car())).unwrap();
         assert_eq!(
             car.owner_id.unwrap().to_string(),
             "550e8400-e29b-41d4-a716-446655440000"
@@ -416,7 +416,7 @@ mod tests {
 
     #[test]
     fn owner_id_may_be_left_out() {
-        let mut body = seed_car();
+        let mut body = example_car();
         body.as_object_mut().unwrap().remove("owner_id");
         assert_eq!(NewCar::parse(&object(body)).unwrap().owner_id, None);
     }
@@ -431,7 +431,7 @@ mod tests {
             user_id: Uuid::from_u128(9),
             role: Role::Staff,
         };
-        let mut car = NewCar::parse(&object(seed_car())).unwrap();
+        let mut car = NewCar::parse(&object(example_car())).unwrap();
         car.owner_id = None;
         assert_eq!(car.owner(&me), Ok(me.user_id));
         car.owner_id = Some(me.user_id);

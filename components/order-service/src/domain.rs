@@ -522,7 +522,7 @@ mod tests {
         DesiredTime::parse("2026-11-25T12:00:00Z").unwrap().utc()
     }
 
-    fn seed_order(desired_time: &str) -> Object {
+    fn example_order(desired_time: &str) -> Object {
         object(json!({
             "car_id": "550e8400-e29b-41d4-a716-446655440000",
             "desired_time": desired_time,
@@ -531,8 +531,8 @@ mod tests {
     }
 
     #[test]
-    fn new_order_parses_the_seed_example_with_a_future_date() {
-        let order = NewOrder::parse_at(&seed_order("2026-12-20T10:00:00Z"), now()).unwrap();
+    fn new_order_parses_the_example_with_a_future_date() {
+        let order = NewOrder::parse_at(&example_order("2026-12-20T10:00:00Z"), now()).unwrap();
         assert_eq!(
             order.car_id.to_string(),
             "550e8400-e29b-41d4-a716-446655440000"
@@ -546,8 +546,8 @@ mod tests {
     }
 
     #[test]
-    fn the_seeds_own_date_has_passed_and_says_so() {
-        let errors = NewOrder::parse_at(&seed_order("2024-12-20T10:00:00Z"), now()).unwrap_err();
+    fn the_examples_own_date_has_passed_and_says_so() {
+        let errors = NewOrder::parse_at(&example_order("2024-12-20T10:00:00Z"), now()).unwrap_err();
         assert_eq!(
             errors.get("desired_time").unwrap().message,
             "must be in the future: 2024-12-20T10:00:00Z has passed"
@@ -577,7 +577,7 @@ mod tests {
     #[test]
     fn items_default_to_none_and_are_checked_line_by_line() {
         let id = "6b1f2c1e-0001-4000-8000-000000000001";
-        let mut body = seed_order("2026-12-20T10:00:00Z");
+        let mut body = example_order("2026-12-20T10:00:00Z");
         body.insert("items".into(), json!([{"catalog_id": id}]));
         let order = NewOrder::parse_at(&body, now()).unwrap();
         assert_eq!(

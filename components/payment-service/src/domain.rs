@@ -365,7 +365,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_body_parses_and_other_methods_are_422() {
+    fn the_example_body_parses_and_other_methods_are_422() {
         let body = object(
             json!({"order_id":"550e8400-e29b-41d4-a716-446655440000","payment_method":"card"}),
         );

@@ -367,7 +367,7 @@ mod tests {
     }
 
     #[test]
-    fn new_ticket_parses_the_seed_example_trimmed() {
+    fn new_ticket_parses_the_example_trimmed() {
         let body = object(json!({
             "subject": "  Царапина после мойки ",
             "message": "\nПосле мойки на двери появилась царапина.\n",

@@ -343,7 +343,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_registration_parses() {
+    fn the_example_registration_parses() {
         let body = object(json!({"email":"test@example.com","password":"password123",
                                  "full_name":"Test User","phone_number":"+79991234567"}));
         let user = NewUser::parse(&body).unwrap();

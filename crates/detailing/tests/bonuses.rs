@@ -117,7 +117,7 @@ fn lines_once_output_reaches(server: &TestServer, line: &str, marker: &str) -> u
 }
 
 #[test]
-fn a_payment_event_accrues_one_percent_and_logs_the_seed_line() {
+fn a_payment_event_accrues_one_percent_and_logs_the_accrual_line() {
     let server = TestServer::start(ServerConfig::app());
     let me = server.customer();
     let event = payment_event(&me, 3000.0);

@@ -36,7 +36,7 @@ fn order_for(car_id: &str) -> Value {
 }
 
 #[test]
-fn seed_flow_create_car_then_order_then_read_both() {
+fn create_a_car_then_order_it_then_read_both() {
     let server = TestServer::start(ServerConfig::app());
     let me = server.customer();
     let car = create_car(&server, &me, "1HGBH41JXMN109186");

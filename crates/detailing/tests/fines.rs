@@ -81,7 +81,7 @@ fn register_proven_car(
 }
 
 /// `who` registers the demonstration plate's car with its registration certificate.
-fn prove_seed_car(server: &TestServer, who: &Actor) -> String {
+fn prove_demo_car(server: &TestServer, who: &Actor) -> String {
     register_proven_car(
         server,
         who,
@@ -324,7 +324,7 @@ fn registration_certificates_are_checked_and_listed_for_their_owner_only() {
 fn paying_goes_through_payment_service_once() {
     let server = TestServer::start(ServerConfig::app());
     let me = server.customer();
-    prove_seed_car(&server, &me);
+    prove_demo_car(&server, &me);
     let (items, total) = check(&server, &me, "");
     let fine = &items[0];
     let id = fine["id"].as_str().unwrap();
@@ -390,7 +390,7 @@ fn a_declined_payment_leaves_the_fine_unpaid_and_says_so() {
     let config = ServerConfig::app().env("SPIN_VARIABLE_PAYMENT_DECLINE", "true");
     let server = TestServer::start(config);
     let me = server.customer();
-    prove_seed_car(&server, &me);
+    prove_demo_car(&server, &me);
     let (items, _) = check(&server, &me, "");
     let id = items[0]["id"].as_str().unwrap();
 
@@ -417,7 +417,7 @@ fn pay_is_503_and_the_fine_unpaid_when_payment_service_is_unroutable() {
     );
     let server = TestServer::start(config);
     let me = server.customer();
-    prove_seed_car(&server, &me);
+    prove_demo_car(&server, &me);
     let id = a_seeded_fine(&server, SEED_PLATE);
     let (status, body) = pay(&server, &me, &id);
     assert_eq!(
@@ -432,7 +432,7 @@ fn pay_is_503_and_the_fine_unpaid_when_payment_service_is_unroutable() {
 fn another_customer_sees_none_of_them_and_cannot_pay_them() {
     let server = TestServer::start(ServerConfig::app());
     let (me, other) = (server.customer(), server.customer());
-    prove_seed_car(&server, &me);
+    prove_demo_car(&server, &me);
     let (mine, _) = check(&server, &me, "");
 
     let (theirs, total) = check(&server, &other, "");
@@ -464,7 +464,7 @@ fn another_customer_sees_none_of_them_and_cannot_pay_them() {
 fn checking_a_plate_that_is_not_on_your_cars_is_404() {
     let server = TestServer::start(ServerConfig::app());
     let me = server.customer();
-    prove_seed_car(&server, &me);
+    prove_demo_car(&server, &me);
     prove_other_car(&server, &me);
 
     let (status, body) = get(&server, &me, "/api/fines/check?license_plate=О777ОО77");
@@ -485,7 +485,7 @@ fn checking_a_plate_that_is_not_on_your_cars_is_404() {
 fn the_check_covers_every_proven_car_of_the_caller() {
     let server = TestServer::start(ServerConfig::app());
     let me = server.customer();
-    prove_seed_car(&server, &me);
+    prove_demo_car(&server, &me);
     prove_other_car(&server, &me);
     // Without its certificate, the third car's fines stay out.
     register_car(&server, &me, "О777ОО77", "XTA210930V0123458");
@@ -502,7 +502,7 @@ fn the_check_follows_car_service_pages_past_the_first_hundred_certificates() {
     let server = TestServer::start(ServerConfig::app());
     let me = server.customer();
     // Attached first, so it is last in car-service's newest-first list: on page two.
-    prove_seed_car(&server, &me);
+    prove_demo_car(&server, &me);
     psql_db(
         &server.db,
         &format!(
@@ -528,7 +528,7 @@ fn the_check_follows_car_service_pages_past_the_first_hundred_certificates() {
 fn staff_check_any_plate_and_pay_any_fine() {
     let server = TestServer::start(ServerConfig::app());
     let (customer, staff) = (server.customer(), server.staff());
-    prove_seed_car(&server, &customer);
+    prove_demo_car(&server, &customer);
 
     let (items, total) = check(&server, &staff, "?license_plate=о777оо77");
     assert_eq!(ids(&items), unpaid_in_db(&server, "О777ОО77").0);
@@ -559,7 +559,7 @@ fn staff_check_any_plate_and_pay_any_fine() {
 fn concurrent_payments_of_one_fine_succeed_and_charge_exactly_once() {
     let server = TestServer::start(ServerConfig::app());
     let me = server.customer();
-    prove_seed_car(&server, &me);
+    prove_demo_car(&server, &me);
     let (items, _) = check(&server, &me, "");
     let id = items[0]["id"].as_str().unwrap();
     let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
@@ -611,7 +611,7 @@ fn check_and_pay_are_503_when_car_service_is_unroutable() {
 fn a_paid_fine_stays_paid_after_a_restart() {
     let mut server = TestServer::start(ServerConfig::app());
     let me = server.customer();
-    prove_seed_car(&server, &me);
+    prove_demo_car(&server, &me);
     let (items, _) = check(&server, &me, "");
     let id = items[0]["id"].as_str().unwrap().to_owned();
     let (status, paid) = pay(&server, &me, &id);
@@ -638,7 +638,7 @@ fn fines_health_is_public_and_checks_the_database() {
 fn a_fine_paid_but_not_recorded_gets_its_payment_recorded_on_the_next_attempt() {
     let server = TestServer::start(ServerConfig::app());
     let me = server.customer();
-    prove_seed_car(&server, &me);
+    prove_demo_car(&server, &me);
     let id = a_seeded_fine(&server, SEED_PLATE);
     let (status, paid) = pay(&server, &me, &id);
     assert_eq!(status, 200, "{paid}\n{}", server.log());

@@ -89,7 +89,7 @@ fn kill(child: &mut Child) {
 }
 
 #[test]
-fn seed_check_paying_an_order_accrues_one_percent_through_rabbitmq() {
+fn paying_an_order_accrues_one_percent_through_rabbitmq() {
     let vhost = TestVhost::create();
     let server = TestServer::start(ServerConfig::app().with_relay(&vhost));
     let me = server.customer();

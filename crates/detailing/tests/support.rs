@@ -79,7 +79,7 @@ fn create_order(server: &TestServer, owner: &Actor, vin: &str) -> Value {
 }
 
 #[test]
-fn seed_examples_open_a_ticket_and_add_a_message() {
+fn open_a_ticket_and_add_a_message() {
     let server = TestServer::start(ServerConfig::app());
     let me = server.customer();
     let body = json!({"subject": "  Царапина после мойки  ",

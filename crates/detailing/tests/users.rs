@@ -18,15 +18,15 @@ fn login(server: &TestServer, email: &str, password: &str) -> (u16, Value) {
     server.call("POST", "/api/users/login", None, Some(&body))
 }
 
-fn seed_registration() -> Value {
-    // The seed's curl example, byte for byte.
+fn example_registration() -> Value {
+    // The reference design's curl example, byte for byte.
     json!({"email":"test@example.com","password":"password123","full_name":"Test User","phone_number":"+79991234567"})
 }
 
 #[test]
-fn seed_register_example_then_login_then_me() {
+fn register_the_example_user_then_login_then_me() {
     let server = TestServer::start(ServerConfig::app());
-    let (status, user) = register(&server, &seed_registration());
+    let (status, user) = register(&server, &example_registration());
     assert_eq!(status, 201, "{user}");
     let keys: Vec<&str> = user
         .as_object()
@@ -74,8 +74,8 @@ fn seed_register_example_then_login_then_me() {
 #[test]
 fn duplicate_email_is_409_whatever_its_case_and_spacing() {
     let server = TestServer::start(ServerConfig::app());
-    assert_eq!(register(&server, &seed_registration()).0, 201);
-    let mut again = seed_registration();
+    assert_eq!(register(&server, &example_registration()).0, 201);
+    let mut again = example_registration();
     again["email"] = json!("  TEST@Example.com ");
     let (status, body) = register(&server, &again);
     assert_eq!(status, 409);
@@ -92,7 +92,7 @@ fn concurrent_registrations_of_one_email_create_exactly_one_account() {
             .map(|i| {
                 let server = &server;
                 scope.spawn(move || {
-                    let mut body = seed_registration();
+                    let mut body = example_registration();
                     body["full_name"] = json!(format!("Racer {i}"));
                     register(server, &body).0
                 })
@@ -123,7 +123,7 @@ fn registration_rules_are_enforced_with_field_errors() {
         ("phone_number", json!("89991234567")),
         ("full_name", json!("   ")),
     ] {
-        let mut body = seed_registration();
+        let mut body = example_registration();
         body[field] = value;
         let (status, answer) = register(&server, &body);
         assert_eq!(status, 422, "{field}: {answer}");
@@ -135,7 +135,7 @@ fn registration_rules_are_enforced_with_field_errors() {
 #[test]
 fn unknown_email_and_wrong_password_get_the_same_401() {
     let server = TestServer::start(ServerConfig::app());
-    assert_eq!(register(&server, &seed_registration()).0, 201);
+    assert_eq!(register(&server, &example_registration()).0, 201);
     let wrong_password = login(&server, "test@example.com", "password124");
     let unknown_email = login(&server, "nobody@example.com", "password123");
     let too_long = login(&server, "test@example.com", &"x".repeat(100));
@@ -148,7 +148,7 @@ fn unknown_email_and_wrong_password_get_the_same_401() {
 #[test]
 fn me_refuses_missing_expired_forged_and_orphaned_tokens() {
     let server = TestServer::start(ServerConfig::app());
-    let (_, user) = register(&server, &seed_registration());
+    let (_, user) = register(&server, &example_registration());
     let id: uuid::Uuid = user["id"].as_str().unwrap().parse().unwrap();
 
     let (status, body) = server.call("GET", "/api/users/me", None, None);
@@ -192,7 +192,7 @@ fn api_now() -> i64 {
 fn a_bcrypt_cost_below_10_is_a_configuration_error_not_a_weak_hash() {
     let config = ServerConfig::app().env("SPIN_VARIABLE_BCRYPT_COST", "9");
     let server = TestServer::start(config);
-    let (status, body) = register(&server, &seed_registration());
+    let (status, body) = register(&server, &example_registration());
     assert_eq!(status, 500, "{body}");
     assert_eq!(body["error"]["code"], "configuration");
     assert_eq!(psql_db(&server.db, "SELECT count(*) FROM users.users"), "0");
@@ -286,7 +286,7 @@ fn create_staff_makes_an_account_that_logs_in_as_staff() {
 #[test]
 fn accounts_survive_a_restart() {
     let mut server = TestServer::start(ServerConfig::app());
-    let (_, user) = register(&server, &seed_registration());
+    let (_, user) = register(&server, &example_registration());
     server.restart();
     let token = server.login("test@example.com", "password123");
     let (status, me) = server.call("GET", "/api/users/me", Some(&token), None);
