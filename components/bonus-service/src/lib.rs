@@ -11,8 +11,9 @@ mod relay;
 mod signed;
 mod store;
 
-use api::http::{health_routes, json_response, method_not_allowed, not_found, read_json_object};
+use api::http::{json_response, read_json_object};
 use api::query::{Cursor, Page, Query};
+use api::routes::Routes;
 use api::{ApiError, FieldErrors};
 use spin_sdk::http::{Params, Request, Response, Router};
 use spin_sdk::pg3::Connection;
@@ -33,22 +34,19 @@ async fn handle(request: Request) -> Response {
 }
 
 /// The component's routes, on the full path (see car-service for why not the suffix).
+pub fn routes() -> Routes {
+    Routes::service("/api/bonuses", SERVICE)
+        .post("/api/bonuses/events", accrue)
+        .public()
+        .get("/api/bonuses/balance", balance)
+        .get("/api/bonuses/history", history)
+        .post("/api/bonuses/spend", spend)
+        .post("/api/bonuses/promocodes/apply", apply_promocode)
+}
+
+/// [`routes`] as spin-sdk's router, with their 405s and the JSON 404.
 pub fn router() -> Router {
-    let mut router = Router::new();
-    health_routes(&mut router, "/api/bonuses", SERVICE);
-    router.post("/api/bonuses/events", accrue);
-    router.get("/api/bonuses/balance", balance);
-    router.get("/api/bonuses/history", history);
-    router.post("/api/bonuses/spend", spend);
-    router.post("/api/bonuses/promocodes/apply", apply_promocode);
-    // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
-    router.any("/api/bonuses/events", method_not_allowed("POST"));
-    router.any("/api/bonuses/balance", method_not_allowed("GET"));
-    router.any("/api/bonuses/history", method_not_allowed("GET"));
-    router.any("/api/bonuses/spend", method_not_allowed("POST"));
-    router.any("/api/bonuses/promocodes/apply", method_not_allowed("POST"));
-    router.any("/*", not_found);
-    router
+    routes().into_router()
 }
 
 /// This component's part of the API document (`GET /openapi.json` joins them all).
@@ -424,53 +422,6 @@ mod tests {
     }
 
     #[test]
-    fn unknown_paths_are_a_json_404() {
-        for path in [
-            "/api/bonuses",
-            "/api/bonuses/",
-            "/api/bonuses/promocodes",
-            "/api/bonuses/balance/extra",
-            "/api/bonuses/events/3fa85f64-5717-4562-b3fc-2c963f66afa6",
-        ] {
-            let (status, _, _, body) = send(Method::Get, path, &[]);
-            assert_eq!(status, 404, "{path}");
-            assert_eq!(body["error"]["code"], "not_found", "{path}");
-        }
-    }
-
-    #[test]
-    fn wrong_method_is_a_json_405_with_allow() {
-        for (method, path, allow) in [
-            (Method::Post, "/api/bonuses/health", "GET"),
-            (Method::Get, "/api/bonuses/events", "POST"),
-            (Method::Post, "/api/bonuses/balance", "GET"),
-            (Method::Delete, "/api/bonuses/history", "GET"),
-            (Method::Get, "/api/bonuses/spend", "POST"),
-            (Method::Put, "/api/bonuses/promocodes/apply", "POST"),
-        ] {
-            let (status, allowed, _, body) = send(method, path, &[]);
-            assert_eq!(status, 405, "{path}");
-            assert_eq!(allowed.as_deref(), Some(allow), "{path}");
-            assert_eq!(body["error"]["code"], "method_not_allowed");
-        }
-    }
-
-    #[test]
-    fn every_user_endpoint_needs_a_token_before_the_body_is_read() {
-        for (method, path) in [
-            (Method::Get, "/api/bonuses/balance"),
-            (Method::Get, "/api/bonuses/history?limit=0"),
-            (Method::Post, "/api/bonuses/spend"),
-            (Method::Post, "/api/bonuses/promocodes/apply"),
-        ] {
-            let (status, _, challenge, body) = send(method, path, &[]);
-            assert_eq!(status, 401, "{path}");
-            assert_eq!(body["error"]["code"], "missing_token");
-            assert_eq!(challenge.as_deref(), Some("Bearer"));
-        }
-    }
-
-    #[test]
     fn events_without_the_relay_token_are_401_even_with_a_bearer_token() {
         for headers in [&[][..], &[("authorization", "Bearer a-user-token")][..]] {
             let (status, _, challenge, body) = send(Method::Post, "/api/bonuses/events", headers);
@@ -481,5 +432,10 @@ mod tests {
                 Some("X-Relay-Token realm=\"bonus-events\"")
             );
         }
+    }
+
+    #[test]
+    fn routes_answer_401_405_and_404_before_the_host() {
+        api::testing::assert_routes(routes());
     }
 }

@@ -7,8 +7,9 @@ pub mod domain;
 mod error;
 mod store;
 
-use api::http::{health_routes, json_response, method_not_allowed, not_found, read_json_object};
+use api::http::{json_response, read_json_object};
 use api::query::{Cursor, Page, Query};
+use api::routes::Routes;
 use api::{ApiError, FieldErrors};
 use spin_sdk::http::{Params, Request, Response, Router};
 use uuid::Uuid;
@@ -28,36 +29,26 @@ async fn handle(request: Request) -> Response {
     router().handle_async(request).await
 }
 
-/// The component's routes. Routes on the full path, not the part after the trigger route: a chained call from
-/// order-service (`http://car-service.spin.internal/api/cars/<id>`) has the same path as
-/// a call through the listener, but a different `spin-path-info`.
+/// The component's routes, on the full path rather than the part after the trigger route: a
+/// chained call from order-service (`http://car-service.spin.internal/api/cars/<id>`) has the
+/// same path as a call through the listener, but a different `spin-path-info`.
+pub fn routes() -> Routes {
+    Routes::service("/api/cars", SERVICE)
+        .post("/api/cars", create_car)
+        .get("/api/cars", list_cars)
+        .get("/api/cars/registrations", list_registrations)
+        .get("/api/cars/:car_id", get_car)
+        .post("/api/cars/:car_id/documents", add_document)
+        .get("/api/cars/:car_id/documents", list_documents)
+        .get(
+            "/api/cars/:car_id/documents/:document_id/file",
+            document_file,
+        )
+}
+
+/// [`routes`] as spin-sdk's router, with their 405s and the JSON 404.
 pub fn router() -> Router {
-    let mut router = Router::new();
-    health_routes(&mut router, "/api/cars", SERVICE);
-    router.post("/api/cars", create_car);
-    router.get("/api/cars", list_cars);
-    router.get("/api/cars/registrations", list_registrations);
-    router.get("/api/cars/:car_id", get_car);
-    router.post("/api/cars/:car_id/documents", add_document);
-    router.get("/api/cars/:car_id/documents", list_documents);
-    router.get(
-        "/api/cars/:car_id/documents/:document_id/file",
-        document_file,
-    );
-    // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
-    router.any("/api/cars", method_not_allowed("GET, POST"));
-    router.any("/api/cars/registrations", method_not_allowed("GET"));
-    router.any("/api/cars/:car_id", method_not_allowed("GET"));
-    router.any(
-        "/api/cars/:car_id/documents",
-        method_not_allowed("GET, POST"),
-    );
-    router.any(
-        "/api/cars/:car_id/documents/:document_id/file",
-        method_not_allowed("GET"),
-    );
-    router.any("/*", not_found);
-    router
+    routes().into_router()
 }
 
 /// This component's part of the API document (`GET /openapi.json` joins them all).
@@ -288,12 +279,6 @@ mod tests {
     //! import (variables, Postgres), so no host is needed. End-to-end tests live in tests/.
 
     use super::*;
-    use serde_json::Value;
-    use spin_sdk::http::Method;
-
-    fn send(method: Method, path: &str, body: &str) -> (u16, Option<String>, Value) {
-        api::testing::call(&router(), method, path, body)
-    }
 
     #[test]
     fn documented_request_bodies_are_the_ones_parsed() {
@@ -322,48 +307,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_path_is_a_json_404() {
-        let (status, _, body) = send(Method::Get, "/api/cars/1/documents/x", "");
-        assert_eq!(status, 404);
-        assert_eq!(body["error"]["code"], "not_found");
-    }
-
-    #[test]
-    fn wrong_method_is_a_json_405_with_allow() {
-        for (method, path, allow) in [
-            (
-                Method::Delete,
-                "/api/cars/3fa85f64-5717-4562-b3fc-2c963f66afa6",
-                "GET",
-            ),
-            (Method::Delete, "/api/cars", "GET, POST"),
-            (Method::Post, "/api/cars/registrations", "GET"),
-            (Method::Post, "/api/cars/health", "GET"),
-        ] {
-            let (status, allowed, body) = send(method, path, "");
-            assert_eq!(status, 405, "{path}");
-            assert_eq!(allowed.as_deref(), Some(allow), "{path}");
-            assert_eq!(body["error"]["code"], "method_not_allowed");
-        }
-    }
-
-    #[test]
-    fn every_car_endpoint_needs_a_token() {
-        for (method, path) in [
-            (Method::Post, "/api/cars"),
-            (
-                Method::Get,
-                "/api/cars/3fa85f64-5717-4562-b3fc-2c963f66afa6",
-            ),
-            (Method::Get, "/api/cars/42/"),
-            (Method::Get, "/api/cars/registrations"),
-            (Method::Post, "/api/cars/42/documents"),
-            (Method::Get, "/api/cars/42/documents"),
-            (Method::Get, "/api/cars/42/documents/1/file"),
-        ] {
-            let (status, _, body) = send(method, path, "{}");
-            assert_eq!(status, 401, "{path}");
-            assert_eq!(body["error"]["code"], "missing_token");
-        }
+    fn routes_answer_401_405_and_404_before_the_host() {
+        api::testing::assert_routes(routes());
     }
 }

@@ -7,7 +7,8 @@ pub mod domain;
 mod error;
 mod store;
 
-use api::http::{health_routes, json_response, method_not_allowed, not_found, read_json_object};
+use api::http::{json_response, read_json_object};
+use api::routes::Routes;
 use api::upstream::{Service, Upstream};
 use api::{ApiError, Caller};
 use spin_sdk::http::{Method, Params, Request, Response, Router};
@@ -35,22 +36,18 @@ async fn handle(request: Request) -> Response {
 }
 
 /// The component's routes, on the full path (see car-service for why not the suffix).
+pub fn routes() -> Routes {
+    Routes::service("/api/cart", SERVICE)
+        .get("/api/cart/catalog", catalog)
+        .get("/api/cart", get_cart)
+        .post("/api/cart/items", add_item)
+        .delete("/api/cart/items/:item_id", remove_item)
+        .post_async("/api/cart/checkout", checkout)
+}
+
+/// [`routes`] as spin-sdk's router, with their 405s and the JSON 404.
 pub fn router() -> Router {
-    let mut router = Router::new();
-    health_routes(&mut router, "/api/cart", SERVICE);
-    router.get("/api/cart/catalog", catalog);
-    router.get("/api/cart", get_cart);
-    router.post("/api/cart/items", add_item);
-    router.delete("/api/cart/items/:item_id", remove_item);
-    router.post_async("/api/cart/checkout", checkout);
-    // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
-    router.any("/api/cart/catalog", method_not_allowed("GET"));
-    router.any("/api/cart", method_not_allowed("GET"));
-    router.any("/api/cart/items", method_not_allowed("POST"));
-    router.any("/api/cart/items/:item_id", method_not_allowed("DELETE"));
-    router.any("/api/cart/checkout", method_not_allowed("POST"));
-    router.any("/*", not_found);
-    router
+    routes().into_router()
 }
 
 /// This component's part of the API document (`GET /openapi.json` joins them all).
@@ -245,39 +242,6 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    fn send(method: Method, path: &str) -> (u16, Option<String>, Value) {
-        api::testing::call(&router(), method, path, "")
-    }
-
-    #[test]
-    fn every_cart_endpoint_needs_a_token() {
-        for (method, path) in [
-            (Method::Get, "/api/cart/catalog"),
-            (Method::Get, "/api/cart"),
-            (Method::Post, "/api/cart/items"),
-            (Method::Delete, "/api/cart/items/x"),
-            (Method::Post, "/api/cart/checkout"),
-        ] {
-            let (status, _, body) = send(method, path);
-            assert_eq!(status, 401, "{path}");
-            assert_eq!(body["error"]["code"], "missing_token");
-        }
-    }
-
-    #[test]
-    fn wrong_method_is_a_json_405_with_allow() {
-        for (method, path, allow) in [
-            (Method::Post, "/api/cart", "GET"),
-            (Method::Get, "/api/cart/items", "POST"),
-            (Method::Get, "/api/cart/items/x", "DELETE"),
-            (Method::Get, "/api/cart/checkout", "POST"),
-        ] {
-            let (status, allowed, _) = send(method, path);
-            assert_eq!(status, 405, "{path}");
-            assert_eq!(allowed.as_deref(), Some(allow));
-        }
-    }
-
     #[test]
     fn documented_request_bodies_are_the_ones_parsed() {
         api::testing::assert_documents_request::<domain::CartItemRequest>(|body| {
@@ -337,9 +301,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_path_is_a_json_404() {
-        let (status, _, body) = send(Method::Get, "/api/cart/things");
-        assert_eq!(status, 404);
-        assert_eq!(body["error"]["code"], "not_found");
+    fn routes_answer_401_405_and_404_before_the_host() {
+        api::testing::assert_routes(routes());
     }
 }

@@ -6,7 +6,7 @@
 //! components' Rust types by `tests/openapi.rs` (which fails when the file is stale); Swagger
 //! UI's files come from the npm package `swagger-ui-dist`, fetched by `build.rs`.
 
-use api::http::{method_not_allowed, not_found};
+use api::routes::Routes;
 use spin_sdk::http::{Params, Request, Response, Router};
 
 /// The document every other component's `openapi()` contributes to.
@@ -61,19 +61,25 @@ async fn handle(request: Request) -> Response {
     router().handle_async(request).await
 }
 
-/// The component's routes (full paths: spin.toml routes `/openapi.json` and `/docs/...` here).
-pub fn router() -> Router {
-    let mut router = Router::new();
-    router.get("/openapi.json", |_: Request, _: Params| {
-        file("application/json", OPENAPI_JSON.as_bytes())
-    });
-    router.any("/openapi.json", method_not_allowed("GET"));
+/// The component's routes (full paths: spin.toml routes `/openapi.json` and `/docs/...` here),
+/// all public.
+pub fn routes() -> Routes {
+    let mut routes = Routes::new("/docs")
+        .get("/openapi.json", |_: Request, _: Params| {
+            file("application/json", OPENAPI_JSON.as_bytes())
+        })
+        .public();
     for &(path, content_type, bytes) in FILES {
-        router.get(path, move |_: Request, _: Params| file(content_type, bytes));
-        router.any(path, method_not_allowed("GET"));
+        routes = routes
+            .get(path, move |_: Request, _: Params| file(content_type, bytes))
+            .public();
     }
-    router.any("/*", not_found);
-    router
+    routes
+}
+
+/// [`routes`] as spin-sdk's router, with their 405s and the JSON 404.
+pub fn router() -> Router {
+    routes().into_router()
 }
 
 /// This component's own part of the document: the two routes above.
@@ -160,14 +166,14 @@ mod tests {
     }
 
     #[test]
-    fn the_document_is_served_and_unknown_files_are_json_404() {
+    fn the_document_is_served() {
         let response = get("/openapi.json");
         let doc: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
         assert_eq!(doc["openapi"], "3.1.0");
-        let (status, _, body) = api::testing::call(&router(), Method::Get, "/docs/missing.js", "");
-        assert_eq!(status, 404);
-        assert_eq!(body["error"]["code"], "not_found");
-        let (status, allow, _) = api::testing::call(&router(), Method::Post, "/openapi.json", "");
-        assert_eq!((status, allow.as_deref()), (405, Some("GET")));
+    }
+
+    #[test]
+    fn routes_answer_405_and_404_in_json() {
+        api::testing::assert_routes(routes());
     }
 }

@@ -13,8 +13,9 @@ mod store;
 
 use std::collections::BTreeSet;
 
-use api::http::{health_routes, json_response, method_not_allowed, not_found};
+use api::http::json_response;
 use api::query::Query;
+use api::routes::Routes;
 use api::upstream::Upstream;
 use api::{ApiError, Caller, FieldErrors};
 use spin_sdk::http::{Params, Request, Response, Router};
@@ -37,18 +38,16 @@ async fn handle(request: Request) -> Response {
 }
 
 /// The component's routes, on the full path (see car-service for why not the suffix).
+pub fn routes() -> Routes {
+    Routes::service("/api/fines", SERVICE)
+        .get_async("/api/fines/check", check)
+        .get_async("/api/fines/:fine_id", get_fine)
+        .post_async("/api/fines/:fine_id/pay", pay)
+}
+
+/// [`routes`] as spin-sdk's router, with their 405s and the JSON 404.
 pub fn router() -> Router {
-    let mut router = Router::new();
-    health_routes(&mut router, "/api/fines", SERVICE);
-    router.get_async("/api/fines/check", check);
-    router.get_async("/api/fines/:fine_id", get_fine);
-    router.post_async("/api/fines/:fine_id/pay", pay);
-    // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
-    router.any("/api/fines/check", method_not_allowed("GET"));
-    router.any("/api/fines/:fine_id", method_not_allowed("GET"));
-    router.any("/api/fines/:fine_id/pay", method_not_allowed("POST"));
-    router.any("/*", not_found);
-    router
+    routes().into_router()
 }
 
 /// This component's part of the API document (`GET /openapi.json` joins them all).
@@ -258,12 +257,6 @@ mod tests {
     //! crates/detailing/tests/fines.rs.
 
     use super::*;
-    use serde_json::Value;
-    use spin_sdk::http::Method;
-
-    fn send(method: Method, path: &str) -> (u16, Option<String>, Value) {
-        api::testing::call(&router(), method, path, "")
-    }
 
     #[test]
     fn openapi_documents_every_route_with_its_errors() {
@@ -298,62 +291,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_paths_are_a_json_404() {
-        for path in [
-            "/api/fines",
-            "/api/fines/check/all",
-            "/api/fines/3fa85f64-5717-4562-b3fc-2c963f66afa6/pay/now",
-        ] {
-            let (status, _, body) = send(Method::Get, path);
-            assert_eq!(status, 404, "{path}");
-            assert_eq!(body["error"]["code"], "not_found", "{path}");
-        }
-    }
-
-    #[test]
-    fn wrong_method_is_a_json_405_with_allow() {
-        for (method, path, allow) in [
-            (Method::Post, "/api/fines/check", "GET"),
-            (Method::Delete, "/api/fines/check", "GET"),
-            (
-                Method::Get,
-                "/api/fines/3fa85f64-5717-4562-b3fc-2c963f66afa6/pay",
-                "POST",
-            ),
-            (Method::Put, "/api/fines/first/pay", "POST"),
-            (
-                Method::Delete,
-                "/api/fines/3fa85f64-5717-4562-b3fc-2c963f66afa6",
-                "GET",
-            ),
-            (Method::Post, "/api/fines/health", "GET"),
-        ] {
-            let (status, allowed, body) = send(method, path);
-            assert_eq!(status, 405, "{path}");
-            assert_eq!(allowed.as_deref(), Some(allow), "{path}");
-            assert_eq!(body["error"]["code"], "method_not_allowed");
-        }
-    }
-
-    #[test]
-    fn every_fines_endpoint_but_health_needs_a_token() {
-        for (method, path) in [
-            (Method::Get, "/api/fines/check"),
-            (Method::Get, "/api/fines/check?license_plate=%"),
-            (
-                Method::Post,
-                "/api/fines/3fa85f64-5717-4562-b3fc-2c963f66afa6/pay",
-            ),
-            (Method::Post, "/api/fines/not-a-uuid/pay"),
-            (
-                Method::Get,
-                "/api/fines/3fa85f64-5717-4562-b3fc-2c963f66afa6",
-            ),
-            (Method::Get, "/api/fines/not-a-uuid"),
-        ] {
-            let (status, _, body) = send(method, path);
-            assert_eq!(status, 401, "{path}");
-            assert_eq!(body["error"]["code"], "missing_token");
-        }
+    fn routes_answer_401_405_and_404_before_the_host() {
+        api::testing::assert_routes(routes());
     }
 }

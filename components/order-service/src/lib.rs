@@ -10,9 +10,10 @@ mod error;
 mod payment_client;
 mod store;
 
-use api::http::{health_routes, json_response, method_not_allowed, not_found, read_json_object};
+use api::http::{json_response, read_json_object};
 use api::money::Money;
 use api::query::{Cursor, Page, Query};
+use api::routes::Routes;
 use api::upstream::Upstream;
 use api::{ApiError, Caller, FieldErrors};
 use spin_sdk::http::{Params, Request, Response, Router};
@@ -32,26 +33,19 @@ async fn handle(request: Request) -> Response {
 }
 
 /// The component's routes, on the full path (see car-service for why not the suffix).
+pub fn routes() -> Routes {
+    Routes::service("/api/orders", SERVICE)
+        .post_async("/api/orders", create_order)
+        .post("/api/orders/review", review_order)
+        .get("/api/orders", list_orders)
+        .get("/api/orders/:order_id", get_order)
+        .patch_async("/api/orders/:order_id/status", change_status)
+        .post("/api/orders/:order_id/payment-check", payment_check)
+}
+
+/// [`routes`] as spin-sdk's router, with their 405s and the JSON 404.
 pub fn router() -> Router {
-    let mut router = Router::new();
-    health_routes(&mut router, "/api/orders", SERVICE);
-    router.post_async("/api/orders", create_order);
-    router.post("/api/orders/review", review_order);
-    router.get("/api/orders", list_orders);
-    router.get("/api/orders/:order_id", get_order);
-    router.patch_async("/api/orders/:order_id/status", change_status);
-    router.post("/api/orders/:order_id/payment-check", payment_check);
-    // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
-    router.any("/api/orders/review", method_not_allowed("POST"));
-    router.any("/api/orders", method_not_allowed("GET, POST"));
-    router.any("/api/orders/:order_id", method_not_allowed("GET"));
-    router.any("/api/orders/:order_id/status", method_not_allowed("PATCH"));
-    router.any(
-        "/api/orders/:order_id/payment-check",
-        method_not_allowed("POST"),
-    );
-    router.any("/*", not_found);
-    router
+    routes().into_router()
 }
 
 /// This component's part of the API document (`GET /openapi.json` joins them all).
@@ -314,11 +308,6 @@ mod tests {
 
     use super::*;
     use serde_json::Value;
-    use spin_sdk::http::Method;
-
-    fn send(method: Method, path: &str, body: &str) -> (u16, Option<String>, Value) {
-        api::testing::call(&router(), method, path, body)
-    }
 
     #[test]
     fn documented_request_bodies_are_the_ones_parsed() {
@@ -382,45 +371,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_path_is_a_json_404() {
-        let (status, _, body) = send(Method::Get, "/api/orders/1/lines/2", "");
-        assert_eq!(status, 404);
-        assert_eq!(body["error"]["code"], "not_found");
-    }
-
-    #[test]
-    fn wrong_method_is_a_json_405_with_allow() {
-        for (method, path, allow) in [
-            (
-                Method::Patch,
-                "/api/orders/3fa85f64-5717-4562-b3fc-2c963f66afa6",
-                "GET",
-            ),
-            (Method::Delete, "/api/orders", "GET, POST"),
-            (Method::Post, "/api/orders/first/status", "PATCH"),
-            (Method::Get, "/api/orders/first/payment-check", "POST"),
-            (Method::Delete, "/api/orders/health", "GET"),
-        ] {
-            let (status, allowed, body) = send(method, path, "");
-            assert_eq!(status, 405, "{path}");
-            assert_eq!(allowed.as_deref(), Some(allow), "{path}");
-            assert_eq!(body["error"]["code"], "method_not_allowed");
-        }
-    }
-
-    #[test]
-    fn every_order_endpoint_needs_a_token() {
-        for (method, path) in [
-            (Method::Post, "/api/orders"),
-            (Method::Post, "/api/orders/review"),
-            (Method::Get, "/api/orders"),
-            (Method::Get, "/api/orders/first"),
-            (Method::Patch, "/api/orders/first/status"),
-            (Method::Post, "/api/orders/first/payment-check"),
-        ] {
-            let (status, _, body) = send(method, path, "{}");
-            assert_eq!(status, 401, "{path}");
-            assert_eq!(body["error"]["code"], "missing_token");
-        }
+    fn routes_answer_401_405_and_404_before_the_host() {
+        api::testing::assert_routes(routes());
     }
 }

@@ -14,9 +14,10 @@ mod store;
 
 use std::time::{Duration, Instant};
 
-use api::http::{health_routes, json_response, method_not_allowed, not_found, read_json_object};
+use api::http::{json_response, read_json_object};
 use api::money::Money;
 use api::query::{Cursor, Page, Query};
+use api::routes::Routes;
 use api::upstream::Upstream;
 use api::{ApiError, Caller, FieldErrors};
 use spin_sdk::http::{Params, Request, Response, Router};
@@ -40,17 +41,16 @@ async fn handle(request: Request) -> Response {
 }
 
 /// The component's routes, on the full path (see car-service for why not the suffix).
+pub fn routes() -> Routes {
+    Routes::service("/api/payments", SERVICE)
+        .post_async("/api/payments", pay)
+        .get("/api/payments", list_payments)
+        .get("/api/payments/:payment_id", get_payment)
+}
+
+/// [`routes`] as spin-sdk's router, with their 405s and the JSON 404.
 pub fn router() -> Router {
-    let mut router = Router::new();
-    health_routes(&mut router, "/api/payments", SERVICE);
-    router.post_async("/api/payments", pay);
-    router.get("/api/payments", list_payments);
-    router.get("/api/payments/:payment_id", get_payment);
-    // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
-    router.any("/api/payments", method_not_allowed("GET, POST"));
-    router.any("/api/payments/:payment_id", method_not_allowed("GET"));
-    router.any("/*", not_found);
-    router
+    routes().into_router()
 }
 
 /// This component's part of the API document (`GET /openapi.json` joins them all).
@@ -604,38 +604,6 @@ mod tests {
     //! import (variables, HTTP, Postgres), so no host is needed. End-to-end tests live in tests/.
 
     use super::*;
-    use serde_json::Value;
-    use spin_sdk::http::Method;
-
-    fn send(method: Method, path: &str) -> (u16, Option<String>, Value) {
-        api::testing::call(&router(), method, path, "")
-    }
-
-    #[test]
-    fn every_payment_endpoint_needs_a_token() {
-        for (method, path) in [
-            (Method::Post, "/api/payments"),
-            (Method::Get, "/api/payments"),
-            (Method::Get, "/api/payments/x"),
-        ] {
-            let (status, _, body) = send(method, path);
-            assert_eq!(status, 401, "{path}");
-            assert_eq!(body["error"]["code"], "missing_token");
-        }
-    }
-
-    #[test]
-    fn wrong_method_is_a_json_405_with_allow() {
-        for (method, path, allow) in [
-            (Method::Delete, "/api/payments", "GET, POST"),
-            (Method::Put, "/api/payments/x", "GET"),
-            (Method::Post, "/api/payments/health", "GET"),
-        ] {
-            let (status, allowed, _) = send(method, path);
-            assert_eq!(status, 405, "{path}");
-            assert_eq!(allowed.as_deref(), Some(allow));
-        }
-    }
 
     #[test]
     fn documented_request_bodies_are_the_ones_parsed() {
@@ -687,9 +655,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_path_is_a_json_404() {
-        let (status, _, body) = send(Method::Get, "/api/payments/x/refund");
-        assert_eq!(status, 404);
-        assert_eq!(body["error"]["code"], "not_found");
+    fn routes_answer_401_405_and_404_before_the_host() {
+        api::testing::assert_routes(routes());
     }
 }

@@ -8,8 +8,9 @@ mod error;
 mod order_client;
 mod store;
 
-use api::http::{health_routes, json_response, method_not_allowed, not_found, read_json_object};
+use api::http::{json_response, read_json_object};
 use api::query::{Cursor, Query};
+use api::routes::Routes;
 use api::upstream::Upstream;
 use api::{ApiError, Caller};
 use spin_sdk::http::{Params, Request, Response, Router};
@@ -30,27 +31,18 @@ async fn handle(request: Request) -> Response {
 }
 
 /// The component's routes, on the full path (see car-service for why not the suffix).
+pub fn routes() -> Routes {
+    Routes::service("/api/support", SERVICE)
+        .post_async("/api/support/tickets", create_ticket)
+        .get("/api/support/tickets", list_tickets)
+        .get("/api/support/tickets/:ticket_id", get_ticket)
+        .post("/api/support/tickets/:ticket_id/messages", post_message)
+        .patch("/api/support/tickets/:ticket_id/status", change_status)
+}
+
+/// [`routes`] as spin-sdk's router, with their 405s and the JSON 404.
 pub fn router() -> Router {
-    let mut router = Router::new();
-    health_routes(&mut router, "/api/support", SERVICE);
-    router.post_async("/api/support/tickets", create_ticket);
-    router.get("/api/support/tickets", list_tickets);
-    router.get("/api/support/tickets/:ticket_id", get_ticket);
-    router.post("/api/support/tickets/:ticket_id/messages", post_message);
-    router.patch("/api/support/tickets/:ticket_id/status", change_status);
-    // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
-    router.any("/api/support/tickets", method_not_allowed("GET, POST"));
-    router.any("/api/support/tickets/:ticket_id", method_not_allowed("GET"));
-    router.any(
-        "/api/support/tickets/:ticket_id/messages",
-        method_not_allowed("POST"),
-    );
-    router.any(
-        "/api/support/tickets/:ticket_id/status",
-        method_not_allowed("PATCH"),
-    );
-    router.any("/*", not_found);
-    router
+    routes().into_router()
 }
 
 /// This component's part of the API document (`GET /openapi.json` joins them all).
@@ -254,13 +246,6 @@ mod tests {
 
     use super::*;
     use serde_json::Value;
-    use spin_sdk::http::Method;
-
-    const TICKET: &str = "3fa85f64-5717-4562-b3fc-2c963f66afa6";
-
-    fn send(method: Method, path: &str, body: &str) -> (u16, Option<String>, Value) {
-        api::testing::call(&router(), method, path, body)
-    }
 
     #[test]
     fn documented_request_bodies_are_the_ones_parsed() {
@@ -311,63 +296,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_paths_are_a_json_404() {
-        for path in [
-            "/api/support",
-            "/api/support/",
-            "/api/support/faq",
-            "/api/support/tickets/1/messages/2",
-        ] {
-            let (status, _, body) = send(Method::Get, path, "");
-            assert_eq!(status, 404, "{path}");
-            assert_eq!(body["error"]["code"], "not_found");
-        }
-    }
-
-    #[test]
-    fn wrong_method_is_a_json_405_with_allow() {
-        let ticket = format!("/api/support/tickets/{TICKET}");
-        for (method, path, allow) in [
-            (Method::Post, "/api/support/health".to_owned(), "GET"),
-            (
-                Method::Delete,
-                "/api/support/tickets".to_owned(),
-                "GET, POST",
-            ),
-            (Method::Put, "/api/support/tickets".to_owned(), "GET, POST"),
-            (Method::Delete, ticket.clone(), "GET"),
-            (Method::Patch, ticket.clone(), "GET"),
-            (Method::Get, format!("{ticket}/messages"), "POST"),
-            (Method::Post, format!("{ticket}/status"), "PATCH"),
-            (
-                Method::Put,
-                "/api/support/tickets/x/status".to_owned(),
-                "PATCH",
-            ),
-        ] {
-            let (status, allowed, body) = send(method, &path, "");
-            assert_eq!(status, 405, "{path}");
-            assert_eq!(allowed.as_deref(), Some(allow), "{path}");
-            assert_eq!(body["error"]["code"], "method_not_allowed");
-        }
-    }
-
-    #[test]
-    fn every_ticket_endpoint_needs_a_token_before_reading_the_body() {
-        let ticket = format!("/api/support/tickets/{TICKET}");
-        for (method, path) in [
-            (Method::Post, "/api/support/tickets".to_owned()),
-            (Method::Get, "/api/support/tickets".to_owned()),
-            (Method::Get, "/api/support/tickets?status=nope".to_owned()),
-            (Method::Get, ticket.clone()),
-            (Method::Get, "/api/support/tickets/not-a-uuid".to_owned()),
-            (Method::Post, format!("{ticket}/messages")),
-            (Method::Patch, format!("{ticket}/status")),
-        ] {
-            // A body that is not even JSON: the token is checked first.
-            let (status, _, body) = send(method, &path, "{not json");
-            assert_eq!(status, 401, "{path}");
-            assert_eq!(body["error"]["code"], "missing_token");
-        }
+    fn routes_answer_401_405_and_404_before_the_host() {
+        api::testing::assert_routes(routes());
     }
 }

@@ -7,7 +7,8 @@ pub mod domain;
 mod error;
 mod store;
 
-use api::http::{health_routes, json_response, method_not_allowed, not_found, read_json_object};
+use api::http::{json_response, read_json_object};
+use api::routes::Routes;
 use api::ApiError;
 use auth::token::Claims;
 use auth::Cost;
@@ -29,18 +30,18 @@ async fn handle(request: Request) -> Response {
 }
 
 /// The component's routes, on the full path (see car-service for why not the suffix).
+pub fn routes() -> Routes {
+    Routes::service("/api/users", SERVICE)
+        .post("/api/users/register", register)
+        .public()
+        .post("/api/users/login", login)
+        .public()
+        .get("/api/users/me", me)
+}
+
+/// [`routes`] as spin-sdk's router, with their 405s and the JSON 404.
 pub fn router() -> Router {
-    let mut router = Router::new();
-    health_routes(&mut router, "/api/users", SERVICE);
-    router.post("/api/users/register", register);
-    router.post("/api/users/login", login);
-    router.get("/api/users/me", me);
-    // Known paths with another method: 405 in the JSON error shape, not spin-sdk's text.
-    router.any("/api/users/register", method_not_allowed("POST"));
-    router.any("/api/users/login", method_not_allowed("POST"));
-    router.any("/api/users/me", method_not_allowed("GET"));
-    router.any("/*", not_found);
-    router
+    routes().into_router()
 }
 
 /// This component's part of the API document (`GET /openapi.json` joins them all).
@@ -274,33 +275,6 @@ mod tests {
     }
 
     #[test]
-    fn me_without_a_token_is_401_with_a_bearer_challenge() {
-        let (status, response) = send(Method::Get, "/api/users/me", "");
-        assert_eq!(status, 401);
-        assert_eq!(body(&response)["error"]["code"], "missing_token");
-        assert_eq!(
-            response.header("www-authenticate").and_then(|v| v.as_str()),
-            Some("Bearer")
-        );
-    }
-
-    #[test]
-    fn wrong_method_is_a_json_405_with_allow() {
-        for (method, path, allow) in [
-            (Method::Get, "/api/users/register", "POST"),
-            (Method::Get, "/api/users/login", "POST"),
-            (Method::Post, "/api/users/me", "GET"),
-        ] {
-            let (status, response) = send(method, path, "");
-            assert_eq!(status, 405, "{path}");
-            assert_eq!(
-                response.header("allow").and_then(|v| v.as_str()),
-                Some(allow)
-            );
-        }
-    }
-
-    #[test]
     fn documented_request_bodies_are_the_ones_parsed() {
         api::testing::assert_documents_request::<domain::RegisterRequest>(|body| {
             NewUser::parse(body).map(drop)
@@ -384,9 +358,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_path_is_a_json_404() {
-        let (status, response) = send(Method::Get, "/api/users/someone", "");
-        assert_eq!(status, 404);
-        assert_eq!(body(&response)["error"]["code"], "not_found");
+    fn routes_answer_401_405_and_404_before_the_host() {
+        api::testing::assert_routes(routes());
     }
 }

@@ -4,7 +4,7 @@
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use spin_sdk::http::{IntoResponse, Params, Request, Response, Router};
+use spin_sdk::http::{IntoResponse, Params, Request, Response};
 
 use crate::error::ApiError;
 use crate::json::{self, Object};
@@ -64,17 +64,6 @@ pub fn not_found(request: Request, _params: Params) -> Response {
     ApiError::route_not_found(request.path()).into_response()
 }
 
-/// Router handler for a known path hit with a method it does not serve: 405 with `allow`
-/// (e.g. `"GET"` or `"GET, POST"`) in the `Allow` header, as RFC 9110 asks.
-pub fn method_not_allowed(allow: &'static str) -> impl Fn(Request, Params) -> Response {
-    move |request, _params| {
-        let method = request.method().to_string();
-        let mut response = ApiError::method_not_allowed(&method, request.path()).into_response();
-        response.set_header("allow", allow);
-        response
-    }
-}
-
 /// Router handler for `GET /api/<prefix>/health`: 200 `{"status":"ok","service":...}` once the
 /// component's database (the `postgres_url` variable) answers a query; 503 when it does not.
 /// Public: load balancers and `detailing doctor` call it without a token.
@@ -102,42 +91,5 @@ pub fn live(service: &'static str) -> impl Fn(Request, Params) -> Response {
             200,
             &serde_json::json!({"status": "ok", "service": service}),
         )
-    }
-}
-
-/// Registers a component's public probes under `base` (e.g. `/api/cars`): `GET <base>/health`
-/// (readiness) and `GET <base>/health/live` (liveness), each 405 for any other method.
-pub fn health_routes(router: &mut Router, base: &str, service: &'static str) {
-    let ready = format!("{base}/health");
-    let live_path = format!("{base}/health/live");
-    router.get(&ready, health(service));
-    router.get(&live_path, live(service));
-    router.any(&ready, method_not_allowed("GET"));
-    router.any(&live_path, method_not_allowed("GET"));
-}
-
-#[cfg(test)]
-mod tests {
-    use spin_sdk::http::{Method, Router};
-
-    use super::*;
-    use crate::testing::call;
-
-    #[test]
-    fn liveness_answers_without_the_host_and_other_methods_are_405() {
-        let mut router = Router::new();
-        health_routes(&mut router, "/api/things", "thing-service");
-        let (status, _, body) = call(&router, Method::Get, "/api/things/health/live", "");
-        assert_eq!(status, 200);
-        assert_eq!(
-            body,
-            serde_json::json!({"status": "ok", "service": "thing-service"})
-        );
-        for path in ["/api/things/health", "/api/things/health/live"] {
-            let (status, allow, body) = call(&router, Method::Post, path, "");
-            assert_eq!(status, 405, "{path}");
-            assert_eq!(allow.as_deref(), Some("GET"));
-            assert_eq!(body["error"]["code"], "method_not_allowed");
-        }
     }
 }
