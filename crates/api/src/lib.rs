@@ -4,6 +4,7 @@
 //! Nothing here knows about cars or orders.
 
 pub mod auth;
+pub mod body;
 pub mod config;
 pub mod db;
 mod error;
