@@ -3,39 +3,26 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-use api::json::{self, Object};
+use api::json::Object;
 use api::{FieldError, FieldErrors};
 use auth::{Email, Password, Role};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// A phone number in E.164: `+`, a country code not starting with 0, 8 to 15 digits in
-/// all. Spaces, dashes, dots and parentheses people type are dropped first.
+/// all. Spaces, dashes, dots and parentheses people type are dropped (the pattern of
+/// [`RegisterRequest::phone_number`] says which strings are phone numbers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhoneNumber(String);
 
 impl PhoneNumber {
-    pub fn parse(s: &str) -> Result<Self, FieldError> {
-        let compact: String = s
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
-            .collect();
-        let valid = match compact.strip_prefix('+') {
-            Some(digits) => {
-                (8..=15).contains(&digits.len())
-                    && digits.chars().all(|c| c.is_ascii_digit())
-                    && !digits.starts_with('0')
-            }
-            None => false,
-        };
-        if valid {
-            Ok(Self(compact))
-        } else {
-            Err(FieldError::new(
-                "phone_number",
-                "must be in E.164 form, like +79991234567",
-            ))
-        }
+    /// A number the schema accepted, without its separators.
+    fn compact(s: &str) -> Self {
+        Self(
+            s.chars()
+                .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+                .collect(),
+        )
     }
 
     pub fn as_str(&self) -> &str {
@@ -43,71 +30,58 @@ impl PhoneNumber {
     }
 }
 
-/// A person's name as they write it: trimmed, 1 to 200 characters, no control characters.
+/// A person's name as they write it, trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FullName(String);
 
 impl FullName {
-    pub const MAX_CHARS: usize = 200;
-
-    pub fn parse(s: &str) -> Result<Self, FieldError> {
-        let s = s.trim();
-        let length = s.chars().count();
-        if length == 0 {
-            Err(FieldError::new("full_name", "must not be empty"))
-        } else if length > Self::MAX_CHARS {
-            Err(FieldError::new(
-                "full_name",
-                format!("must be at most {} characters", Self::MAX_CHARS),
-            ))
-        } else if s.chars().any(char::is_control) {
-            Err(FieldError::new(
-                "full_name",
-                "must not contain control characters",
-            ))
-        } else {
-            Ok(Self(s.to_owned()))
-        }
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
 
-/// `POST /api/users/register`'s body as documented; [`NewUser::parse`] reads it.
-#[derive(utoipa::ToSchema)]
+/// `POST /api/users/register`'s body: documented and read as this type (see `api::body`);
+/// [`NewUser::parse`] adds what no schema states. Unknown properties are ignored.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({
     "email": "test@example.com",
     "password": "password123",
     "full_name": "Test User",
     "phone_number": "+79991234567"
 }))]
-#[allow(dead_code)]
 pub struct RegisterRequest {
-    /// Trimmed and lower-cased; unique (else 409).
-    #[schema(format = Email, max_length = 254)]
-    email: String,
-    /// 8 to 72 bytes (bcrypt reads no more), taken as given: no trimming.
-    #[schema(min_length = 8, max_length = 72, format = Password)]
-    password: String,
-    /// Trimmed; no control characters.
-    #[schema(min_length = 1, max_length = 200)]
-    full_name: String,
-    /// E.164, like `+79991234567`; spaces, dashes, dots and parentheses are dropped first.
-    #[schema(example = "+79991234567")]
-    phone_number: String,
+    /// Trimmed and lower-cased; at most 254 bytes, 64 before the `@`, a dot in the domain;
+    /// unique (else 409).
+    #[schema(format = Email, min_length = 5, max_length = 254)]
+    pub email: String,
+    /// Taken as given, no trimming; every character counts.
+    #[schema(min_length = 8, max_length = 256, format = Password)]
+    pub password: String,
+    /// Stored trimmed; no control characters, not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]*$"
+    )]
+    pub full_name: String,
+    /// E.164, like `+79991234567`: `+`, a first digit other than 0, 8 to 15 digits in all;
+    /// spaces, dashes, dots and parentheses may come anywhere and are dropped.
+    #[schema(
+        example = "+79991234567",
+        pattern = r"^[ ().-]*\+[ ().-]*[1-9](?:[ ().-]*[0-9]){7,14}[ ().-]*$"
+    )]
+    pub phone_number: String,
 }
 
-/// `POST /api/users/login`'s body as documented; [`Credentials::parse`] reads it.
-#[derive(utoipa::ToSchema)]
+/// `POST /api/users/login`'s body: documented and read as this type. Unknown properties are
+/// ignored.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"email": "test@example.com", "password": "password123"}))]
-#[allow(dead_code)]
 pub struct LoginRequest {
     /// Compared trimmed and lower-cased.
-    email: String,
+    pub email: String,
     #[schema(format = Password)]
-    password: String,
+    pub password: String,
 }
 
 /// A registration, every field valid.
@@ -120,26 +94,24 @@ pub struct NewUser {
 }
 
 impl NewUser {
-    /// Reads `{email, password, full_name, phone_number}`, reporting every invalid field.
-    /// The password is taken as given: no trimming, its bytes are what bcrypt sees.
+    /// Reads [`RegisterRequest`]; the email's rules beyond its length are checked here.
     pub fn parse(body: &Object) -> Result<Self, FieldErrors> {
+        let request: RegisterRequest = api::body::parse(body)?;
         let mut errors = FieldErrors::new();
-        let email = errors.check(json::required_str(body, "email").and_then(|s| {
-            Email::parse(s).map_err(|error| FieldError::new("email", error.to_string()))
-        }));
-        let password = errors.check(json::required_str(body, "password").and_then(|s| {
-            Password::parse(s).map_err(|error| FieldError::new("password", error.to_string()))
-        }));
-        let full_name =
-            errors.check(json::required_str(body, "full_name").and_then(FullName::parse));
-        let phone_number =
-            errors.check(json::required_str(body, "phone_number").and_then(PhoneNumber::parse));
-        match (email, password, full_name, phone_number) {
-            (Some(email), Some(password), Some(full_name), Some(phone_number)) => Ok(Self {
+        let email = errors.check(
+            Email::parse(&request.email)
+                .map_err(|error| FieldError::new("email", error.to_string())),
+        );
+        let password = errors.check(
+            Password::parse(&request.password)
+                .map_err(|error| FieldError::new("password", error.to_string())),
+        );
+        match (email, password) {
+            (Some(email), Some(password)) => Ok(Self {
                 email,
                 password,
-                full_name,
-                phone_number,
+                full_name: FullName(request.full_name.trim().to_owned()),
+                phone_number: PhoneNumber::compact(&request.phone_number),
             }),
             _ => Err(errors),
         }
@@ -156,17 +128,21 @@ pub struct Credentials {
 
 impl Credentials {
     pub fn parse(body: &Object) -> Result<Self, FieldErrors> {
-        let mut errors = FieldErrors::new();
-        let email = errors.check(json::required_str(body, "email"));
-        let password = errors.check(json::required_str(body, "password"));
-        match (email, password) {
-            (Some(email), Some(password)) => Ok(Self {
-                email: auth::email::normalise(email),
-                password: password.to_owned(),
-            }),
-            _ => Err(errors),
-        }
+        let request: LoginRequest = api::body::parse(body)?;
+        Ok(Self {
+            email: auth::email::normalise(&request.email),
+            password: request.password,
+        })
     }
+}
+
+/// The request bodies this component reads, with their parsers (for the tests that hold the
+/// API document and the parsers together).
+pub fn request_bodies() -> Vec<api::body::Documented> {
+    vec![
+        api::body::Documented::new::<RegisterRequest, _>(NewUser::parse),
+        api::body::Documented::new::<LoginRequest, _>(Credentials::parse),
+    ]
 }
 
 /// Where a login comes from, as its failures are counted: an IPv4 address, an IPv6 /64
@@ -308,16 +284,22 @@ mod tests {
         value.as_object().unwrap().clone()
     }
 
+    fn register(full_name: &str, phone_number: &str) -> Result<NewUser, FieldErrors> {
+        NewUser::parse(&object(
+            json!({"email": "test@example.com", "password": "password123",
+                                      "full_name": full_name, "phone_number": phone_number}),
+        ))
+    }
+
     #[test]
     fn phone_numbers_are_e164_after_dropping_separators() {
-        assert_eq!(
-            PhoneNumber::parse("+79991234567").unwrap().as_str(),
-            "+79991234567"
-        );
-        assert_eq!(
-            PhoneNumber::parse("+7 (999) 123-45-67").unwrap().as_str(),
-            "+79991234567"
-        );
+        for (given, stored) in [
+            ("+79991234567", "+79991234567"),
+            ("+7 (999) 123-45-67", "+79991234567"),
+            ("+1.212.555.0100", "+12125550100"),
+        ] {
+            assert_eq!(register("A", given).unwrap().phone_number.as_str(), stored);
+        }
         for phone in [
             "89991234567",
             "+0123456789",
@@ -326,54 +308,87 @@ mod tests {
             "+7999abc4567",
             "",
         ] {
-            assert!(PhoneNumber::parse(phone).is_err(), "{phone}");
+            let errors = register("A", phone).unwrap_err();
+            assert_eq!(errors.as_slice()[0].field, "phone_number", "{phone}");
         }
     }
 
     #[test]
-    fn full_names_are_trimmed_and_bounded() {
+    fn full_names_are_trimmed_bounded_and_printable() {
+        let phone = "+79991234567";
         assert_eq!(
-            FullName::parse("  Test User ").unwrap().as_str(),
+            register("  Test User ", phone).unwrap().full_name.as_str(),
             "Test User"
         );
-        assert!(FullName::parse("   ").is_err());
-        assert!(FullName::parse(&"я".repeat(200)).is_ok());
-        assert!(FullName::parse(&"я".repeat(201)).is_err());
-        assert!(FullName::parse("Test\u{0}User").is_err());
+        assert!(register(&"я".repeat(200), phone).is_ok());
+        for bad in [
+            "",
+            "   ",
+            "\u{3000}",
+            &"я".repeat(201),
+            "Test\u{0}User",
+            "Test\tUser",
+        ] {
+            let errors = register(bad, phone).unwrap_err();
+            assert_eq!(errors.as_slice()[0].field, "full_name", "{bad:?}");
+        }
     }
 
     #[test]
     fn the_example_registration_parses() {
-        let body = object(json!({"email":"test@example.com","password":"password123",
-                                 "full_name":"Test User","phone_number":"+79991234567"}));
-        let user = NewUser::parse(&body).unwrap();
+        let user = register("Test User", "+79991234567").unwrap();
         assert_eq!(user.email.as_str(), "test@example.com");
         assert_eq!(user.password.as_bytes(), b"password123");
     }
 
     #[test]
     fn a_registration_reports_every_invalid_field() {
-        let body = object(json!({"email":"nope","password":"short","full_name":"",
+        let body = object(json!({"email":"","password":"short","full_name":"",
                                  "phone_number":42}));
         let errors = NewUser::parse(&body).unwrap_err();
         let fields: Vec<&str> = errors.as_slice().iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["email", "password", "full_name", "phone_number"]);
+        assert_eq!(fields, ["email", "full_name", "password", "phone_number"]);
         assert_eq!(
             errors.get("password").unwrap().message,
-            "must be at least 8 bytes"
+            "must be 8 to 256 characters long"
+        );
+        assert_eq!(
+            errors.get("phone_number").unwrap().message,
+            "must be a string, not a number"
+        );
+        // The email's own rules come after the schema's.
+        let body = object(
+            json!({"email":"nope","password":"password123","full_name":"A",
+                                 "phone_number":"+79991234567"}),
+        );
+        assert_eq!(
+            NewUser::parse(&body).unwrap_err().as_slice()[0].field,
+            "email"
         );
     }
 
     #[test]
-    fn a_password_over_72_bytes_is_refused_not_truncated() {
-        let body = object(json!({"email":"a@b.co","password":"x".repeat(73),
+    fn a_long_password_is_taken_whole() {
+        let body = object(json!({"email":"a@b.co","password":"я".repeat(256),
                                  "full_name":"A","phone_number":"+79991234567"}));
-        let errors = NewUser::parse(&body).unwrap_err();
-        assert!(errors
-            .get("password")
-            .unwrap()
-            .message
-            .starts_with("must be at most 72 bytes"));
+        assert_eq!(
+            NewUser::parse(&body).unwrap().password.as_bytes().len(),
+            512
+        );
+        let body = object(json!({"email":"a@b.co","password":"x".repeat(257),
+                                 "full_name":"A","phone_number":"+79991234567"}));
+        assert_eq!(
+            NewUser::parse(&body).unwrap_err().as_slice()[0].message,
+            "must be 8 to 256 characters long"
+        );
+    }
+
+    #[test]
+    fn the_document_and_the_parsers_agree() {
+        for documented in request_bodies() {
+            let found = api::body::disagreements(&documented);
+            assert!(found.is_empty(), "{}", found.join("\n"));
+        }
     }
 
     #[test]
@@ -427,5 +442,10 @@ mod tests {
         assert_eq!(credentials.password, " pw ");
         let errors = Credentials::parse(&object(json!({}))).unwrap_err();
         assert_eq!(errors.len(), 2);
+        let errors = Credentials::parse(&object(json!({"email": 7, "password": "x"}))).unwrap_err();
+        assert_eq!(
+            errors.as_slice()[0].message,
+            "must be a string, not a number"
+        );
     }
 }

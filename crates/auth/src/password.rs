@@ -1,22 +1,30 @@
-//! Passwords: the length rule and bcrypt. bcrypt reads at most 72 bytes, so a longer
-//! password is refused at registration instead of silently cut. Login checks an unknown
-//! email against a dummy hash of the same cost, so both failures take the same time.
+//! Passwords: the length rule and bcrypt. bcrypt reads at most 72 bytes, so a password
+//! longer than that is not cut: bcrypt is given its SHA-256 instead (every byte counts), and
+//! a password of at most 72 bytes is given as it is, as it always was. The rule a client
+//! sees is in characters (the API document's `minLength`/`maxLength`), whatever the script.
+//! Login checks an unknown email against a dummy hash of the same cost, so both failures
+//! take the same time.
 
+use std::borrow::Cow;
 use std::fmt;
 
-/// The shortest password accepted, in bytes.
-pub const MIN_PASSWORD_BYTES: usize = 8;
-/// The longest password bcrypt reads completely.
-pub const MAX_PASSWORD_BYTES: usize = 72;
+use sha2::{Digest, Sha256};
+
+/// The shortest password accepted, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// The longest password accepted, in characters.
+pub const MAX_PASSWORD_CHARS: usize = 256;
+/// The most bytes bcrypt reads; a longer password is given to it as its SHA-256.
+pub const BCRYPT_MAX_BYTES: usize = 72;
 
 /// A password that satisfies the length rule. Never printed.
 pub struct Password(String);
 
 impl Password {
     pub fn parse(raw: &str) -> Result<Self, PasswordError> {
-        match raw.len() {
-            n if n < MIN_PASSWORD_BYTES => Err(PasswordError::TooShort),
-            n if n > MAX_PASSWORD_BYTES => Err(PasswordError::TooLong),
+        match raw.chars().count() {
+            n if n < MIN_PASSWORD_CHARS => Err(PasswordError::TooShort),
+            n if n > MAX_PASSWORD_CHARS => Err(PasswordError::TooLong),
             _ => Ok(Self(raw.to_owned())),
         }
     }
@@ -24,6 +32,19 @@ impl Password {
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }
+}
+
+/// What bcrypt keys on for `password`: the password itself up to 72 bytes; beyond that a
+/// NUL, `sha256:` and the hex digest, 72 bytes too (no password a person types starts with
+/// a NUL, so the two never meet).
+fn bcrypt_key(password: &[u8]) -> Cow<'_, [u8]> {
+    if password.len() <= BCRYPT_MAX_BYTES {
+        return Cow::Borrowed(password);
+    }
+    let digest = Sha256::digest(password);
+    let mut key = b"\0sha256:".to_vec();
+    key.extend(digest.iter().flat_map(|b| format!("{b:02x}").into_bytes()));
+    Cow::Owned(key)
 }
 
 impl fmt::Debug for Password {
@@ -41,11 +62,8 @@ pub enum PasswordError {
 impl fmt::Display for PasswordError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::TooShort => write!(f, "must be at least {MIN_PASSWORD_BYTES} bytes"),
-            Self::TooLong => write!(
-                f,
-                "must be at most {MAX_PASSWORD_BYTES} bytes (bcrypt reads no more)"
-            ),
+            Self::TooShort => write!(f, "must be at least {MIN_PASSWORD_CHARS} characters long"),
+            Self::TooLong => write!(f, "must be at most {MAX_PASSWORD_CHARS} characters long"),
         }
     }
 }
@@ -107,7 +125,8 @@ impl std::error::Error for CostError {}
 /// byte of such a password is used (only the terminator falls off), so the plain `hash`
 /// is exact for what [`Password`] admits.
 pub fn hash(password: &Password, cost: Cost) -> Result<String, HashError> {
-    bcrypt::hash(password.as_bytes(), cost.get()).map_err(|error| HashError(error.to_string()))
+    bcrypt::hash(bcrypt_key(password.as_bytes()), cost.get())
+        .map_err(|error| HashError(error.to_string()))
 }
 
 /// Hashing failed: the system gave no randomness for the salt.
@@ -127,16 +146,14 @@ impl std::error::Error for HashError {}
 /// matches, so the caller cannot tell the two failures apart by the time they take.
 /// A candidate longer than bcrypt reads never matches, but costs the same work.
 pub fn verify(candidate: &str, stored: Option<&str>, cost: Cost) -> bool {
-    let bytes = candidate.as_bytes();
-    let readable = &bytes[..bytes.len().min(MAX_PASSWORD_BYTES)];
-    let matched = match stored {
-        Some(stored) => bcrypt::verify(readable, stored).unwrap_or(false),
+    let key = bcrypt_key(candidate.as_bytes());
+    match stored {
+        Some(stored) => bcrypt::verify(&key, stored).unwrap_or(false),
         None => {
-            let _ = bcrypt::verify(readable, &dummy_hash(cost));
+            let _ = bcrypt::verify(&key, &dummy_hash(cost));
             false
         }
-    };
-    matched && bytes.len() <= MAX_PASSWORD_BYTES
+    }
 }
 
 /// A well-formed `$2b$` hash of `cost` whose salt and digest are all zero bits: checking
@@ -155,29 +172,21 @@ mod tests {
     }
 
     #[test]
-    fn password_length_is_8_to_72_bytes() {
+    fn password_length_is_8_to_256_characters_in_any_script() {
         assert_eq!(
             Password::parse("1234567").unwrap_err(),
             PasswordError::TooShort
         );
         assert!(Password::parse("12345678").is_ok());
-        assert!(Password::parse(&"x".repeat(72)).is_ok());
         assert_eq!(
-            Password::parse(&"x".repeat(73)).unwrap_err(),
+            Password::parse("яяяя").unwrap_err(),
+            PasswordError::TooShort
+        );
+        assert!(Password::parse(&"я".repeat(256)).is_ok());
+        assert_eq!(
+            Password::parse(&"x".repeat(257)).unwrap_err(),
             PasswordError::TooLong
         );
-    }
-
-    #[test]
-    fn password_length_counts_bytes_not_characters() {
-        // 36 Cyrillic letters are 72 bytes; 37 are 74.
-        assert!(Password::parse(&"я".repeat(36)).is_ok());
-        assert_eq!(
-            Password::parse(&"я".repeat(37)).unwrap_err(),
-            PasswordError::TooLong
-        );
-        // 4 letters, 8 bytes: long enough.
-        assert!(Password::parse("яяяя").is_ok());
     }
 
     #[test]
@@ -216,13 +225,23 @@ mod tests {
     }
 
     #[test]
-    fn a_longer_password_sharing_the_first_72_bytes_does_not_match() {
+    fn every_byte_of_a_long_password_counts() {
         let password = Password::parse(&"x".repeat(72)).unwrap();
         let stored = hash(&password, cost()).unwrap();
         assert!(verify(&"x".repeat(72), Some(&stored), cost()));
         assert!(!verify(&"x".repeat(73), Some(&stored), cost()));
         // The 72nd byte counts: a 71-byte prefix is another password.
         assert!(!verify(&"x".repeat(71), Some(&stored), cost()));
+        // Past 72 bytes (here 74 Cyrillic letters, 148 bytes) nothing is cut off.
+        let long = Password::parse(&"я".repeat(74)).unwrap();
+        let stored = hash(&long, cost()).unwrap();
+        assert!(verify(&"я".repeat(74), Some(&stored), cost()));
+        assert!(!verify(
+            &format!("{}ю", "я".repeat(73)),
+            Some(&stored),
+            cost()
+        ));
+        assert!(!verify(&"я".repeat(36), Some(&stored), cost()));
     }
 
     #[test]
