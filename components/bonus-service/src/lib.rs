@@ -324,12 +324,10 @@ fn apply_promocode(request: Request, _params: Params) -> Result<Response, BonusE
 /// Whose bonuses a read is about: the caller's own, or for staff the `?user_id=` one.
 /// A customer's `user_id` is ignored, as in GET /api/orders: they only ever see their own.
 fn subject(caller: &api::Caller, query: &Query) -> Result<uuid::Uuid, BonusError> {
-    match query.get("user_id") {
-        Some(raw) if caller.is_staff() => {
-            domain::parse_uuid("user_id", raw).map_err(|error| FieldErrors::from(error).into())
-        }
-        _ => Ok(caller.user_id),
-    }
+    Ok(caller
+        .list_scope(query, "user_id")
+        .map_err(FieldErrors::from)?
+        .unwrap_or(caller.user_id))
 }
 
 #[cfg(test)]

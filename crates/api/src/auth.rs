@@ -34,16 +34,14 @@ impl Caller {
 
     /// Whose rows a list shows: a customer always their own, whatever the query says; staff
     /// everyone's (`None`), or one user's when the query names them in `param`.
+    /// A `param` that is not a UUID is refused from anyone, as the document says.
     pub fn list_scope(&self, query: &Query, param: &str) -> Result<Option<Uuid>, FieldError> {
-        if !self.is_staff() {
-            return Ok(Some(self.user_id));
+        let named = query.uuid(param)?;
+        if self.is_staff() {
+            Ok(named)
+        } else {
+            Ok(Some(self.user_id))
         }
-        query
-            .get(param)
-            .map(|raw| {
-                Uuid::parse_str(raw.trim()).map_err(|_| FieldError::new(param, "must be a UUID"))
-            })
-            .transpose()
     }
 }
 

@@ -368,7 +368,7 @@ pub fn pattern_matches(pattern: &str, s: &str) -> bool {
 }
 
 /// The hyphenated form RFC 9562 writes and JSON Schema's `uuid` format means.
-fn is_uuid(s: &str) -> bool {
+pub fn is_uuid(s: &str) -> bool {
     let bytes = s.as_bytes();
     bytes.len() == 36
         && bytes.iter().enumerate().all(|(i, b)| match i {

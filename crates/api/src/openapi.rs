@@ -72,7 +72,10 @@ pub struct PageParams {
     /// Items per page, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
-    /// The `next_cursor` of the previous page; absent for the first page.
+    /// The `next_cursor` of the previous page; absent or empty for the first page.
+    #[param(
+        pattern = r"^(?:-?[0-9]{1,16}~[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
+    )]
     cursor: Option<String>,
 }
 

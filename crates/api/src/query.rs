@@ -25,6 +25,20 @@ impl Query {
         Ok(Self(pairs))
     }
 
+    /// `name` as a UUID (hyphenated, the document's `format: uuid`), if given; anything
+    /// else given, the empty string too, is refused naming it.
+    pub fn uuid(&self, name: &str) -> Result<Option<Uuid>, FieldError> {
+        self.get(name)
+            .map(|raw| {
+                if crate::body::is_uuid(raw) {
+                    Uuid::parse_str(raw).map_err(|_| FieldError::new(name, "must be a UUID"))
+                } else {
+                    Err(FieldError::new(name, "must be a UUID"))
+                }
+            })
+            .transpose()
+    }
+
     /// The first value of `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
@@ -61,6 +75,8 @@ fn decode(s: &str) -> Result<String, ApiError> {
 }
 
 /// Where a page starts: after the item with this creation time and id (newest first).
+/// Written `<microseconds since 1970>~<id>`: any text of that shape (the pattern of
+/// [`crate::openapi::PageParams`]) is a position in the list, whether or not this API wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
     pub created_at: DateTime<Utc>,
@@ -69,23 +85,37 @@ pub struct Cursor {
 
 impl Cursor {
     const SEPARATOR: char = '~';
+    /// At most 16 digits of microseconds: about 317 years either side of 1970.
+    const MAX_DIGITS: usize = 16;
 
     pub fn encode(&self) -> String {
         format!(
             "{}{}{}",
-            self.created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            self.created_at.timestamp_micros(),
             Self::SEPARATOR,
             self.id
         )
     }
 
     pub fn parse(s: &str) -> Result<Self, FieldError> {
-        let invalid = || FieldError::new("cursor", "is not a cursor this API returned");
-        let (time, id) = s.split_once(Self::SEPARATOR).ok_or_else(invalid)?;
+        let invalid = || {
+            FieldError::new(
+                "cursor",
+                "must be a next_cursor this API returned (microseconds~UUID)",
+            )
+        };
+        let (micros, id) = s.split_once(Self::SEPARATOR).ok_or_else(invalid)?;
+        let digits = micros.strip_prefix('-').unwrap_or(micros);
+        if digits.is_empty()
+            || digits.len() > Self::MAX_DIGITS
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+            || !crate::body::is_uuid(id)
+        {
+            return Err(invalid());
+        }
+        let micros: i64 = micros.parse().map_err(|_| invalid())?;
         Ok(Self {
-            created_at: DateTime::parse_from_rfc3339(time)
-                .map_err(|_| invalid())?
-                .with_timezone(&Utc),
+            created_at: DateTime::from_timestamp_micros(micros).ok_or_else(invalid)?,
             id: Uuid::parse_str(id).map_err(|_| invalid())?,
         })
     }
@@ -123,7 +153,14 @@ impl Page {
                     )
                 }),
         });
-        let after = errors.check(query.get("cursor").map(Cursor::parse).transpose());
+        // An empty cursor is the first page, as an absent one is.
+        let after = errors.check(
+            query
+                .get("cursor")
+                .filter(|cursor| !cursor.is_empty())
+                .map(Cursor::parse)
+                .transpose(),
+        );
         match (limit, after) {
             (Some(limit), Some(after)) => Ok(Self { limit, after }),
             _ => Err(errors),
@@ -207,6 +244,12 @@ mod tests {
         ] {
             assert!(Page::parse(&Query::parse(bad).unwrap()).is_err(), "{bad}");
         }
+        assert_eq!(
+            Page::parse(&Query::parse("cursor=").unwrap())
+                .unwrap()
+                .after,
+            None
+        );
     }
 
     #[test]
@@ -220,9 +263,26 @@ mod tests {
         let text = cursor.encode();
         assert_eq!(
             text,
-            "2026-11-25T16:01:26.430921Z~00000000-0000-0000-0000-00000000002a"
+            "1795622486430921~00000000-0000-0000-0000-00000000002a"
         );
         assert_eq!(Cursor::parse(&text).unwrap(), cursor);
+        assert_eq!(cursor.created_at_sql(), "2026-11-25T16:01:26.430921Z");
+        // Any text of the documented shape is a position; other text is refused.
+        for ok in [
+            "0~00000000-0000-0000-0000-000000000000",
+            "-9999999999999999~ABCDEF00-0000-0000-0000-000000000000",
+        ] {
+            assert!(Cursor::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "~",
+            "1~x",
+            "12345678901234567~00000000-0000-0000-0000-000000000000",
+            "1.5~00000000-0000-0000-0000-000000000000",
+        ] {
+            assert!(Cursor::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
