@@ -2,8 +2,9 @@
 //! the version every Spin 3.x host and SpinKube's shim serve. Failures become API errors:
 //! an unreachable database is 503 `database_unavailable`, a failed query 500.
 //!
-//! Spin 4.0.2 hangs when a `pg3` query returns no rows (docs/spin-compatibility.md), so callers
-//! shape lookups to return exactly one row and read it with [`one_row`].
+//! Spin 4.0.2 hangs when a `pg3` query returns no rows (docs/spin-compatibility.md), so a
+//! statement that may find nothing runs through [`lookup`], and one that always answers one
+//! row is read with [`one_row`].
 
 use std::fmt::Display;
 use std::rc::Rc;
@@ -65,6 +66,37 @@ pub fn query(db: &Connection, sql: &str, params: &[ParameterValue]) -> Result<Ro
 /// Runs a statement and returns the number of rows it changed.
 pub fn execute(db: &Connection, sql: &str, params: &[ParameterValue]) -> Result<u64, ApiError> {
     db.execute(sql, params).map_err(from_pg_error)
+}
+
+/// The column [`lookup`] adds: `true`, or NULL when the statement found nothing.
+const FOUND: &str = "lookup_found";
+
+/// Runs `statement`, which yields at most one row (a SELECT, or an INSERT, UPDATE or DELETE
+/// with RETURNING), and reads that row: `None` when it yielded none.
+///
+/// Why not run it as it is: Spin 4.0.2's Postgres interface (`spin:postgres@3.0.0`,
+/// spin-sdk's `pg3`) was observed to hang on some paths when a query returns zero rows
+/// (docs/spin-compatibility.md). So the statement runs as a CTE LEFT JOINed onto
+/// `(SELECT 1)`, a shape that always returns exactly one row; a found row carries a marker
+/// column, and the all-NULL row of "nothing found" becomes `None`. A statement that
+/// starts with its own data-modifying `WITH` cannot be nested this way: write it as one
+/// INSERT, UPDATE or DELETE ... RETURNING instead.
+pub fn lookup(
+    db: &Connection,
+    statement: &str,
+    params: &[ParameterValue],
+) -> Result<Option<Row>, ApiError> {
+    let row = one_row(query(db, &one_row_of(statement), params)?)?;
+    Ok(if row.is_null(FOUND)? { None } else { Some(row) })
+}
+
+/// `statement` in the shape that always returns exactly one row (see [`lookup`]).
+fn one_row_of(statement: &str) -> String {
+    format!(
+        "WITH found AS ({statement}) \
+         SELECT hit.* FROM (SELECT 1) AS one \
+         LEFT JOIN (SELECT true AS {FOUND}, found.* FROM found) AS hit ON true"
+    )
 }
 
 /// Runs `work` inside BEGIN ... COMMIT on `db`, or rolls back when it fails. If the
@@ -186,4 +218,19 @@ impl Row {
 pub fn unexpected(column: &str, error: impl Display) -> ApiError {
     ApiError::internal("a database query returned an unexpected result")
         .with_detail(format!("column `{column}`: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lookup_always_answers_one_row_with_a_marker_first() {
+        assert_eq!(
+            one_row_of("SELECT c.id::text AS id FROM cars.cars AS c WHERE c.id = $1::text::uuid"),
+            "WITH found AS (SELECT c.id::text AS id FROM cars.cars AS c \
+             WHERE c.id = $1::text::uuid) SELECT hit.* FROM (SELECT 1) AS one \
+             LEFT JOIN (SELECT true AS lookup_found, found.* FROM found) AS hit ON true"
+        );
+    }
 }
