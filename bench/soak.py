@@ -19,8 +19,9 @@ What it does, in order:
 4. Every `--interval` seconds (default 60) prints a row: requests, errors (any status the
    operation does not expect, or no answer), p50/p99/max latency, the host process's CPU, and
    its RSS, open file descriptors and the database's PostgreSQL connections, with those the
-   host's pool holds (read from its /metrics), as the largest of the samples taken every 2 s;
-   events paid but not yet accrued; and the machine's load average.
+   host's pool holds (read from its /metrics), each the median of the samples taken every
+   2 s (the JSON also has the peaks and the descriptors by kind); events paid but not yet
+   accrued; and the machine's load average.
 5. Waits (bounded) for the outbox to drain, then checks the books in the database: every
    succeeded order payment has exactly one outbox event and that event exactly one accrual of
    1 % (half up, to the kopeck) for the same user and order; no accrual lacks its event; each
@@ -31,9 +32,11 @@ What it does, in order:
 
 Exit status: 0 when there were no errors, no resource (RSS, fds, PostgreSQL connections) grew
 by 10 % or more from the warm-up (`--warmup` seconds, default the first interval) to the last
-interval, and the books balance; 1 otherwise; 2 when the set-up failed. The host's pool keeps
-every connection it opened at its busiest moment, so PostgreSQL connections that grew only
-because the pool did (those outside it did not) are reported and do not fail the run.
+interval, and the books balance; 1 otherwise; 2 when the set-up failed. Growth compares
+medians, so a burst that comes and goes is not growth. The host's PostgreSQL pool keeps every
+connection it opened at its busiest moment: connections that grew only because the pool did
+(those outside it did not) are reported and do not fail the run, and descriptors are counted
+without the pool's connections.
 
 The 60-second version in .ci/run:
 
@@ -167,6 +170,7 @@ class Stack:
             cmd.append("--build")
         cmd += self.args.up_arg
         self.log = open(self.log_path, "w")
+        started = time.monotonic()
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                      stderr=self.log, text=True)
         ready = queue.Queue()
@@ -189,10 +193,18 @@ class Stack:
         if url is None:
             raise SetupError(f"detailing up did not start; its log: {self.log_path}\n"
                              + self.tail())
+        self.started_s = time.monotonic() - started
         self.base = url.rstrip("/")
         hostport = self.base.split("://", 1)[1]
         self.host, port = hostport.rsplit(":", 1)
         self.port = int(port)
+
+    def compiled(self):
+        """How many components the host compiled at start and how many came from its cache
+        (a compile leaves its memory in the host's RSS)."""
+        with open(self.log_path, errors="replace") as f:
+            text = f.read()
+        return text.count("ready (compiled"), text.count("ready (from cache")
 
     def tail(self, lines=30):
         try:
@@ -237,7 +249,7 @@ class Stack:
                     rss_kib = int(line.split()[1])
                 elif line.startswith("Threads:"):
                     threads = int(line.split()[1])
-        fds = len(os.listdir(f"/proc/{pid}/fd"))
+        fds, fd_kinds = self.descriptors(pid)
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         cpu_ticks = int(fields[11]) + int(fields[12])
@@ -247,9 +259,57 @@ class Stack:
                    (SELECT count(*) FROM payments.outbox o
                      WHERE NOT EXISTS (SELECT 1 FROM bonuses.ledger l
                                         WHERE l.event_id = o.event_id))""")[0]
+        pool = self.pool_conns()
         return {"t": time.monotonic(), "rss_kib": rss_kib, "threads": threads, "fds": fds,
-                "cpu_ticks": cpu_ticks, "pg_conns": int(pg), "pool_conns": self.pool_conns(),
-                "unaccrued": int(unaccrued), "load1": loadavg()[0]}
+                "fd_kinds": fd_kinds, "cpu_ticks": cpu_ticks, "pg_conns": int(pg),
+                "pool_conns": pool, "pg_outside_pool": int(pg) - (pool or 0),
+                "fds_outside_pool": fds - (pool or 0), "unaccrued": int(unaccrued),
+                "load1": loadavg()[0]}
+
+    def descriptors(self, pid):
+        """The process's open descriptors, and how many are of each kind: TCP connections by
+        peer (postgres, rabbitmq, redis; `self` for the relay's deliveries to the host's own
+        listener, both ends; `http_in` for the clients'), listeners, other sockets, the rest
+        (files, pipes, eventfds...)."""
+        inodes = []
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue  # closed meanwhile
+            inodes.append(target[8:-1] if target.startswith("socket:[") else None)
+        tcp = {}
+        for table in ("tcp", "tcp6"):
+            try:
+                with open(f"/proc/{pid}/net/{table}") as f:
+                    next(f)
+                    for line in f:
+                        cols = line.split()
+                        tcp[cols[9]] = (int(cols[1].rsplit(":", 1)[1], 16),
+                                        int(cols[2].rsplit(":", 1)[1], 16), cols[3])
+            except OSError:
+                pass
+        own_ports = {tcp[i][0] for i in inodes if i in tcp}
+        kinds = collections.Counter()
+        peers = {5432: "postgres", 5672: "rabbitmq", 6379: "redis"}
+        for inode in inodes:
+            if inode is None:
+                kinds["other"] += 1
+            elif inode not in tcp:
+                kinds["other_sockets"] += 1
+            else:
+                local, remote, state = tcp[inode]
+                if state == "0A":
+                    kinds["listen"] += 1
+                elif remote in peers:
+                    kinds[peers[remote]] += 1
+                elif remote == self.port or (local == self.port and remote in own_ports):
+                    kinds["self"] += 1
+                elif local == self.port:
+                    kinds["http_in"] += 1
+                else:
+                    kinds["tcp_other"] += 1
+        return len(inodes), dict(kinds)
 
     def pool_conns(self):
         """The connections the host's Postgres pool holds (in use and idle), from its metrics:
@@ -635,15 +695,27 @@ def interval_stats(recorder, t0, start, end):
         row["cpu_pct"] = round(100.0 * ticks / CLK_TCK / (samples[-1]["t"] - samples[0]["t"]))
     if samples:
         row.update({
-            "rss_mib": round(max(s["rss_kib"] for s in samples) / 1024, 1),
-            "fds": max(s["fds"] for s in samples),
-            "pg_conns": max(s["pg_conns"] for s in samples),
-            "pool_conns": max((s["pool_conns"] or 0) for s in samples),
-            "threads": max(s["threads"] for s in samples),
+            "rss_mib": round(level(samples, "rss_kib") / 1024, 1),
+            "fds": level(samples, "fds"),
+            "pg_conns": level(samples, "pg_conns"),
+            "pool_conns": level(samples, "pool_conns"),
+            "peak_rss_mib": round(max(s["rss_kib"] for s in samples) / 1024, 1),
+            "peak_fds": max(s["fds"] for s in samples),
+            "peak_pg_conns": max(s["pg_conns"] for s in samples),
+            "threads": level(samples, "threads"),
+            "fd_kinds": {k: level([s["fd_kinds"] for s in samples], k)
+                         for k in sorted({k for s in samples for k in s["fd_kinds"]})},
             "unaccrued": samples[-1]["unaccrued"],
             "load1": samples[-1]["load1"],
         })
     return row
+
+
+def level(samples, key):
+    """A resource's level in a stretch of time: the median of its samples there (every 2 s),
+    so a burst that comes and goes does not count and growth that stays does."""
+    values = sorted((s.get(key) or 0) for s in samples)
+    return values[len(values) // 2] if values else 0
 
 
 def format_row(row, args):
@@ -665,40 +737,31 @@ def print_row(recorder, t0, start, end, args):
 
 
 def growth(recorder, args, duration):
-    """Each resource's largest sample during the warm-up against its largest in the last
-    interval. For PostgreSQL connections also the ones outside the host's pool (all of the
-    database's minus the pool's): the pool keeps what it opened at its busiest moment, so a
-    new peak of concurrency adds one for good without leaking anything, while a leak (a
-    connection opened and never closed, by the relay say) grows the rest. The smallest count
-    of the last interval is compared there, so a connection being opened between the two
-    readings of a sample does not count."""
+    """Each resource's level (median) during the warm-up against its level in the last
+    interval. The host's PostgreSQL pool keeps every connection it opened at its busiest
+    moment (up to --pg-pool-size), so a new peak of concurrency adds one for good without
+    leaking anything: PostgreSQL connections may grow inside the pool only (those outside
+    it, like the relay's, must not), and descriptors are counted without the pool's."""
     warm = [s for s in recorder.samples if s["t"] <= args.warmup]
     last = [s for s in recorder.samples if s["t"] >= duration - args.interval]
     out = {}
     if not warm or not last:
         return out
-    for key in ("rss_kib", "fds", "pg_conns"):
-        base = max(s[key] for s in warm)
-        end = max(s[key] for s in last)
+    for key in ("rss_kib", "fds_outside_pool", "pg_conns", "pg_outside_pool", "pool_conns"):
+        base, end = level(warm, key), level(last, key)
         out[key] = {"warm": base, "last": end,
                     "growth_pct": round(100.0 * (end - base) / base, 1) if base else 0.0}
-    if all(s["pool_conns"] is not None for s in warm + last):
-        base = max(s["pg_conns"] - s["pool_conns"] for s in warm)
-        end = min(s["pg_conns"] - s["pool_conns"] for s in last)
-        out["pg_conns"].update({
-            "pool_warm": max(s["pool_conns"] for s in warm),
-            "pool_last": max(s["pool_conns"] for s in last),
-            "outside_pool_warm": base, "outside_pool_last": end})
     return out
 
 
 def growth_failures(grown, max_growth):
     failed = []
-    for key, g in grown.items():
-        if g["growth_pct"] < max_growth:
+    for key in ("rss_kib", "fds_outside_pool", "pg_conns"):
+        g = grown.get(key)
+        if g is None or g["growth_pct"] < max_growth:
             continue
-        if key == "pg_conns" and "outside_pool_last" in g \
-                and g["outside_pool_last"] <= g["outside_pool_warm"]:
+        if key == "pg_conns" and grown["pg_outside_pool"]["last"] <= \
+                grown["pg_outside_pool"]["warm"]:
             continue  # the pool's own high-water mark, nothing else
         failed.append(key)
     return failed
@@ -856,8 +919,10 @@ def main():
     try:
         try:
             stack.start()
-            print(f"soak: {stack.base} (pid {stack.proc.pid}), database {stack.name}, "
-                  f"log {stack.log_path}", flush=True)
+            compiled, cached = stack.compiled()
+            print(f"soak: {stack.base} (pid {stack.proc.pid}) serving after "
+                  f"{stack.started_s:.1f} s ({compiled} components compiled, {cached} from "
+                  f"the cache), database {stack.name}, log {stack.log_path}", flush=True)
             client = Client(stack.host, stack.port)
             rng = random.Random(args.seed)
             run_tag = f"{os.getpid()}"
@@ -905,14 +970,19 @@ def main():
             print(f"drift after warm-up: p50 {steady[0]['p50_ms']} -> {steady[-1]['p50_ms']} ms, "
                   f"p99 {steady[0]['p99_ms']} -> {steady[-1]['p99_ms']} ms (first -> last row)")
         growth_failed = growth_failures(grown, args.max_growth)
+        labels = {"rss_kib": "RSS (KiB)", "fds_outside_pool": "fds without the pool's",
+                  "pg_conns": "Postgres connections", "pg_outside_pool": "  outside the pool",
+                  "pool_conns": "  in the host's pool"}
+        print("growth, warm-up -> last interval (medians of the samples):")
         for key, g in grown.items():
-            note = ""
-            if "outside_pool_warm" in g:
-                note = (f" (host's pool {g['pool_warm']} -> {g['pool_last']}, outside it "
-                        f"{g['outside_pool_warm']} -> {g['outside_pool_last']})")
             bad = "  <-- FAILED" if key in growth_failed else ""
-            print(f"growth {key}: warm-up max {g['warm']}, last interval max {g['last']}, "
-                  f"{g['growth_pct']:+.1f} %{note}{bad}")
+            print(f"  {labels[key]:<24} {g['warm']:>7} -> {g['last']:>7} "
+                  f"{g['growth_pct']:+6.1f} %{bad}")
+        if recorder.rows:
+            first, final = recorder.rows[0]["fd_kinds"], recorder.rows[-1]["fd_kinds"]
+            print("  fds by kind, first -> last row: " + ", ".join(
+                f"{k} {first.get(k, 0)} -> {final.get(k, 0)}"
+                for k in sorted(set(first) | set(final))))
         print(f"books: {books['payments']} payments, {books['accruals']} accruals, "
               f"{books['spends']} spends, {books['balances_checked']} balances checked "
               f"(API = ledger = client), drained in {books['drain_wait_s']} s: "
@@ -930,7 +1000,9 @@ def main():
                     "command": " ".join(sys.argv), "started": time.strftime(
                         "%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall0)),
                     "minutes": args.minutes, "rate": args.rate, "users": args.users,
-                    "seed": args.seed, "setup_s": round(setup_s, 1),
+                    "seed": args.seed, "start_s": round(stack.started_s, 1),
+                    "components_compiled": compiled, "components_cached": cached,
+                    "setup_s": round(setup_s, 1),
                     "load_start": load_start, "load_end": load_end,
                     "intervals": recorder.rows, "summary": summary, "growth": grown,
                     "books": books, "problems": problems,
