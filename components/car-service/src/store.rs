@@ -1,11 +1,12 @@
 //! `cars.cars` and `cars.documents` in PostgreSQL (migrations/0001_cars.sql,
 //! 0006_car_documents.sql), one statement per intent.
 //!
-//! Every statement returns exactly one row, because Spin 4.0.2 hangs when a `pg3` query
-//! returns none (docs/spin-compatibility.md): lookups LEFT JOIN onto `(SELECT 1)` and read NULLs as
-//! "absent". UUIDs travel as text (`$1::text::uuid`, `id::text`) since Spin's client rejects
-//! a string bound to `$1::uuid`; timestamps come back as RFC 3339 text formatted by Postgres
-//! in UTC, which every host passes through unchanged (pg3's datetime value has no zone).
+//! Every statement returns at least one row, because Spin 4.0.2 hangs when a `pg3` query
+//! returns none (docs/spin-compatibility.md): lookups run through [`db::lookup`], and lists
+//! LEFT JOIN onto `(SELECT 1)` and drop the all-NULL row. UUIDs travel as text
+//! (`$1::text::uuid`, `id::text`) since Spin's client rejects a string bound to `$1::uuid`;
+//! timestamps come back as RFC 3339 text formatted by Postgres in UTC, which every host
+//! passes through unchanged (pg3's datetime value has no zone).
 
 use api::db::{self, Row};
 use api::query::Page;
@@ -31,21 +32,17 @@ macro_rules! car_columns {
 /// Inserts unless the VIN exists. The unique constraint decides, not a read before the
 /// write, so two concurrent registrations of one VIN cannot both succeed.
 const INSERT: &str = concat!(
-    "WITH inserted AS (\
-       INSERT INTO cars.cars (owner_id, license_plate, vin, make, model, year) \
-       VALUES ($1::text::uuid, $2::text, $3::text, $4::text, $5::text, $6::int4) \
-       ON CONFLICT (vin) DO NOTHING \
-       RETURNING *\
-     ) \
-     SELECT ",
-    car_columns!(),
-    " FROM (SELECT 1) AS one LEFT JOIN inserted AS c ON true"
+    "INSERT INTO cars.cars AS c (owner_id, license_plate, vin, make, model, year) \
+     VALUES ($1::text::uuid, $2::text, $3::text, $4::text, $5::text, $6::int4) \
+     ON CONFLICT (vin) DO NOTHING \
+     RETURNING ",
+    car_columns!()
 );
 
 const FIND: &str = concat!(
     "SELECT ",
     car_columns!(),
-    " FROM (SELECT 1) AS one LEFT JOIN cars.cars AS c ON c.id = $1::text::uuid"
+    " FROM cars.cars AS c WHERE c.id = $1::text::uuid"
 );
 
 /// Newest first: `owner` limits to one owner's cars (`None`: everyone's, for staff); the
@@ -79,9 +76,8 @@ pub fn insert(db: &Connection, car: &NewCar, owner: Uuid) -> Result<Inserted, Ap
         car.model.as_str().to_owned().into(),
         car.year.get().into(),
     ];
-    let row = db::one_row(db::query(db, INSERT, &params)?)?;
-    Ok(match car_from_row(&row)? {
-        Some(car) => Inserted::Created(car),
+    Ok(match db::lookup(db, INSERT, &params)? {
+        Some(row) => Inserted::Created(car_from_row(&row)?),
         None => Inserted::DuplicateVin,
     })
 }
@@ -90,22 +86,23 @@ pub fn list(db: &Connection, owner: Option<Uuid>, page: &Page) -> Result<Vec<Car
     let params = db::paged(vec![db::text_or_null(owner.map(|id| id.to_string()))], page);
     let mut cars = Vec::new();
     for row in db::rows(db::query(db, LIST, &params)?) {
-        cars.extend(car_from_row(&row)?);
+        if !row.is_null("id")? {
+            cars.push(car_from_row(&row)?);
+        }
     }
     Ok(cars)
 }
 
 pub fn find(db: &Connection, id: Uuid) -> Result<Option<Car>, ApiError> {
-    let row = db::one_row(db::query(db, FIND, &[id.to_string().into()])?)?;
-    car_from_row(&row)
+    db::lookup(db, FIND, &[id.to_string().into()])?
+        .as_ref()
+        .map(car_from_row)
+        .transpose()
 }
 
-/// The car in `row`, or `None` when the row is the all-NULL "nothing found" row.
-fn car_from_row(row: &Row) -> Result<Option<Car>, ApiError> {
-    if row.is_null("id")? {
-        return Ok(None);
-    }
-    Ok(Some(Car {
+/// The car in `row`.
+fn car_from_row(row: &Row) -> Result<Car, ApiError> {
+    Ok(Car {
         id: row.uuid("id")?,
         owner_id: row.uuid("owner_id")?,
         license_plate: row.get("license_plate")?,
@@ -114,7 +111,7 @@ fn car_from_row(row: &Row) -> Result<Option<Car>, ApiError> {
         model: row.get("model")?,
         year: row.get("year")?,
         created_at: row.timestamp("created_at")?,
-    }))
+    })
 }
 
 /// The columns of a document without its scan's bytes, read from the relation aliased `d`.
@@ -148,8 +145,7 @@ const DOCUMENTS: &str = concat!(
 
 const DOCUMENT_FILE: &str =
     "SELECT d.id::text AS id, d.file_name, d.file_content_type, d.file_bytes \
-     FROM (SELECT 1) AS one LEFT JOIN cars.documents AS d \
-       ON d.id = $1::text::uuid AND d.car_id = $2::text::uuid";
+     FROM cars.documents AS d WHERE d.id = $1::text::uuid AND d.car_id = $2::text::uuid";
 
 /// The registration certificates of `owner`'s cars (`None`: everyone's, for staff), newest
 /// document first. Only numbers in the stored certificate form count: a `registration`
@@ -194,9 +190,7 @@ pub fn insert_document(
             ParameterValue::Binary(f.bytes.clone())
         }),
     ];
-    let row = db::one_row(db::query(db, INSERT_DOCUMENT, &params)?)?;
-    document_from_row(&row)?
-        .ok_or_else(|| db::unexpected("id", "INSERT ... RETURNING gave a NULL id"))
+    document_from_row(&db::one_row(db::query(db, INSERT_DOCUMENT, &params)?)?)
 }
 
 /// One page of registration certificates (see [`REGISTRATIONS`]).
@@ -228,7 +222,9 @@ pub fn registrations(
 pub fn documents(db: &Connection, car_id: Uuid) -> Result<Vec<Document>, ApiError> {
     let mut documents = Vec::new();
     for row in db::rows(db::query(db, DOCUMENTS, &[car_id.to_string().into()])?) {
-        documents.extend(document_from_row(&row)?);
+        if !row.is_null("id")? {
+            documents.push(document_from_row(&row)?);
+        }
     }
     Ok(documents)
 }
@@ -241,10 +237,9 @@ pub fn document_file(
     id: Uuid,
 ) -> Result<Option<Option<File>>, ApiError> {
     let params = [id.to_string().into(), car_id.to_string().into()];
-    let row = db::one_row(db::query(db, DOCUMENT_FILE, &params)?)?;
-    if row.is_null("id")? {
+    let Some(row) = db::lookup(db, DOCUMENT_FILE, &params)? else {
         return Ok(None);
-    }
+    };
     if row.is_null("file_bytes")? {
         return Ok(Some(None));
     }
@@ -255,10 +250,8 @@ pub fn document_file(
     })))
 }
 
-fn document_from_row(row: &Row) -> Result<Option<Document>, ApiError> {
-    if row.is_null("id")? {
-        return Ok(None);
-    }
+/// The document in `row`.
+fn document_from_row(row: &Row) -> Result<Document, ApiError> {
     let date = |column: &str| {
         row.parse(column, |text| {
             chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
@@ -278,7 +271,7 @@ fn document_from_row(row: &Row) -> Result<Option<Document>, ApiError> {
             size_bytes: row.get("file_size")?,
         })
     };
-    Ok(Some(Document {
+    Ok(Document {
         id: row.uuid("id")?,
         car_id: row.uuid("car_id")?,
         kind: row.parse("kind", |text| {
@@ -289,5 +282,5 @@ fn document_from_row(row: &Row) -> Result<Option<Document>, ApiError> {
         expires_at,
         file,
         created_at: row.timestamp("created_at")?,
-    }))
+    })
 }

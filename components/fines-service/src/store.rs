@@ -3,8 +3,8 @@
 //! in SQL for lists and in Rust for one fine.
 //!
 //! Every statement returns at least one row, because Spin 4.0.2 hangs when a `pg3` query
-//! returns none: lookups LEFT JOIN onto `(SELECT 1)` and read NULLs as
-//! "absent". UUIDs and timestamps travel as text (`$1::text::uuid`, `id::text`, RFC 3339 in
+//! returns none (docs/spin-compatibility.md): lookups run through [`db::lookup`], and lists
+//! LEFT JOIN onto `(SELECT 1)` and drop the all-NULL row. UUIDs and timestamps travel as text (`$1::text::uuid`, `id::text`, RFC 3339 in
 //! UTC formatted by Postgres). pg3 has no array parameter, so a set of plates travels as one
 //! JSON array (`$1::text::jsonb`).
 
@@ -62,22 +62,18 @@ const UNPAID_PROVEN: &str = unpaid_where!(
 const FIND: &str = concat!(
     "SELECT ",
     fine_columns!(),
-    " FROM (SELECT 1) AS one LEFT JOIN fines.fines AS f ON f.id = $1::text::uuid"
+    " FROM fines.fines AS f WHERE f.id = $1::text::uuid"
 );
 
 /// Marks fine $1 paid by user $2 with payment-service's payment $3, if still unpaid. The
 /// guard is in the UPDATE itself, so of two concurrent requests the second finds `paid_at`
 /// set once the first commits and changes nothing.
 const MARK_PAID: &str = concat!(
-    "WITH paid AS (\
-       UPDATE fines.fines SET paid_at = now(), paid_by = $2::text::uuid, \
-                              payment_id = $3::text::uuid \
-       WHERE id = $1::text::uuid AND paid_at IS NULL \
-       RETURNING *\
-     ) \
-     SELECT ",
-    fine_columns!(),
-    " FROM (SELECT 1) AS one LEFT JOIN paid AS f ON true"
+    "UPDATE fines.fines AS f SET paid_at = now(), paid_by = $2::text::uuid, \
+                                 payment_id = $3::text::uuid \
+     WHERE f.id = $1::text::uuid AND f.paid_at IS NULL \
+     RETURNING ",
+    fine_columns!()
 );
 
 /// The unpaid fines on `plate`, any certificate (staff), newest first.
@@ -104,8 +100,10 @@ pub fn unpaid_proven(
 
 /// Fine `id`, if it exists.
 pub fn find(db: &Connection, id: Uuid) -> Result<Option<Fine>, ApiError> {
-    let row = db::one_row(db::query(db, FIND, &[id.to_string().into()])?)?;
-    fine_from_row(&row)
+    db::lookup(db, FIND, &[id.to_string().into()])?
+        .as_ref()
+        .map(fine_from_row)
+        .transpose()
 }
 
 /// Records that `payer` paid fine `id` with payment-service's `payment`: the fine, or `None`
@@ -121,25 +119,26 @@ pub fn mark_paid(
         payer.to_string().into(),
         payment.to_string().into(),
     ];
-    let row = db::one_row(db::query(db, MARK_PAID, &params)?)?;
-    fine_from_row(&row)
+    db::lookup(db, MARK_PAID, &params)?
+        .as_ref()
+        .map(fine_from_row)
+        .transpose()
 }
 
 fn fines(rows: RowSet) -> Result<Vec<Fine>, ApiError> {
     let mut fines = Vec::new();
     for row in db::rows(rows) {
-        fines.extend(fine_from_row(&row)?);
+        if !row.is_null("id")? {
+            fines.push(fine_from_row(&row)?);
+        }
     }
     Ok(fines)
 }
 
-/// The fine in `row`, or `None` when the row is the all-NULL "nothing found" row.
-fn fine_from_row(row: &Row) -> Result<Option<Fine>, ApiError> {
-    if row.is_null("id")? {
-        return Ok(None);
-    }
+/// The fine in `row`.
+fn fine_from_row(row: &Row) -> Result<Fine, ApiError> {
     let kopecks: i64 = row.get("amount")?;
-    Ok(Some(Fine {
+    Ok(Fine {
         id: row.uuid("id")?,
         license_plate: row.get("license_plate")?,
         certificate_number: if row.is_null("certificate_number")? {
@@ -161,5 +160,5 @@ fn fine_from_row(row: &Row) -> Result<Option<Fine>, ApiError> {
         } else {
             Some(row.uuid("payment_id")?)
         },
-    }))
+    })
 }

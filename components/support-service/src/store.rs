@@ -2,8 +2,8 @@
 //! one statement per intent, and the transactions that group them.
 //!
 //! Every query returns at least one row, because Spin 4.0.2 hangs when a `pg3` query
-//! returns none (docs/spin-compatibility.md): lookups LEFT JOIN onto `(SELECT 1)` and read NULLs as
-//! "absent". UUIDs and timestamps travel as text (`$1::text::uuid`, `id::text`,
+//! returns none (docs/spin-compatibility.md): lookups run through [`db::lookup`], and lists
+//! LEFT JOIN onto `(SELECT 1)` and drop the all-NULL row. UUIDs and timestamps travel as text (`$1::text::uuid`, `id::text`,
 //! `api::rfc3339!`): Spin's client rejects a string bound to `$1::uuid`, and pg3's
 //! datetime value carries no zone. Spin's Postgres API has no transaction call, so
 //! [`db::transaction`] sends BEGIN and COMMIT on the one connection it is given.
@@ -62,7 +62,7 @@ const INSERT_MESSAGE: &str = concat!(
 const FIND: &str = concat!(
     "SELECT ",
     ticket_columns!(),
-    " FROM (SELECT 1) AS one LEFT JOIN support.tickets AS t ON t.id = $1::text::uuid"
+    " FROM support.tickets AS t WHERE t.id = $1::text::uuid"
 );
 
 /// [`FIND`], holding the ticket's row lock until the transaction ends: messages and status
@@ -70,9 +70,7 @@ const FIND: &str = concat!(
 const FIND_FOR_UPDATE: &str = concat!(
     "SELECT ",
     ticket_columns!(),
-    " FROM (SELECT 1) AS one LEFT JOIN LATERAL (\
-       SELECT * FROM support.tickets WHERE id = $1::text::uuid FOR UPDATE\
-     ) AS t ON true"
+    " FROM support.tickets AS t WHERE t.id = $1::text::uuid FOR UPDATE"
 );
 
 /// The ticket and its messages in one statement, so they are one snapshot: a row per
@@ -109,14 +107,10 @@ const LIST: &str = concat!(
 /// two concurrent changes cannot both apply. `from` may equal `to`: a message that leaves
 /// the status as it is still marks the ticket updated.
 const SET_STATUS: &str = concat!(
-    "WITH changed AS (\
-       UPDATE support.tickets SET status = $3::text, updated_at = clock_timestamp() \
-       WHERE id = $1::text::uuid AND status = $2::text \
-       RETURNING *\
-     ) \
-     SELECT ",
-    ticket_columns!(),
-    " FROM (SELECT 1) AS one LEFT JOIN changed AS t ON true"
+    "UPDATE support.tickets AS t SET status = $3::text, updated_at = clock_timestamp() \
+     WHERE t.id = $1::text::uuid AND t.status = $2::text \
+     RETURNING ",
+    ticket_columns!()
 );
 
 /// Opens a ticket for `caller` with its first message. Run it in a [`db::transaction`]: two
@@ -131,8 +125,7 @@ pub fn open_ticket(
         new_ticket.subject.as_str().to_owned().into(),
         db::text_or_null(new_ticket.order_id.map(|id| id.to_string())),
     ];
-    let row = db::one_row(db::query(db, INSERT_TICKET, &params)?)?;
-    let ticket = ticket_from_row(&row)?.ok_or_else(|| returned_null("INSERT INTO tickets"))?;
+    let ticket = ticket_from_row(&db::one_row(db::query(db, INSERT_TICKET, &params)?)?)?;
     let message = insert_message(db, ticket.id, caller, &new_ticket.message)?;
     Ok(Conversation {
         ticket,
@@ -153,19 +146,22 @@ pub fn insert_message(
         author.role.as_str().to_owned().into(),
         body.as_str().to_owned().into(),
     ];
-    let row = db::one_row(db::query(db, INSERT_MESSAGE, &params)?)?;
-    message_from_row(&row)?.ok_or_else(|| returned_null("INSERT INTO messages"))
+    message_from_row(&db::one_row(db::query(db, INSERT_MESSAGE, &params)?)?)
 }
 
 pub fn find(db: &Connection, id: Uuid) -> Result<Option<Ticket>, ApiError> {
-    let row = db::one_row(db::query(db, FIND, &[id.to_string().into()])?)?;
-    ticket_from_row(&row)
+    db::lookup(db, FIND, &[id.to_string().into()])?
+        .as_ref()
+        .map(ticket_from_row)
+        .transpose()
 }
 
 /// [`find`] holding the ticket's row lock until the [`db::transaction`] it runs in ends.
 pub fn find_for_update(db: &Connection, id: Uuid) -> Result<Option<Ticket>, ApiError> {
-    let row = db::one_row(db::query(db, FIND_FOR_UPDATE, &[id.to_string().into()])?)?;
-    ticket_from_row(&row)
+    db::lookup(db, FIND_FOR_UPDATE, &[id.to_string().into()])?
+        .as_ref()
+        .map(ticket_from_row)
+        .transpose()
 }
 
 /// The ticket with its messages, oldest first.
@@ -177,12 +173,15 @@ pub fn conversation(db: &Connection, id: Uuid) -> Result<Option<Conversation>, A
                 .with_detail("the conversation query returned no row"),
         );
     };
-    let Some(ticket) = ticket_from_row(first)? else {
+    if first.is_null("id")? {
         return Ok(None);
-    };
+    }
+    let ticket = ticket_from_row(first)?;
     let mut messages = Vec::with_capacity(rows.len());
     for row in &rows {
-        messages.extend(message_from_row(row)?);
+        if !row.is_null("message_id")? {
+            messages.push(message_from_row(row)?);
+        }
     }
     Ok(Some(Conversation { ticket, messages }))
 }
@@ -197,7 +196,9 @@ pub fn list(db: &Connection, filter: &TicketFilter) -> Result<Vec<Ticket>, ApiEr
     );
     let mut tickets = Vec::new();
     for row in db::rows(db::query(db, LIST, &params)?) {
-        tickets.extend(ticket_from_row(&row)?);
+        if !row.is_null("id")? {
+            tickets.push(ticket_from_row(&row)?);
+        }
     }
     Ok(tickets)
 }
@@ -214,17 +215,16 @@ pub fn set_status(
         from.as_str().to_owned().into(),
         to.as_str().to_owned().into(),
     ];
-    let row = db::one_row(db::query(db, SET_STATUS, &params)?)?;
-    ticket_from_row(&row)
+    db::lookup(db, SET_STATUS, &params)?
+        .as_ref()
+        .map(ticket_from_row)
+        .transpose()
 }
 
-/// The ticket in `row`, or `None` when the row is the all-NULL "nothing found" row.
-fn ticket_from_row(row: &Row) -> Result<Option<Ticket>, ApiError> {
-    if row.is_null("id")? {
-        return Ok(None);
-    }
+/// The ticket in `row`.
+fn ticket_from_row(row: &Row) -> Result<Ticket, ApiError> {
     let order_id: Option<String> = row.get("order_id")?;
-    Ok(Some(Ticket {
+    Ok(Ticket {
         id: row.uuid("id")?,
         user_id: row.uuid("user_id")?,
         subject: row.get("subject")?,
@@ -236,16 +236,12 @@ fn ticket_from_row(row: &Row) -> Result<Option<Ticket>, ApiError> {
         })?,
         created_at: row.timestamp("created_at")?,
         updated_at: row.timestamp("updated_at")?,
-    }))
+    })
 }
 
-/// The message in `row`, or `None` when the row holds no message (a ticket without one,
-/// or the "nothing found" row).
-fn message_from_row(row: &Row) -> Result<Option<Message>, ApiError> {
-    if row.is_null("message_id")? {
-        return Ok(None);
-    }
-    Ok(Some(Message {
+/// The message in `row`.
+fn message_from_row(row: &Row) -> Result<Message, ApiError> {
+    Ok(Message {
         id: row.uuid("message_id")?,
         ticket_id: row.uuid("ticket_id")?,
         author_id: row.uuid("author_id")?,
@@ -254,10 +250,5 @@ fn message_from_row(row: &Row) -> Result<Option<Message>, ApiError> {
         })?,
         body: row.get("body")?,
         created_at: row.timestamp("message_created_at")?,
-    }))
-}
-
-fn returned_null(statement: &str) -> ApiError {
-    ApiError::internal("a database query returned an unexpected result")
-        .with_detail(format!("{statement} ... RETURNING gave a NULL id"))
+    })
 }

@@ -1,7 +1,7 @@
 //! `users.users` and `users.login_failures` in PostgreSQL (migrations/0003_users.sql,
 //! 0014_login_attempts.sql), one statement per intent.
-//! Every statement returns exactly one row (Spin 4.0.2 hangs on an empty `pg3` result, see
-//! car-service's store): lookups LEFT JOIN onto `(SELECT 1)` and read NULLs as "absent".
+//! Every statement returns exactly one row (Spin 4.0.2 hangs on an empty `pg3` result,
+//! docs/spin-compatibility.md): lookups run through [`db::lookup`].
 
 use api::db::{self, Row};
 use api::ApiError;
@@ -25,21 +25,17 @@ macro_rules! user_columns {
 /// Inserts unless the email exists. The unique constraint decides, not a read before the
 /// write, so of two concurrent registrations of one address exactly one succeeds.
 const INSERT: &str = concat!(
-    "WITH inserted AS (\
-       INSERT INTO users.users (email, password_hash, full_name, phone_number) \
-       VALUES ($1::text, $2::text, $3::text, $4::text) \
-       ON CONFLICT (email) DO NOTHING \
-       RETURNING *\
-     ) \
-     SELECT ",
-    user_columns!(),
-    " FROM (SELECT 1) AS one LEFT JOIN inserted AS u ON true"
+    "INSERT INTO users.users AS u (email, password_hash, full_name, phone_number) \
+     VALUES ($1::text, $2::text, $3::text, $4::text) \
+     ON CONFLICT (email) DO NOTHING \
+     RETURNING ",
+    user_columns!()
 );
 
 const FIND: &str = concat!(
     "SELECT ",
     user_columns!(),
-    " FROM (SELECT 1) AS one LEFT JOIN users.users AS u ON u.id = $1::text::uuid"
+    " FROM users.users AS u WHERE u.id = $1::text::uuid"
 );
 
 /// Counts the attempt against its buckets (the function in 0014_login_attempts.sql) and
@@ -64,16 +60,17 @@ pub fn insert(db: &Connection, user: &NewUser, password_hash: &str) -> Result<In
         user.full_name.as_str().to_owned().into(),
         user.phone_number.as_str().to_owned().into(),
     ];
-    let row = db::one_row(db::query(db, INSERT, &params)?)?;
-    Ok(match user_from_row(&row)? {
-        Some(user) => Inserted::Created(user),
+    Ok(match db::lookup(db, INSERT, &params)? {
+        Some(row) => Inserted::Created(user_from_row(&row)?),
         None => Inserted::EmailTaken,
     })
 }
 
 pub fn find(db: &Connection, id: Uuid) -> Result<Option<User>, ApiError> {
-    let row = db::one_row(db::query(db, FIND, &[id.to_string().into()])?)?;
-    user_from_row(&row)
+    db::lookup(db, FIND, &[id.to_string().into()])?
+        .as_ref()
+        .map(user_from_row)
+        .transpose()
 }
 
 /// Whether a login attempt may have its password checked.
@@ -132,19 +129,16 @@ pub fn login_succeeded(db: &Connection, attempt: &LoginAttempt) -> Result<(), Ap
     db::one_row(db::query(db, LOGIN_SUCCEEDED, &params)?).map(drop)
 }
 
-/// The user in `row`, or `None` when the row is the all-NULL "nothing found" row.
-fn user_from_row(row: &Row) -> Result<Option<User>, ApiError> {
-    if row.is_null("id")? {
-        return Ok(None);
-    }
-    Ok(Some(User {
+/// The user in `row`.
+fn user_from_row(row: &Row) -> Result<User, ApiError> {
+    Ok(User {
         id: row.uuid("id")?,
         email: row.get("email")?,
         full_name: row.get("full_name")?,
         phone_number: row.get("phone_number")?,
         role: role(row)?,
         created_at: row.get("created_at")?,
-    }))
+    })
 }
 
 fn role(row: &Row) -> Result<Role, ApiError> {
