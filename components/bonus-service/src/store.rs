@@ -1,7 +1,8 @@
 //! `bonuses.*` in PostgreSQL (migrations/0010_bonuses.sql), one statement per intent; the
 //! handlers compose them in transactions. Every statement returns at least one row (Spin
-//! 4.0.2 hangs on an empty `pg3` result, see car-service's store); amounts travel as int8
-//! kopecks, uuids as text (`$1::text::uuid`, `id::text`), timestamps as RFC 3339 text.
+//! 4.0.2 hangs on an empty `pg3` result, docs/spin-compatibility.md): lookups run through
+//! [`db::lookup`]. Amounts travel as int8 kopecks, uuids as text (`$1::text::uuid`,
+//! `id::text`), timestamps as RFC 3339 text.
 
 use api::db::{self, Row};
 use api::money::Money;
@@ -31,27 +32,26 @@ const CREDIT: &str = "INSERT INTO bonuses.accounts AS a (user_id, balance_kopeck
 /// Takes from a balance only if it holds enough. Concurrent spends queue on the row lock and
 /// each re-checks the guard against the balance the previous one left, so together they can
 /// never overdraw (and the CHECK on the column would stop them if they could).
-const DEBIT: &str = "WITH spent AS (\
-       UPDATE bonuses.accounts SET balance_kopecks = balance_kopecks - $2::int8, updated_at = now() \
-       WHERE user_id = $1::text::uuid AND balance_kopecks >= $2::int8 \
-       RETURNING balance_kopecks\
-     ) SELECT spent.balance_kopecks FROM (SELECT 1) AS one LEFT JOIN spent ON true";
+const DEBIT: &str = "UPDATE bonuses.accounts \
+     SET balance_kopecks = balance_kopecks - $2::int8, updated_at = now() \
+     WHERE user_id = $1::text::uuid AND balance_kopecks >= $2::int8 \
+     RETURNING balance_kopecks";
 
-const BALANCE: &str = "SELECT coalesce(a.balance_kopecks, 0) AS balance_kopecks \
-     FROM (SELECT 1) AS one LEFT JOIN bonuses.accounts AS a ON a.user_id = $1::text::uuid";
+/// No row before the user's first credit.
+const BALANCE: &str =
+    "SELECT a.balance_kopecks FROM bonuses.accounts AS a WHERE a.user_id = $1::text::uuid";
 
 /// What an event accrued when it was first delivered, and its user's balance now.
 const ACCRUAL_OF: &str = "SELECT l.user_id::text AS user_id, l.amount_kopecks, \
        coalesce(a.balance_kopecks, 0) AS balance_kopecks \
-     FROM (SELECT 1) AS one \
-     LEFT JOIN bonuses.ledger AS l ON l.event_id = $1::text::uuid \
-     LEFT JOIN bonuses.accounts AS a ON a.user_id = l.user_id";
+     FROM bonuses.ledger AS l \
+     LEFT JOIN bonuses.accounts AS a ON a.user_id = l.user_id \
+     WHERE l.event_id = $1::text::uuid";
 
 const FIND_PROMOCODE: &str = concat!(
     "SELECT p.amount_kopecks, ",
     api::rfc3339!("p.expires_at"),
-    " AS expires_at FROM (SELECT 1) AS one \
-     LEFT JOIN bonuses.promocodes AS p ON p.code = $1::text"
+    " AS expires_at FROM bonuses.promocodes AS p WHERE p.code = $1::text"
 );
 
 /// Records that a user applied a code; the primary key (code, user_id) lets it happen once,
@@ -105,17 +105,17 @@ pub fn credit(db: &Connection, user: Uuid, amount: Money) -> Result<Money, ApiEr
 /// The balance after taking `amount`, or `None` when it holds less (or no account exists).
 pub fn debit(db: &Connection, user: Uuid, amount: Money) -> Result<Option<Money>, ApiError> {
     let params = [user.to_string().into(), amount.kopecks().into()];
-    let row = db::one_row(db::query(db, DEBIT, &params)?)?;
-    if row.is_null("balance_kopecks")? {
-        return Ok(None);
-    }
-    money(&row, "balance_kopecks").map(Some)
+    db::lookup(db, DEBIT, &params)?
+        .map(|row| money(&row, "balance_kopecks"))
+        .transpose()
 }
 
 /// A user's balance; 0 before their first credit.
 pub fn balance(db: &Connection, user: Uuid) -> Result<Money, ApiError> {
-    let row = db::one_row(db::query(db, BALANCE, &[user.to_string().into()])?)?;
-    money(&row, "balance_kopecks")
+    match db::lookup(db, BALANCE, &[user.to_string().into()])? {
+        Some(row) => money(&row, "balance_kopecks"),
+        None => Ok(Money::ZERO),
+    }
 }
 
 /// An event accrued before: its user, what it accrued and that user's balance now.
@@ -126,10 +126,9 @@ pub struct RecordedAccrual {
 }
 
 pub fn accrual_of(db: &Connection, event_id: Uuid) -> Result<Option<RecordedAccrual>, ApiError> {
-    let row = db::one_row(db::query(db, ACCRUAL_OF, &[event_id.to_string().into()])?)?;
-    if row.is_null("user_id")? {
+    let Some(row) = db::lookup(db, ACCRUAL_OF, &[event_id.to_string().into()])? else {
         return Ok(None);
-    }
+    };
     Ok(Some(RecordedAccrual {
         user_id: row.uuid("user_id")?,
         accrued: money(&row, "amount_kopecks")?,
@@ -141,14 +140,10 @@ pub fn find_promocode(
     db: &Connection,
     code: &PromocodeCode,
 ) -> Result<Option<Promocode>, ApiError> {
-    let row = db::one_row(db::query(
-        db,
-        FIND_PROMOCODE,
-        &[code.as_str().to_owned().into()],
-    )?)?;
-    if row.is_null("amount_kopecks")? {
+    let params = [code.as_str().to_owned().into()];
+    let Some(row) = db::lookup(db, FIND_PROMOCODE, &params)? else {
         return Ok(None);
-    }
+    };
     Ok(Some(Promocode {
         amount: money(&row, "amount_kopecks")?,
         expires_at: row.timestamp("expires_at")?,

@@ -1,8 +1,8 @@
 //! `orders.orders` in PostgreSQL (migrations/0002_orders.sql), one statement per intent.
 //!
-//! Every statement returns exactly one row, because Spin 4.0.2 hangs when a `pg3` query
-//! returns none (docs/spin-compatibility.md): lookups LEFT JOIN onto `(SELECT 1)` and read NULLs as
-//! "absent". UUIDs and timestamps travel as text (`$1::text::uuid`, `id::text`,
+//! Every statement returns at least one row, because Spin 4.0.2 hangs when a `pg3` query
+//! returns none (docs/spin-compatibility.md): lookups run through [`db::lookup`], and lists
+//! LEFT JOIN onto `(SELECT 1)` and drop the all-NULL row. UUIDs and timestamps travel as text (`$1::text::uuid`, `id::text`,
 //! `$3::text::timestamptz`, RFC 3339 in UTC formatted by Postgres): Spin's client rejects
 //! a string bound to `$1::uuid`, and pg3's datetime value carries no zone.
 
@@ -69,7 +69,7 @@ const FIND: &str = concat!(
     lines_of_o!(),
     ", ",
     api::rfc3339!("o.updated_at"),
-    " AS version FROM (SELECT 1) AS one LEFT JOIN orders.orders AS o ON o.id = $1::text::uuid"
+    " AS version FROM orders.orders AS o WHERE o.id = $1::text::uuid"
 );
 
 /// What a change stamps in `updated_at`: now, but always later than the stamp it replaces,
@@ -140,11 +140,7 @@ pub fn insert(
         total.kopecks().into(),
         stored.into(),
     ];
-    let row = db::one_row(db::query(db, INSERT, &params)?)?;
-    order_from_row(&row)?.ok_or_else(|| {
-        ApiError::internal("a database query returned an unexpected result")
-            .with_detail("INSERT ... RETURNING gave a NULL id")
-    })
+    order_from_row(&db::one_row(db::query(db, INSERT, &params)?)?)
 }
 
 /// Newest first: `user` limits to one user's orders (`None`: everyone's, for staff),
@@ -170,51 +166,44 @@ const LIST: &str = concat!(
 /// two concurrent changes cannot both apply; with a version (`$4`), only if the order has
 /// not changed at all since it was read at that version.
 const SET_STATUS: &str = concat!(
-    "WITH changed AS (\
-       UPDATE orders.orders SET status = $3::text, updated_at = ",
+    "UPDATE orders.orders AS o SET status = $3::text, updated_at = ",
     next_version!(),
-    " WHERE id = $1::text::uuid AND status = $2::text \
-         AND ($4::text IS NULL OR updated_at = $4::text::timestamptz) \
-       RETURNING *\
-     ) \
-     SELECT ",
+    " WHERE o.id = $1::text::uuid AND o.status = $2::text \
+       AND ($4::text IS NULL OR o.updated_at = $4::text::timestamptz) \
+     RETURNING ",
     order_columns!(),
     ", ",
-    lines_of_o!(),
-    " FROM (SELECT 1) AS one LEFT JOIN changed AS o ON true"
+    lines_of_o!()
 );
 
 /// Gives the order a new version and answers it as it now is: payment-service's check just
 /// before it charges (the order is read by a write, so it is ordered against cancellations;
 /// see lib.rs `change_status`).
 const PAYMENT_CHECK: &str = concat!(
-    "WITH checked AS (\
-       UPDATE orders.orders SET updated_at = ",
+    "UPDATE orders.orders AS o SET updated_at = ",
     next_version!(),
-    " WHERE id = $1::text::uuid RETURNING *\
-     ) SELECT ",
+    " WHERE o.id = $1::text::uuid RETURNING ",
     order_columns!(),
     ", ",
-    lines_of_o!(),
-    " FROM (SELECT 1) AS one LEFT JOIN checked AS o ON true"
+    lines_of_o!()
 );
 
 /// Records the review unless the order has one; `created` is NULL when it had.
 const REVIEW: &str = concat!(
-    "WITH added AS (\
-       INSERT INTO orders.reviews (order_id, user_id, rating, comment) \
-       VALUES ($1::text::uuid, $2::text::uuid, $3::int4, $4::text) \
-       ON CONFLICT (order_id) DO NOTHING RETURNING *\
-     ) SELECT ",
-    api::rfc3339!("added.created_at"),
-    " AS created_at FROM (SELECT 1) AS one LEFT JOIN added ON true"
+    "INSERT INTO orders.reviews AS r (order_id, user_id, rating, comment) \
+     VALUES ($1::text::uuid, $2::text::uuid, $3::int4, $4::text) \
+     ON CONFLICT (order_id) DO NOTHING RETURNING ",
+    api::rfc3339!("r.created_at"),
+    " AS created_at"
 );
 
 pub fn list(db: &Connection, user: Option<Uuid>, page: &Page) -> Result<Vec<Order>, ApiError> {
     let params = db::paged(vec![db::text_or_null(user.map(|id| id.to_string()))], page);
     let mut orders = Vec::new();
     for row in db::rows(db::query(db, LIST, &params)?) {
-        orders.extend(order_from_row(&row)?);
+        if !row.is_null("id")? {
+            orders.push(order_from_row(&row)?);
+        }
     }
     Ok(orders)
 }
@@ -234,8 +223,10 @@ pub fn set_status(
         to.as_str().to_owned().into(),
         db::text_or_null(version.map(|version| version.0.clone())),
     ];
-    let row = db::one_row(db::query(db, SET_STATUS, &params)?)?;
-    order_from_row(&row)
+    db::lookup(db, SET_STATUS, &params)?
+        .as_ref()
+        .map(order_from_row)
+        .transpose()
 }
 
 pub fn find(db: &Connection, id: Uuid) -> Result<Option<Order>, ApiError> {
@@ -248,26 +239,24 @@ pub struct Version(String);
 
 /// The order with its version.
 pub fn find_versioned(db: &Connection, id: Uuid) -> Result<Option<(Order, Version)>, ApiError> {
-    let row = db::one_row(db::query(db, FIND, &[id.to_string().into()])?)?;
-    let Some(order) = order_from_row(&row)? else {
+    let Some(row) = db::lookup(db, FIND, &[id.to_string().into()])? else {
         return Ok(None);
     };
-    Ok(Some((order, Version(row.get("version")?))))
+    Ok(Some((order_from_row(&row)?, Version(row.get("version")?))))
 }
 
 /// The order after [`PAYMENT_CHECK`] gave it a new version (`None`: no such order).
 pub fn payment_check(db: &Connection, id: Uuid) -> Result<Option<Order>, ApiError> {
-    let row = db::one_row(db::query(db, PAYMENT_CHECK, &[id.to_string().into()])?)?;
-    order_from_row(&row)
+    db::lookup(db, PAYMENT_CHECK, &[id.to_string().into()])?
+        .as_ref()
+        .map(order_from_row)
+        .transpose()
 }
 
-/// The order in `row`, or `None` when the row is the all-NULL "nothing found" row.
-fn order_from_row(row: &Row) -> Result<Option<Order>, ApiError> {
-    if row.is_null("id")? {
-        return Ok(None);
-    }
+/// The order in `row`.
+fn order_from_row(row: &Row) -> Result<Order, ApiError> {
     let status: String = row.get("status")?;
-    Ok(Some(Order {
+    Ok(Order {
         id: row.uuid("id")?,
         car_id: row.uuid("car_id")?,
         user_id: row.uuid("user_id")?,
@@ -289,7 +278,7 @@ fn order_from_row(row: &Row) -> Result<Option<Order>, ApiError> {
                 .ok_or_else(|| db::unexpected("total_kopecks", "out of range"))?
         },
         created_at: row.timestamp("created_at")?,
-    }))
+    })
 }
 
 /// Stores `review` by `user_id`, or `None` when the order already has one.
@@ -304,10 +293,9 @@ pub fn add_review(
         review.rating.into(),
         review.comment.as_str().to_owned().into(),
     ];
-    let row = db::one_row(db::query(db, REVIEW, &params)?)?;
-    if row.is_null("created_at")? {
+    let Some(row) = db::lookup(db, REVIEW, &params)? else {
         return Ok(None);
-    }
+    };
     Ok(Some(Review {
         order_id: review.order_id,
         user_id,

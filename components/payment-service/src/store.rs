@@ -1,6 +1,7 @@
 //! `payments.*` in PostgreSQL (migrations/0009_payments.sql, 0013_payment_status.sql), one
 //! statement per intent. Every statement returns at least one row (Spin 4.0.2 hangs on an
-//! empty `pg3` result, see car-service's store); amounts travel as int8 kopecks, uuids as text.
+//! empty `pg3` result, docs/spin-compatibility.md): lookups run through [`db::lookup`], the
+//! list LEFT JOINs onto `(SELECT 1)`. Amounts travel as int8 kopecks, uuids as text.
 
 use api::db::{self, Row};
 use api::money::Money;
@@ -29,27 +30,25 @@ macro_rules! payment_columns {
 /// Claims the payment of an order (`$1` in the column `order_id`) or a fine: a new
 /// `pending` row, or the order's `pending` row whose claim outlived the lease (`$5` seconds),
 /// taken over with its id. A live payment (pending within its lease, or succeeded) wins the
-/// unique index and the answer is an all-NULL row.
+/// unique index and nothing is returned.
 macro_rules! claim {
     ($column:literal) => {
         concat!(
-            "WITH p AS (\
-               INSERT INTO payments.payments AS old (",
+            "INSERT INTO payments.payments AS p (",
             $column,
             ", user_id, amount_kopecks, method, status) \
-               VALUES ($1::text::uuid, $2::text::uuid, $3::int8, $4::text, 'pending') \
-               ON CONFLICT (",
+             VALUES ($1::text::uuid, $2::text::uuid, $3::int8, $4::text, 'pending') \
+             ON CONFLICT (",
             $column,
             ") WHERE status IN ('pending', 'succeeded') \
-               DO UPDATE SET claimed_at = now() \
-               WHERE old.status = 'pending' \
-                 AND old.claimed_at < now() - $5::int8 * interval '1 second' \
-               RETURNING *\
-             ) SELECT ",
+             DO UPDATE SET claimed_at = now() \
+             WHERE p.status = 'pending' \
+               AND p.claimed_at < now() - $5::int8 * interval '1 second' \
+             RETURNING ",
             payment_columns!(),
             ", ",
             api::rfc3339!("p.claimed_at"),
-            " AS claimed_at FROM (SELECT 1) AS one LEFT JOIN p ON true"
+            " AS claimed_at"
         )
     };
 }
@@ -61,20 +60,17 @@ const CLAIM_FINE: &str = claim!("fine_id");
 const LIVE: &str = concat!(
     "SELECT ",
     payment_columns!(),
-    " FROM (SELECT 1) AS one LEFT JOIN payments.payments AS p \
-       ON (p.order_id = $1::text::uuid OR p.fine_id = $2::text::uuid) \
-      AND p.status IN ('pending', 'succeeded')"
+    " FROM payments.payments AS p \
+     WHERE (p.order_id = $1::text::uuid OR p.fine_id = $2::text::uuid) \
+       AND p.status IN ('pending', 'succeeded')"
 );
 
 /// Moves a claimed payment on with the processor's verdict (`$2`), only from `pending`, so
 /// of two attempts at one payment (a claim taken over) one records it.
 const SETTLE: &str = concat!(
-    "WITH p AS (\
-       UPDATE payments.payments SET status = $2::text \
-       WHERE id = $1::text::uuid AND status = 'pending' RETURNING *\
-     ) SELECT ",
-    payment_columns!(),
-    " FROM (SELECT 1) AS one LEFT JOIN p ON true"
+    "UPDATE payments.payments AS p SET status = $2::text \
+     WHERE p.id = $1::text::uuid AND p.status = 'pending' RETURNING ",
+    payment_columns!()
 );
 
 /// Gives a claim up before anything was charged (the order turned out cancelled, or could
@@ -86,19 +82,17 @@ const RELEASE: &str = "DELETE FROM payments.payments \
 /// A succeeded payment's event (`$3`), with its signed body (`$4`, `$5`, migrations/
 /// 0011_signed_events.sql). `$2` marks it sent at once when another transport than the relay
 /// carries it.
-const INSERT_EVENT: &str = "WITH event AS (\
-       INSERT INTO payments.outbox \
-         (event_id, payment_id, order_id, user_id, amount_kopecks, body, signature, sent_at) \
-       SELECT $3::text::uuid, id, order_id, user_id, amount_kopecks, $4::text, $5::text, \
-         CASE WHEN $2::bool THEN now() END \
-       FROM payments.payments WHERE id = $1::text::uuid AND order_id IS NOT NULL \
-       RETURNING event_id\
-     ) SELECT event.event_id::text AS event_id FROM (SELECT 1) AS one LEFT JOIN event ON true";
+const INSERT_EVENT: &str = "INSERT INTO payments.outbox \
+       (event_id, payment_id, order_id, user_id, amount_kopecks, body, signature, sent_at) \
+     SELECT $3::text::uuid, id, order_id, user_id, amount_kopecks, $4::text, $5::text, \
+       CASE WHEN $2::bool THEN now() END \
+     FROM payments.payments WHERE id = $1::text::uuid AND order_id IS NOT NULL \
+     RETURNING event_id::text AS event_id";
 
 const FIND: &str = concat!(
     "SELECT ",
     payment_columns!(),
-    " FROM (SELECT 1) AS one LEFT JOIN payments.payments AS p ON p.id = $1::text::uuid"
+    " FROM payments.payments AS p WHERE p.id = $1::text::uuid"
 );
 
 /// A user's payments (or everyone's, for staff: `$1` NULL), optionally of one order (`$2`),
@@ -127,8 +121,7 @@ const CLAIM_KEY: &str = "WITH claimed AS (\
 /// The key's request and answer, and whether an unanswered key outlived the lease (`$3`).
 const STORED_ANSWER: &str = "SELECT k.request_hash, k.status, k.body, \
        k.claimed_at < now() - $3::int8 * interval '1 second' AS stale \
-     FROM (SELECT 1) AS one LEFT JOIN payments.idempotency_keys AS k \
-       ON k.user_id = $1::text::uuid AND k.key = $2::text";
+     FROM payments.idempotency_keys AS k WHERE k.user_id = $1::text::uuid AND k.key = $2::text";
 
 const SAVE_ANSWER: &str =
     "UPDATE payments.idempotency_keys SET status = $3::int4, body = $4::text \
@@ -177,20 +170,21 @@ pub fn claim(
         payment.method.as_str().to_owned().into(),
         PENDING_LEASE_SECONDS.into(),
     ];
-    let row = db::one_row(db::query(db, sql, &params)?)?;
-    let Some(payment) = payment_from_row(&row)? else {
+    let Some(row) = db::lookup(db, sql, &params)? else {
         return Ok(None);
     };
     Ok(Some(Claimed {
-        payment,
+        payment: payment_from_row(&row)?,
         claimed_at: row.get("claimed_at")?,
     }))
 }
 
 /// The payment holding `target` (pending or succeeded), if any.
 pub fn live(db: &Connection, target: Target) -> Result<Option<Payment>, ApiError> {
-    let row = db::one_row(db::query(db, LIVE, &target_params(target))?)?;
-    payment_from_row(&row)
+    db::lookup(db, LIVE, &target_params(target))?
+        .as_ref()
+        .map(payment_from_row)
+        .transpose()
 }
 
 /// Records the processor's verdict on a claimed payment; `None` when it is no longer
@@ -201,7 +195,10 @@ pub fn settle(
     verdict: PaymentStatus,
 ) -> Result<Option<Payment>, ApiError> {
     let params = [id.to_string().into(), verdict.as_str().to_owned().into()];
-    payment_from_row(&db::one_row(db::query(db, SETTLE, &params)?)?)
+    db::lookup(db, SETTLE, &params)?
+        .as_ref()
+        .map(payment_from_row)
+        .transpose()
 }
 
 /// Gives up a claim that charged nothing.
@@ -229,8 +226,7 @@ pub fn write_event(
         event.body.clone().into(),
         event.signature.clone().into(),
     ];
-    let row = db::one_row(db::query(db, INSERT_EVENT, &params)?)?;
-    if row.is_null("event_id")? {
+    if db::lookup(db, INSERT_EVENT, &params)?.is_none() {
         return Err(ApiError::internal("no event was written for the payment")
             .with_detail(format!("payment {} pays no order", paid.id)));
     }
@@ -247,8 +243,10 @@ pub fn write_event(
 }
 
 pub fn find(db: &Connection, id: Uuid) -> Result<Option<Payment>, ApiError> {
-    let row = db::one_row(db::query(db, FIND, &[id.to_string().into()])?)?;
-    payment_from_row(&row)
+    db::lookup(db, FIND, &[id.to_string().into()])?
+        .as_ref()
+        .map(payment_from_row)
+        .transpose()
 }
 
 /// What a list is narrowed to, besides whose payments.
@@ -284,7 +282,9 @@ pub fn list(
     ];
     let mut payments = Vec::new();
     for row in db::rows(db::query(db, LIST, &params)?) {
-        payments.extend(payment_from_row(&row)?);
+        if !row.is_null("id")? {
+            payments.push(payment_from_row(&row)?);
+        }
     }
     Ok(payments)
 }
@@ -324,10 +324,9 @@ pub fn stored_answer(
         key.as_str().to_owned().into(),
         PENDING_LEASE_SECONDS.into(),
     ];
-    let row = db::one_row(db::query(db, STORED_ANSWER, &params)?)?;
-    if row.is_null("request_hash")? {
+    let Some(row) = db::lookup(db, STORED_ANSWER, &params)? else {
         return Ok(None);
-    }
+    };
     let answer = if row.is_null("status")? {
         None
     } else {
@@ -386,12 +385,10 @@ fn optional_uuid(row: &Row, column: &str) -> Result<Option<Uuid>, ApiError> {
     }
 }
 
-fn payment_from_row(row: &Row) -> Result<Option<Payment>, ApiError> {
-    if row.is_null("id")? {
-        return Ok(None);
-    }
+/// The payment in `row`.
+fn payment_from_row(row: &Row) -> Result<Payment, ApiError> {
     let kopecks: i64 = row.get("amount_kopecks")?;
-    Ok(Some(Payment {
+    Ok(Payment {
         id: row.uuid("id")?,
         order_id: optional_uuid(row, "order_id")?,
         fine_id: optional_uuid(row, "fine_id")?,
@@ -405,5 +402,5 @@ fn payment_from_row(row: &Row) -> Result<Option<Payment>, ApiError> {
             PaymentStatus::parse(text).ok_or_else(|| format!("unknown status `{text}`"))
         })?,
         created_at: row.timestamp("created_at")?,
-    }))
+    })
 }
