@@ -2,16 +2,15 @@
 //! is JSON metadata with an optional scan, sent base64-encoded inside the same JSON body
 //! (one request, no multipart parser in the component). No spin-sdk here.
 
-use api::json::{self, Object};
+use api::json::Object;
 use api::{FieldError, FieldErrors};
 use base64::Engine;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
-use serde_json::Value;
 use uuid::Uuid;
 
 /// Which paper it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DocumentKind {
     Registration,
@@ -35,12 +34,10 @@ impl DocumentKind {
     }
 }
 
-/// The largest scan accepted, decoded. Its base64 form (4/3 larger) stays under the
-/// host's default 4 MiB body cap.
-pub const MAX_FILE_BYTES: usize = 2 << 20;
-
-/// Scan formats a workshop can open anywhere.
-pub const FILE_TYPES: [&str; 3] = ["application/pdf", "image/jpeg", "image/png"];
+/// The largest scan accepted, decoded: what the longest `content_base64` the document
+/// allows (2796200 characters, under the host's default 4 MiB body cap) decodes to, just
+/// under 2 MiB.
+pub const MAX_FILE_BYTES: usize = 2796200 / 4 * 3;
 
 /// An attached scan, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,8 +47,77 @@ pub struct File {
     pub bytes: Vec<u8>,
 }
 
-/// `POST /api/cars/{car_id}/documents`'s body as documented; [`NewDocument::parse`] reads it.
-#[derive(utoipa::ToSchema)]
+/// A registration certificate (СТС) number as it may be typed: 2 digits, 2 digits or
+/// Cyrillic letters (Latin look-alikes and lower case allowed), 6 digits, spaces anywhere.
+const CERTIFICATE_PATTERN: &str = "^ *[0-9] *[0-9] *[0-9А-ЯЁа-яёABCEHKMOPTXYabcehkmoptxy] *[0-9А-ЯЁа-яёABCEHKMOPTXYabcehkmoptxy] *[0-9] *[0-9] *[0-9] *[0-9] *[0-9] *[0-9] *$";
+
+/// Any other paper's number: Latin or Cyrillic letters, digits, spaces, dashes, slashes,
+/// not blank.
+const NUMBER_PATTERN: &str = "^[0-9A-Za-z\u{00C0}-\u{00D6}\u{00D8}-\u{00F6}\u{00F8}-\u{024F}\u{0400}-\u{0481}\u{048A}-\u{04FF} /-]*[0-9A-Za-z\u{00C0}-\u{00D6}\u{00D8}-\u{00F6}\u{00F8}-\u{024F}\u{0400}-\u{0481}\u{048A}-\u{04FF}/-][0-9A-Za-z\u{00C0}-\u{00D6}\u{00D8}-\u{00F6}\u{00F8}-\u{024F}\u{0400}-\u{0481}\u{048A}-\u{04FF} /-]*$";
+
+/// `POST /api/cars/{car_id}/documents`'s body: [`DocumentFields`] and the rule that a
+/// `registration`'s number is a certificate number. Documented and read as this type (see
+/// `api::body`); the dates' rules are checked after, by [`NewDocument::check_dates`].
+#[derive(Debug, serde::Deserialize)]
+#[serde(transparent)]
+pub struct DocumentRequest(DocumentFields);
+
+impl utoipa::PartialSchema for DocumentRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let text = |pattern: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(pattern))
+        };
+        let kinds = |kinds: &[&str]| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(kinds.iter().copied()))
+        };
+        let branch = |description: &str, kind: &[&str], pattern: &str| {
+            ObjectBuilder::new()
+                .description(Some(description))
+                .property("kind", kinds(kind))
+                .property("number", text(pattern))
+                .required("kind")
+        };
+        api::body::all_of(
+            <DocumentFields as utoipa::PartialSchema>::schema(),
+            OneOfBuilder::new()
+                .item(branch(
+                    "A registration certificate's number: 2 digits, 2 digits or Cyrillic \
+                     letters (Latin look-alikes read as Cyrillic), 6 digits, spaces anywhere",
+                    &["registration"],
+                    CERTIFICATE_PATTERN,
+                ))
+                .item(branch(
+                    "Any other paper's number: letters, digits, spaces, dashes, slashes",
+                    &["insurance", "inspection"],
+                    NUMBER_PATTERN,
+                ))
+                .into(),
+        )
+    }
+}
+
+impl utoipa::ToSchema for DocumentRequest {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "DocumentRequest".into()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <DocumentFields as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
+/// The properties of a [`DocumentRequest`]. Unknown properties are ignored.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({
     "kind": "insurance",
     "number": "XXX 0123456789",
@@ -59,32 +125,61 @@ pub struct File {
     "expires_at": "2099-02-28",
     "file": {"name": "policy.pdf", "content_type": "application/pdf", "content_base64": "JVBERi0xLjQK"}
 }))]
-#[allow(dead_code)]
-pub struct DocumentRequest {
-    kind: DocumentKind,
-    /// For `registration`, the certificate (СТС) number: 2 digits, 2 digits or Cyrillic
-    /// letters, 6 digits (`99 АА 123456`; spaces optional, Latin look-alikes read as
-    /// Cyrillic), stored as `99 АА 123456`. Otherwise letters, digits, spaces, dashes,
-    /// slashes.
+pub struct DocumentFields {
+    pub kind: DocumentKind,
+    /// For `registration`, the certificate (СТС) number, stored as `99 АА 123456`;
+    /// otherwise stored trimmed and upper-cased.
     #[schema(min_length = 1, max_length = 64)]
-    number: String,
-    /// Not in the future.
-    issued_at: chrono::NaiveDate,
-    /// After `issued_at`.
-    expires_at: Option<chrono::NaiveDate>,
-    file: Option<FileRequest>,
+    pub number: String,
+    /// Not in the future (else 409 `document_dates_conflict`).
+    pub issued_at: NaiveDate,
+    /// After `issued_at` (else 409 `document_dates_conflict`).
+    pub expires_at: Option<NaiveDate>,
+    pub file: Option<FileRequest>,
 }
 
-/// An optional scan, sent inline.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
+/// An optional scan, sent inline. Unknown properties are ignored.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 pub struct FileRequest {
-    #[schema(min_length = 1, max_length = 255)]
-    name: String,
-    /// `application/pdf`, `image/jpeg` or `image/png`.
-    content_type: String,
-    /// Standard base64; at most 2 MiB decoded.
-    content_base64: String,
+    /// Stored trimmed; no control characters, not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00-\x1F\x7F-\x9F]*$"
+    )]
+    pub name: String,
+    pub content_type: FileType,
+    /// Standard base64 (with padding) of 1 byte to 2 MiB: at most 2796200 characters.
+    #[schema(
+        min_length = 4,
+        max_length = 2796200,
+        pattern = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$"
+    )]
+    pub content_base64: String,
+}
+
+/// Scan formats a workshop can open anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+pub enum FileType {
+    #[serde(rename = "application/pdf")]
+    #[schema(rename = "application/pdf")]
+    Pdf,
+    #[serde(rename = "image/jpeg")]
+    #[schema(rename = "image/jpeg")]
+    Jpeg,
+    #[serde(rename = "image/png")]
+    #[schema(rename = "image/png")]
+    Png,
+}
+
+impl FileType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pdf => "application/pdf",
+            Self::Jpeg => "image/jpeg",
+            Self::Png => "image/png",
+        }
+    }
 }
 
 /// A document to attach, every field valid.
@@ -97,59 +192,59 @@ pub struct NewDocument {
     pub file: Option<File>,
 }
 
+/// Dates a document cannot have, as of a day: issued in the future, or expiring before it
+/// was issued (409: no schema can state it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatesConflict(pub String);
+
 impl NewDocument {
-    /// Reads `{kind, number, issued_at, expires_at?, file?: {name, content_type,
-    /// content_base64}}` as of `today`, reporting every invalid field.
-    pub fn parse(body: &Object, today: NaiveDate) -> Result<Self, FieldErrors> {
-        let mut errors = FieldErrors::new();
-        let kind = errors.check(json::required_str(body, "kind").and_then(|s| {
-            DocumentKind::parse(s.trim()).ok_or_else(|| {
-                FieldError::new("kind", "must be one of registration, insurance, inspection")
-            })
-        }));
-        let number = errors.check(json::required_str(body, "number").and_then(|s| match kind {
-            Some(DocumentKind::Registration) => {
-                CertificateNumber::parse(s).map(CertificateNumber::into_string)
-            }
-            _ => parse_number(s),
-        }));
-        let issued_at = errors.check(
-            json::required_str(body, "issued_at")
-                .and_then(|s| parse_date("issued_at", s))
-                .and_then(|date| {
-                    if date > today {
-                        Err(FieldError::new("issued_at", "must not be in the future"))
-                    } else {
-                        Ok(date)
-                    }
-                }),
-        );
-        let expires_at = errors.check(
-            json::optional_str(body, "expires_at")
-                .and_then(|s| s.map(|s| parse_date("expires_at", s)).transpose()),
-        );
-        if let (Some(issued), Some(Some(expires))) = (issued_at, expires_at) {
-            if expires <= issued {
-                errors.push(FieldError::new("expires_at", "must be after issued_at"));
-            }
-        }
-        let file = match body.get("file") {
-            None | Some(Value::Null) => Some(None),
-            Some(value) => errors.check(parse_file(value).map(Some)),
+    /// Reads [`DocumentRequest`], reporting every invalid field.
+    pub fn parse(body: &Object) -> Result<Self, FieldErrors> {
+        let DocumentRequest(request) = api::body::parse(body)?;
+        let number = match request.kind {
+            DocumentKind::Registration => CertificateNumber::parse(&request.number)
+                .map_err(FieldErrors::from)?
+                .into_string(),
+            _ => request.number.trim().to_uppercase(),
         };
-        match (kind, number, issued_at, expires_at, file) {
-            (Some(kind), Some(number), Some(issued_at), Some(expires_at), Some(file))
-                if errors.is_empty() =>
-            {
-                Ok(Self {
-                    kind,
-                    number,
-                    issued_at,
-                    expires_at,
-                    file,
-                })
-            }
-            _ => Err(errors),
+        let file = match request.file {
+            None => None,
+            Some(file) => Some(File {
+                name: file.name.trim().to_owned(),
+                content_type: file.content_type.as_str().to_owned(),
+                bytes: base64::engine::general_purpose::STANDARD
+                    .decode(&file.content_base64)
+                    .map_err(|_| {
+                        FieldErrors::from(FieldError::new(
+                            "file.content_base64",
+                            "is not valid base64",
+                        ))
+                    })?,
+            }),
+        };
+        Ok(Self {
+            kind: request.kind,
+            number,
+            issued_at: request.issued_at,
+            expires_at: request.expires_at,
+            file,
+        })
+    }
+
+    /// The dates' rules as of `today`: issued no later than today, expiring after issue.
+    pub fn check_dates(&self, today: NaiveDate) -> Result<(), DatesConflict> {
+        if self.issued_at > today {
+            return Err(DatesConflict(format!(
+                "issued_at {} is in the future",
+                self.issued_at
+            )));
+        }
+        match self.expires_at {
+            Some(expires) if expires <= self.issued_at => Err(DatesConflict(format!(
+                "expires_at {expires} is not after issued_at {}",
+                self.issued_at
+            ))),
+            _ => Ok(()),
         }
     }
 }
@@ -164,25 +259,18 @@ pub struct CertificateNumber(String);
 
 impl CertificateNumber {
     pub fn parse(s: &str) -> Result<Self, FieldError> {
-        let chars: Vec<char> = s
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .map(as_cyrillic_upper)
-            .collect();
-        let digits = |part: &[char]| part.iter().all(char::is_ascii_digit);
-        let valid = chars.len() == 10
-            && digits(&chars[..2])
-            && chars[2..4]
-                .iter()
-                .all(|&c| c.is_ascii_digit() || is_cyrillic_capital(c))
-            && digits(&chars[4..]);
-        if !valid {
+        if !api::body::pattern_matches(CERTIFICATE_PATTERN, s) {
             return Err(FieldError::new(
                 "number",
                 "a registration certificate number is 2 digits, 2 digits or Cyrillic letters \
                  and 6 digits, like 99 АА 123456",
             ));
         }
+        let chars: Vec<char> = s
+            .chars()
+            .filter(|c| *c != ' ')
+            .map(as_cyrillic_upper)
+            .collect();
         let part = |range: std::ops::Range<usize>| chars[range].iter().collect::<String>();
         Ok(Self(format!(
             "{} {} {}",
@@ -219,77 +307,6 @@ fn as_cyrillic_upper(c: char) -> char {
         'Y' => 'У',
         other => other,
     }
-}
-
-fn is_cyrillic_capital(c: char) -> bool {
-    ('А'..='Я').contains(&c) || c == 'Ё'
-}
-
-/// A document number as printed: trimmed, 1 to 64 characters, letters, digits, spaces,
-/// dashes and slashes (`99 12 345678`, `ХХХ 0123456789`).
-fn parse_number(s: &str) -> Result<String, FieldError> {
-    let number = s.trim();
-    let length = number.chars().count();
-    let allowed = number
-        .chars()
-        .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '/'));
-    if (1..=64).contains(&length) && allowed {
-        Ok(number.to_uppercase())
-    } else {
-        Err(FieldError::new(
-            "number",
-            "must be 1 to 64 letters, digits, spaces, dashes or slashes",
-        ))
-    }
-}
-
-fn parse_date(field: &str, s: &str) -> Result<NaiveDate, FieldError> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-        .map_err(|_| FieldError::new(field, "must be a date like 2025-03-01"))
-}
-
-fn parse_file(value: &Value) -> Result<File, FieldError> {
-    let invalid = |message: String| FieldError::new("file", message);
-    let object = value
-        .as_object()
-        .ok_or_else(|| invalid("must be {name, content_type, content_base64}".into()))?;
-    let text = |name: &str| {
-        json::required_str(object, name)
-            .map_err(|error| invalid(format!("{name} {}", error.message)))
-    };
-    let name = text("name")?.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(invalid("name must be 1 to 200 printable characters".into()));
-    }
-    let content_type = text("content_type")?.trim().to_ascii_lowercase();
-    if !FILE_TYPES.contains(&content_type.as_str()) {
-        return Err(invalid(format!(
-            "content_type must be one of {}",
-            FILE_TYPES.join(", ")
-        )));
-    }
-    let encoded = text("content_base64")?;
-    // Checked before decoding, so an oversized upload costs no decode.
-    if encoded.len() > MAX_FILE_BYTES.div_ceil(3) * 4 {
-        return Err(invalid(format!(
-            "must be at most {} MiB",
-            MAX_FILE_BYTES >> 20
-        )));
-    }
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| invalid("content_base64 is not valid base64".into()))?;
-    if bytes.is_empty() || bytes.len() > MAX_FILE_BYTES {
-        return Err(invalid(format!(
-            "must hold 1 byte to {} MiB",
-            MAX_FILE_BYTES >> 20
-        )));
-    }
-    Ok(File {
-        name: name.to_owned(),
-        content_type,
-        bytes,
-    })
 }
 
 /// What is known of a stored scan; its bytes are served by their own route.
@@ -332,7 +349,7 @@ pub struct Registration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn today() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()
@@ -346,37 +363,41 @@ mod tests {
     fn a_document_without_a_scan_parses() {
         let body = object(json!({"kind": "insurance", "number": "xxx 0123456789",
                                  "issued_at": "2026-01-10", "expires_at": "2027-01-09"}));
-        let document = NewDocument::parse(&body, today()).unwrap();
+        let document = NewDocument::parse(&body).unwrap();
         assert_eq!(document.kind, DocumentKind::Insurance);
         assert_eq!(document.number, "XXX 0123456789");
         assert_eq!(document.expires_at, NaiveDate::from_ymd_opt(2027, 1, 9));
         assert_eq!(document.file, None);
+        assert_eq!(document.check_dates(today()), Ok(()));
     }
 
     #[test]
     fn a_scan_is_decoded_and_typed() {
         let body = object(
             json!({"kind": "registration", "number": "99 12 345678", "issued_at": "2021-05-01",
-                                 "file": {"name": "sts.pdf", "content_type": "Application/PDF",
-                                          "content_base64": "JVBERi0xLjQ="}}),
+                   "file": {"name": " sts.pdf ", "content_type": "application/pdf",
+                            "content_base64": "JVBERi0xLjQ="}}),
         );
-        let file = NewDocument::parse(&body, today()).unwrap().file.unwrap();
+        let file = NewDocument::parse(&body).unwrap().file.unwrap();
         assert_eq!(file.bytes, b"%PDF-1.4");
-        assert_eq!(file.content_type, "application/pdf");
+        assert_eq!(
+            (file.name.as_str(), file.content_type.as_str()),
+            ("sts.pdf", "application/pdf")
+        );
     }
 
     #[test]
     fn every_bad_field_is_reported() {
         let body = object(
             json!({"kind": "passport", "number": "", "issued_at": "2030-01-01",
-                                 "expires_at": "yesterday", "file": {"name": "x.exe",
-                                 "content_type": "application/x-msdownload", "content_base64": "AA=="}}),
+                   "expires_at": "yesterday", "file": {"name": "x.exe",
+                   "content_type": "application/x-msdownload", "content_base64": "AA=="}}),
         );
-        let errors = NewDocument::parse(&body, today()).unwrap_err();
+        let errors = NewDocument::parse(&body).unwrap_err();
         let fields: Vec<&str> = errors.as_slice().iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["kind", "number", "issued_at", "expires_at", "file"]
+            ["expires_at", "file.content_type", "kind", "number"]
         );
     }
 
@@ -421,6 +442,7 @@ mod tests {
             "99-АА-123456",
             "99 ΑΑ 123456",
             "99 АА１23456",
+            "99\tАА 123456",
         ] {
             let error = CertificateNumber::parse(bad).unwrap_err();
             assert_eq!(error.field, "number", "{bad:?}");
@@ -432,25 +454,37 @@ mod tests {
         let body = |kind: &str, number: &str| {
             object(json!({"kind": kind, "number": number, "issued_at": "2021-05-01"}))
         };
-        let registration = NewDocument::parse(&body("registration", "99aa123456"), today());
+        let registration = NewDocument::parse(&body("registration", "99aa123456"));
         assert_eq!(registration.unwrap().number, "99 АА 123456");
-        let errors =
-            NewDocument::parse(&body("registration", "XXX 0123456789"), today()).unwrap_err();
+        let errors = NewDocument::parse(&body("registration", "XXX 0123456789")).unwrap_err();
         assert_eq!(errors.as_slice()[0].field, "number");
-        let policy = NewDocument::parse(&body("insurance", "XXX 0123456789"), today());
+        let policy = NewDocument::parse(&body("insurance", "XXX 0123456789"));
         assert_eq!(policy.unwrap().number, "XXX 0123456789");
+        for bad in ["", "   ", "A_1", "№ 5"] {
+            let errors = NewDocument::parse(&body("inspection", bad)).unwrap_err();
+            assert_eq!(errors.as_slice()[0].field, "number", "{bad:?}");
+        }
     }
 
     #[test]
-    fn expiry_must_follow_issue() {
-        let body = object(
-            json!({"kind": "inspection", "number": "1", "issued_at": "2026-01-10",
-                                 "expires_at": "2026-01-10"}),
-        );
-        let errors = NewDocument::parse(&body, today()).unwrap_err();
+    fn issue_is_not_in_the_future_and_expiry_follows_it() {
+        let document = |issued: &str, expires: Option<&str>| {
+            NewDocument::parse(&object(json!({"kind": "inspection", "number": "1",
+                                              "issued_at": issued, "expires_at": expires})))
+            .unwrap()
+        };
+        assert_eq!(document("2026-11-25", None).check_dates(today()), Ok(()));
         assert_eq!(
-            errors.get("expires_at").unwrap().message,
-            "must be after issued_at"
+            document("2026-11-26", None).check_dates(today()),
+            Err(DatesConflict(
+                "issued_at 2026-11-26 is in the future".into()
+            ))
+        );
+        assert_eq!(
+            document("2026-01-10", Some("2026-01-10")).check_dates(today()),
+            Err(DatesConflict(
+                "expires_at 2026-01-10 is not after issued_at 2026-01-10".into()
+            ))
         );
     }
 
@@ -459,17 +493,18 @@ mod tests {
         let file = |content: String| {
             object(
                 json!({"kind": "inspection", "number": "1", "issued_at": "2026-01-10",
-                          "file": {"name": "a.png", "content_type": "image/png", "content_base64": content}}),
+                       "file": {"name": "a.png", "content_type": "image/png", "content_base64": content}}),
             )
         };
         let too_big =
             base64::engine::general_purpose::STANDARD.encode(vec![0u8; MAX_FILE_BYTES + 1]);
-        for bad in [too_big, "***".to_owned(), String::new()] {
-            assert!(NewDocument::parse(&file(bad), today()).is_err());
+        for bad in [too_big, "***".to_owned(), String::new(), "AAA".to_owned()] {
+            let errors = NewDocument::parse(&file(bad)).unwrap_err();
+            assert_eq!(errors.as_slice()[0].field, "file.content_base64");
         }
         let just_fits = base64::engine::general_purpose::STANDARD.encode(vec![7u8; MAX_FILE_BYTES]);
         assert_eq!(
-            NewDocument::parse(&file(just_fits), today())
+            NewDocument::parse(&file(just_fits))
                 .unwrap()
                 .file
                 .unwrap()

@@ -4,6 +4,7 @@
 use api::{ApiError, FieldErrors};
 use spin_sdk::http::{IntoResponse, Response};
 
+use crate::documents::DatesConflict;
 use crate::domain::{ForeignOwner, Vin};
 
 #[derive(Debug)]
@@ -20,6 +21,8 @@ pub enum CarError {
     NoScan(uuid::Uuid),
     /// 409: a car with this VIN is already registered.
     DuplicateVin(Vin),
+    /// 409: a document's dates contradict today or each other (no schema can say so).
+    DocumentDates(DatesConflict),
     /// Malformed JSON, configuration, database: already an API error.
     Api(ApiError),
 }
@@ -55,6 +58,9 @@ impl From<CarError> for ApiError {
                 "duplicate_vin",
                 format!("a car with VIN {} is already registered", vin.as_str()),
             ),
+            CarError::DocumentDates(DatesConflict(message)) => {
+                ApiError::conflict("document_dates_conflict", message)
+            }
             CarError::Api(error) => error,
         }
     }

@@ -202,11 +202,14 @@ fn get_car(request: Request, params: Params) -> Result<Response, CarError> {
     responses(
         (status = 201, description = "Attached", body = documents::Document),
         (status = 404, description = "car_not_found", body = api::openapi::ErrorBody),
+        (status = 409, description = "document_dates_conflict: `issued_at` is in the future, or `expires_at` is not after it", body = api::openapi::ErrorBody),
     ))]
 fn add_document(request: Request, params: Params) -> Result<Response, CarError> {
     let caller = api::auth::caller(&request)?;
-    let today = chrono::Utc::now().date_naive();
-    let document = NewDocument::parse(&read_json_object(&request)?, today)?;
+    let document = NewDocument::parse(&read_json_object(&request)?)?;
+    document
+        .check_dates(chrono::Utc::now().date_naive())
+        .map_err(CarError::DocumentDates)?;
     let (db, car) = visible_car(&caller, &params)?;
     let stored = store::insert_document(&db, car.id, &document)?;
     Ok(json_response(201, &stored))
@@ -285,9 +288,8 @@ mod tests {
         api::testing::assert_documents_request::<domain::CarRequest>(|body| {
             NewCar::parse(body).map(drop)
         });
-        let today = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
         api::testing::assert_documents_request::<documents::DocumentRequest>(|body| {
-            NewDocument::parse(body, today).map(drop)
+            NewDocument::parse(body).map(drop)
         });
     }
 

@@ -74,10 +74,17 @@ impl Schema {
     }
 
     /// Every way `value` breaks the schema, as field errors (empty when it conforms).
+    /// One error per field: the first found (an `allOf` can break one property twice).
     pub fn check(&self, value: &Value) -> FieldErrors {
         let mut errors = FieldErrors::new();
         self.check_at(&self.root, value, "", &mut errors);
-        errors
+        let mut first = FieldErrors::new();
+        for error in errors {
+            if first.get(&error.field).is_none() {
+                first.push(error);
+            }
+        }
+        first
     }
 
     fn check_at(&self, schema: &Value, value: &Value, path: &str, errors: &mut FieldErrors) {
@@ -483,6 +490,30 @@ fn check_number(keywords: &Map<String, Value>, n: &Number, path: &str, errors: &
     }
 }
 
+/// `base` (a derived object schema) with `also` required of the same value: `allOf: [base,
+/// also]`, `base`'s example and description moved to the top, where readers (and
+/// [`disagreements`]) look for them. For a rule between properties that derive cannot say,
+/// such as "a registration's number has this pattern" (`also` a `oneOf`).
+pub fn all_of(
+    base: utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+    also: utoipa::openapi::schema::Schema,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{AllOfBuilder, Schema as S};
+    use utoipa::openapi::RefOr;
+    let mut base = base;
+    let (example, description) = match &mut base {
+        #[allow(deprecated)]
+        RefOr::T(S::Object(object)) => (object.example.take(), object.description.take()),
+        _ => (None, None),
+    };
+    AllOfBuilder::new()
+        .item(base)
+        .item(also)
+        .description(description)
+        .examples(example)
+        .into()
+}
+
 /// Reads a request body as `T`: checks it against `T`'s schema (every violation reported at
 /// once, 422 via [`FieldErrors`]), then deserializes it.
 pub fn parse<T: ToSchema + DeserializeOwned>(body: &Object) -> Result<T, FieldErrors> {
@@ -590,10 +621,23 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    /// Sends `body`; `accepted` is what the document says. A refusal must name `field`.
+    /// Sends `body`; `accepted` is what the constraint under test says. A refusal must name
+    /// `field`. A body the constraint allows but another part of the schema refuses (an
+    /// enum value another branch of a `oneOf` rules out) tests nothing and is skipped; one
+    /// the constraint forbids but the schema as a whole accepts is a disagreement.
     fn expect(&mut self, body: &Value, field: &str, accepted: bool, what: &str) {
         let Value::Object(object) = body else { return };
         let name = self.documented.schema.name();
+        let documented = self.documented.schema.check(body).is_empty();
+        if accepted && !documented {
+            return;
+        }
+        if !accepted && documented {
+            self.found.push(format!(
+                "{name}: {what} should be refused, but the schema check allows it: {body}"
+            ));
+            return;
+        }
         match ((self.documented.parse)(object), accepted) {
             (Ok(()), true) => {}
             (Err(errors), false) => {
@@ -649,6 +693,13 @@ impl Walk<'_> {
     fn object(&mut self, schema: &Value, path: &[Step]) {
         let schema = self.documented.schema.resolve(schema);
         let example = at(&mut self.example.clone(), path).cloned();
+        // Every part of an allOf is required of the same object.
+        if let Some(parts) = schema.get("allOf").and_then(Value::as_array) {
+            for part in parts.clone() {
+                self.object(&part, path);
+            }
+            return;
+        }
         // A oneOf of object shapes: walk the one the example takes.
         if let Some(branches) = schema.get("oneOf").and_then(Value::as_array) {
             let branch = branches.iter().find(|branch| {
