@@ -27,6 +27,31 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// tick cost about 5 % of the throughput of short requests, measured (BENCHMARKS.md).
 const SLICE_TICKS: u64 = 5;
 
+// How long a guest's dependencies may keep it waiting. Each is finite and below the default
+// request timeout (30 s), so a dependency that accepts connections but never answers costs a
+// request this long and an error the component can name, not the whole deadline. RELIABILITY.md
+// ("Faults") lists what each failure answers.
+
+/// Opening a PostgreSQL connection (TCP, TLS, startup): then `connection-failed`, which
+/// components answer 503 `database_unavailable`.
+pub const POSTGRES_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opening a Redis connection (TCP and its handshake), for guests and for
+/// `[[trigger.redis]]` subscriptions.
+pub const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// One Redis command's reply.
+pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Opening an outbound HTTP connection (TCP, TLS): then `connection-timeout`, which
+/// components answer 503 in the callee's `*_unavailable` code.
+pub const OUTBOUND_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Kept back from the wait for an outbound HTTP answer (or a chained component's): a request
+/// waits for its callee until this long before its own deadline, so it is still running to
+/// answer 504 in the callee's `*_timeout` code when the callee never does.
+pub const OUTBOUND_ANSWER_RESERVE: Duration = Duration::from_millis(500);
+
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Largest linear memory one instance may grow to.

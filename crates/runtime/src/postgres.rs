@@ -9,6 +9,7 @@
 mod types;
 
 use crate::bindings::spin::postgres::postgres::{self as pg, ParameterValue, RowSet};
+use crate::limits::POSTGRES_CONNECT_TIMEOUT;
 use crate::outbound::AllowedHosts;
 use crate::state::InstanceState;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
@@ -24,6 +25,9 @@ use wasmtime::component::Resource;
 #[derive(Debug, Clone)]
 pub struct PostgresConfig {
     pub max_connections_per_url: usize,
+    /// How long a guest waits for a pooled connection while all are in use (then
+    /// `connection-failed`). Opening a new one is bounded by
+    /// [`POSTGRES_CONNECT_TIMEOUT`](crate::limits::POSTGRES_CONNECT_TIMEOUT).
     pub wait_timeout: Duration,
 }
 
@@ -88,7 +92,7 @@ impl Postgres {
         let pool = Pool::builder(manager)
             .max_size(self.config.max_connections_per_url)
             .wait_timeout(Some(self.config.wait_timeout))
-            .create_timeout(Some(self.config.wait_timeout))
+            .create_timeout(Some(POSTGRES_CONNECT_TIMEOUT))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| pg::Error::ConnectionFailed(e.to_string()))?;
@@ -258,15 +262,40 @@ fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
     params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
 }
 
+/// A failed statement as the guest sees it. A statement that failed because the connection
+/// went away under it (the server shutting down or restarting, the socket reset) is
+/// `connection-failed`, like a connection that cannot be opened: components answer both
+/// 503 `database_unavailable` ("retry"), not 500. Spin 4.0.2 reports every failed statement
+/// as `query-failed`.
 fn query_error(e: tokio_postgres::Error) -> pg::Error {
-    match e.as_db_error() {
-        Some(db) => pg::Error::QueryFailed(format!(
+    let text = match e.as_db_error() {
+        Some(db) => format!(
             "{}: {} (SQLSTATE {})",
             db.severity(),
             db.message(),
             db.code().code()
-        )),
-        None => pg::Error::QueryFailed(types::with_causes(&e)),
+        ),
+        None => types::with_causes(&e),
+    };
+    if connection_lost(&e) {
+        pg::Error::ConnectionFailed(text)
+    } else {
+        pg::Error::QueryFailed(text)
+    }
+}
+
+/// The connection is gone: closed, an I/O error on its socket, or the server ending the
+/// session (SQLSTATE class 08, or 57P01-57P03: shutting down, crashed, starting up).
+fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    match e.as_db_error() {
+        Some(db) => {
+            let code = db.code().code();
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+        }
+        None => std::error::Error::source(e).is_some_and(|cause| cause.is::<std::io::Error>()),
     }
 }
 
