@@ -3,10 +3,12 @@
 //! outbound HTTP and service chaining are dispatched from here too.
 
 use crate::app::{App, ComponentConfig, CHAINING_SUFFIX};
+use crate::limits::{OUTBOUND_ANSWER_RESERVE, OUTBOUND_CONNECT_TIMEOUT};
 use crate::observe::{RequestId, REQUEST_ID};
 use anyhow::{bail, Context, Result};
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tracing::Instrument;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
@@ -133,6 +135,9 @@ pub struct OutboundHttp {
     app: Arc<App>,
     component: Arc<ComponentConfig>,
     request_id: RequestId,
+    /// When the instance's request (or message) started: its deadline is
+    /// `limits.request_timeout` later.
+    started: Instant,
 }
 
 impl OutboundHttp {
@@ -145,7 +150,16 @@ impl OutboundHttp {
             app,
             component,
             request_id,
+            started: Instant::now(),
         }
+    }
+
+    /// How long an outbound request may wait for its answer: until
+    /// [`OUTBOUND_ANSWER_RESERVE`] before the instance's own deadline.
+    fn answer_budget(&self) -> Duration {
+        (self.started + self.app.limits.request_timeout)
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(OUTBOUND_ANSWER_RESERVE)
     }
 }
 
@@ -204,24 +218,37 @@ impl WasiHttpHooks for OutboundHttp {
             );
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
+        let budget = self.answer_budget();
         if let Some(target) = host.strip_suffix(CHAINING_SUFFIX) {
             let app = self.app.clone();
             let target = target.to_string();
             // Called from the guest's task, so the current span is the caller's request: the
-            // chained request's span nests under it.
+            // chained request's span nests under it. The callee has a deadline of its own;
+            // the caller stops waiting for its answer in time to answer itself.
             return Box::new(
                 async move {
-                    let response = app.serve_chained(&target, request).await?;
+                    let response =
+                        tokio::time::timeout(budget, app.serve_chained(&target, request))
+                            .await
+                            .map_err(|_| HttpError::ConnectionReadTimeout)??;
                     Ok((response, done()))
                 }
                 .in_current_span(),
             );
         }
-        let options = options.or(Some(RequestOptions {
-            connect_timeout: Some(std::time::Duration::from_secs(10)),
-            first_byte_timeout: Some(self.app.limits.request_timeout),
-            between_bytes_timeout: Some(self.app.limits.request_timeout),
-        }));
+        // The guest's own timeouts where it set them, ours where it did not, none beyond the
+        // budget: without one, wasmtime-wasi-http would wait 600 s.
+        let asked = options.unwrap_or_default();
+        let options = Some(RequestOptions {
+            connect_timeout: Some(
+                asked
+                    .connect_timeout
+                    .unwrap_or(OUTBOUND_CONNECT_TIMEOUT)
+                    .min(budget),
+            ),
+            first_byte_timeout: Some(asked.first_byte_timeout.unwrap_or(budget).min(budget)),
+            between_bytes_timeout: Some(asked.between_bytes_timeout.unwrap_or(budget).min(budget)),
+        });
         Box::new(async move {
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((
