@@ -3,7 +3,9 @@
 //! Inbound: `[[trigger.redis]]` subscribes to a channel and runs one fresh instance of the
 //! component per message, as Spin does, counting each message's outcome in the component's
 //! metrics. Pub/sub delivers at most once: a message published while no subscriber listens,
-//! or while the handler fails, is gone.
+//! or while the handler fails, is gone. Connecting and each command are bounded
+//! ([`REDIS_CONNECT_TIMEOUT`], [`REDIS_RESPONSE_TIMEOUT`]); a shared client that fails as a
+//! connection is dropped, so the next guest connects afresh once Redis is back.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,18 +14,20 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncCommands, Value};
+use redis::{AsyncCommands, AsyncConnectionConfig, RedisResult, Value};
 use tokio::sync::watch;
 use wasmtime::component::Resource;
 
 use crate::app::App;
 use crate::bindings::fermyon::spin2_0_0::redis as outbound;
+use crate::limits::{REDIS_CONNECT_TIMEOUT, REDIS_RESPONSE_TIMEOUT};
 use crate::outbound::AllowedHosts;
 use crate::state::InstanceState;
 
 /// A guest's open connection: a handle on the shared multiplexed client.
 pub struct RedisConnection {
     conn: MultiplexedConnection,
+    address: String,
 }
 
 /// One multiplexed client per address, shared by every instance.
@@ -43,8 +47,11 @@ impl RedisClients {
             return Ok(conn.clone());
         }
         let client = redis::Client::open(address).map_err(|_| outbound::Error::InvalidAddress)?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(REDIS_CONNECT_TIMEOUT))
+            .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT));
         let conn = client
-            .get_multiplexed_async_connection()
+            .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(other)?;
         self.clients
@@ -52,6 +59,22 @@ impl RedisClients {
             .expect("redis clients lock")
             .insert(address.to_owned(), conn.clone());
         Ok(conn)
+    }
+
+    /// `result` as it is; when it failed as a connection fails (reset, refused, timed out),
+    /// the shared client of `address` is dropped first: a multiplexed connection does not
+    /// reconnect by itself, and the next guest would get the same dead one.
+    fn checked<T>(&self, address: &str, result: RedisResult<T>) -> RedisResult<T> {
+        if let Err(error) = &result {
+            if error.is_unrecoverable_error() || error.is_timeout() || error.is_io_error() {
+                tracing::warn!("redis connection to {address} dropped: {error}");
+                self.clients
+                    .lock()
+                    .expect("redis clients lock")
+                    .remove(address);
+            }
+        }
+        result
     }
 }
 
@@ -83,6 +106,17 @@ fn check_allowed(allowed: &AllowedHosts, address: &str) -> Result<(), outbound::
 
 impl outbound::Host for InstanceState {}
 
+impl InstanceState {
+    /// A guest connection's shared client (a cheap handle) and its address.
+    fn redis_connection(
+        &mut self,
+        conn: &Resource<RedisConnection>,
+    ) -> wasmtime::Result<(MultiplexedConnection, String)> {
+        let conn = self.table.get(conn)?;
+        Ok((conn.conn.clone(), conn.address.clone()))
+    }
+}
+
 /// The trigger's shared types carry no functions; guests exporting `inbound-redis` import them.
 impl crate::bindings::redis_guest::fermyon::spin::redis_types::Host for InstanceState {}
 
@@ -95,7 +129,7 @@ impl outbound::HostConnection for InstanceState {
             return Ok(Err(error));
         }
         match self.app.redis.connection(&address).await {
-            Ok(conn) => Ok(Ok(self.table.push(RedisConnection { conn })?)),
+            Ok(conn) => Ok(Ok(self.table.push(RedisConnection { conn, address })?)),
             Err(error) => Ok(Err(error)),
         }
     }
@@ -106,11 +140,9 @@ impl outbound::HostConnection for InstanceState {
         channel: String,
         payload: Vec<u8>,
     ) -> wasmtime::Result<Result<(), outbound::Error>> {
-        let conn = &mut self.table.get_mut(&conn)?.conn;
-        Ok(conn
-            .publish::<_, _, ()>(channel, payload)
-            .await
-            .map_err(other))
+        let (mut conn, address) = self.redis_connection(&conn)?;
+        let result = conn.publish::<_, _, ()>(channel, payload).await;
+        Ok(self.app.redis.checked(&address, result).map_err(other))
     }
 
     async fn get(
@@ -118,8 +150,9 @@ impl outbound::HostConnection for InstanceState {
         conn: Resource<RedisConnection>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, outbound::Error>> {
-        let conn = &mut self.table.get_mut(&conn)?.conn;
-        Ok(conn.get(key).await.map_err(other))
+        let (mut conn, address) = self.redis_connection(&conn)?;
+        let result = conn.get(key).await;
+        Ok(self.app.redis.checked(&address, result).map_err(other))
     }
 
     async fn set(
@@ -128,8 +161,9 @@ impl outbound::HostConnection for InstanceState {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), outbound::Error>> {
-        let conn = &mut self.table.get_mut(&conn)?.conn;
-        Ok(conn.set(key, value).await.map_err(other))
+        let (mut conn, address) = self.redis_connection(&conn)?;
+        let result = conn.set(key, value).await;
+        Ok(self.app.redis.checked(&address, result).map_err(other))
     }
 
     async fn incr(
@@ -137,8 +171,9 @@ impl outbound::HostConnection for InstanceState {
         conn: Resource<RedisConnection>,
         key: String,
     ) -> wasmtime::Result<Result<i64, outbound::Error>> {
-        let conn = &mut self.table.get_mut(&conn)?.conn;
-        Ok(conn.incr(key, 1).await.map_err(|error| {
+        let (mut conn, address) = self.redis_connection(&conn)?;
+        let result = conn.incr(key, 1).await;
+        Ok(self.app.redis.checked(&address, result).map_err(|error| {
             if error.kind() == redis::ErrorKind::UnexpectedReturnType {
                 outbound::Error::TypeError
             } else {
@@ -152,8 +187,9 @@ impl outbound::HostConnection for InstanceState {
         conn: Resource<RedisConnection>,
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<u32, outbound::Error>> {
-        let conn = &mut self.table.get_mut(&conn)?.conn;
-        Ok(conn.del(keys).await.map_err(other))
+        let (mut conn, address) = self.redis_connection(&conn)?;
+        let result = conn.del(keys).await;
+        Ok(self.app.redis.checked(&address, result).map_err(other))
     }
 
     async fn sadd(
@@ -162,8 +198,9 @@ impl outbound::HostConnection for InstanceState {
         key: String,
         values: Vec<String>,
     ) -> wasmtime::Result<Result<u32, outbound::Error>> {
-        let conn = &mut self.table.get_mut(&conn)?.conn;
-        Ok(conn.sadd(key, values).await.map_err(other))
+        let (mut conn, address) = self.redis_connection(&conn)?;
+        let result = conn.sadd(key, values).await;
+        Ok(self.app.redis.checked(&address, result).map_err(other))
     }
 
     async fn smembers(
@@ -171,8 +208,9 @@ impl outbound::HostConnection for InstanceState {
         conn: Resource<RedisConnection>,
         key: String,
     ) -> wasmtime::Result<Result<Vec<String>, outbound::Error>> {
-        let conn = &mut self.table.get_mut(&conn)?.conn;
-        Ok(conn.smembers(key).await.map_err(other))
+        let (mut conn, address) = self.redis_connection(&conn)?;
+        let result = conn.smembers(key).await;
+        Ok(self.app.redis.checked(&address, result).map_err(other))
     }
 
     async fn srem(
@@ -181,8 +219,9 @@ impl outbound::HostConnection for InstanceState {
         key: String,
         values: Vec<String>,
     ) -> wasmtime::Result<Result<u32, outbound::Error>> {
-        let conn = &mut self.table.get_mut(&conn)?.conn;
-        Ok(conn.srem(key, values).await.map_err(other))
+        let (mut conn, address) = self.redis_connection(&conn)?;
+        let result = conn.srem(key, values).await;
+        Ok(self.app.redis.checked(&address, result).map_err(other))
     }
 
     async fn execute(
@@ -191,7 +230,7 @@ impl outbound::HostConnection for InstanceState {
         command: String,
         arguments: Vec<outbound::RedisParameter>,
     ) -> wasmtime::Result<Result<Vec<outbound::RedisResult>, outbound::Error>> {
-        let conn = &mut self.table.get_mut(&conn)?.conn;
+        let (mut conn, address) = self.redis_connection(&conn)?;
         let mut cmd = redis::cmd(&command);
         for argument in arguments {
             match argument {
@@ -199,7 +238,8 @@ impl outbound::HostConnection for InstanceState {
                 outbound::RedisParameter::Binary(bytes) => cmd.arg(bytes),
             };
         }
-        let value: Value = match cmd.query_async(conn).await {
+        let result = cmd.query_async(&mut conn).await;
+        let value: Value = match self.app.redis.checked(&address, result) {
             Ok(value) => value,
             Err(error) => return Ok(Err(other(error))),
         };
@@ -284,11 +324,15 @@ async fn subscribe(app: Arc<App>, trigger: RedisTrigger, mut shutdown: watch::Re
 async fn listen(app: &Arc<App>, trigger: &RedisTrigger) -> Result<()> {
     let client = redis::Client::open(trigger.address.as_str())
         .with_context(|| format!("invalid redis address for channel `{}`", trigger.channel))?;
-    let mut pubsub = client
-        .get_async_pubsub()
+    // Bounded, so a Redis that accepts connections and never answers is retried, not
+    // waited on for ever.
+    let mut pubsub = tokio::time::timeout(REDIS_CONNECT_TIMEOUT, client.get_async_pubsub())
         .await
+        .context("connecting to Redis: no answer")?
         .context("connecting to Redis")?;
-    pubsub.subscribe(&trigger.channel).await?;
+    tokio::time::timeout(REDIS_RESPONSE_TIMEOUT, pubsub.subscribe(&trigger.channel))
+        .await
+        .context("subscribing: no answer")??;
     tracing::info!(
         channel = %trigger.channel,
         component = %trigger.component,
