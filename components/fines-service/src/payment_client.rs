@@ -237,7 +237,6 @@ mod tests {
                 500,
                 r#"{"error":{"code":"internal","message":"no"}}"#.to_owned(),
             ),
-            (503, String::new()),
         ] {
             let error = interpret(&reply(status, &body), FINE).unwrap_err();
             assert_eq!(

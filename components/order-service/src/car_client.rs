@@ -96,7 +96,6 @@ mod tests {
     fn server_errors_and_unreadable_bodies_are_bad_gateway() {
         for (status, body) in [
             (500, &b""[..]),
-            (503, b"{\"error\":{}}"),
             (401, b""),
             (404, b""),
             (404, b"{\"error\":{\"code\":\"not_found\"}}"),
@@ -111,5 +110,14 @@ mod tests {
                 "{status}"
             );
         }
+    }
+
+    #[test]
+    fn car_service_without_its_database_is_503_database_unavailable() {
+        let body = br#"{"error":{"code":"database_unavailable","message":"x"}}"#;
+        let error = api_error(interpret(car_id(), &reply(503, body)));
+        assert_eq!((error.status, error.code), (503, "database_unavailable"));
+        let error = api_error(interpret(car_id(), &reply(503, b"")));
+        assert_eq!((error.status, error.code), (503, "car_service_unavailable"));
     }
 }

@@ -98,7 +98,6 @@ mod tests {
         let other = r#"{"id":"3fa85f64-5717-4562-b3fc-2c963f66afa6"}"#;
         for (status, body) in [
             (500, &b""[..]),
-            (503, b"{\"error\":{}}"),
             (401, b"{\"error\":{\"code\":\"invalid_token\"}}"),
             (404, b""),
             (404, b"{\"error\":{\"code\":\"not_found\"}}"),

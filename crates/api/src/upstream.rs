@@ -150,13 +150,33 @@ impl Reply {
         .with_detail(format!("{}: {detail}", self.service.name))
     }
 
-    /// 502 for an answer the caller did not expect: its status and the start of its body.
+    /// An answer the caller did not expect, as the caller's error (its status and the start
+    /// of its body go to the log). The service unavailable (503) or out of time (504) stays
+    /// so, in the service's codes, and a database found unavailable behind it keeps its own
+    /// code, `database_unavailable`: the client is told to retry, not that something broke.
+    /// Any other answer is the service failing: 502.
     pub fn unexpected(&self) -> ApiError {
-        self.failed(format!(
+        let answered = format!(
             "answered {}: {}",
             self.status,
             String::from_utf8_lossy(&self.body[..self.body.len().min(512)])
-        ))
+        );
+        let service = self.service;
+        match self.status {
+            503 if self.error_code().as_deref() == Some("database_unavailable") => {
+                ApiError::unavailable("database_unavailable", "the database is unavailable")
+            }
+            503 => ApiError::unavailable(
+                service.unavailable,
+                format!("{} is unavailable", service.name),
+            ),
+            504 => ApiError::gateway_timeout(
+                service.timeout,
+                format!("{} did not answer in time", service.name),
+            ),
+            _ => return self.failed(answered),
+        }
+        .with_detail(format!("{}: {answered}", service.name))
     }
 }
 
@@ -217,5 +237,24 @@ mod tests {
         let error = reply(200, "<html>").json::<Car>().unwrap_err();
         assert_eq!((error.status, error.code), (502, "car_service_failed"));
         assert_eq!(reply(500, "boom").unexpected().status, 502);
+    }
+
+    #[test]
+    fn an_unavailable_or_late_service_stays_503_or_504() {
+        let reply = |status, body: &str| Reply {
+            service: CARS,
+            status,
+            body: body.as_bytes().to_vec(),
+        };
+        let error = |reply: Reply| {
+            let error = reply.unexpected();
+            (error.status, error.code)
+        };
+        let database = r#"{"error":{"code":"database_unavailable","message":"x"}}"#;
+        assert_eq!(error(reply(503, database)), (503, "database_unavailable"));
+        assert_eq!(error(reply(503, "")), (503, "car_service_unavailable"));
+        let late = r#"{"error":{"code":"deadline_exceeded","message":"x"}}"#;
+        assert_eq!(error(reply(504, late)), (504, "car_service_timeout"));
+        assert_eq!(error(reply(502, database)), (502, "car_service_failed"));
     }
 }
