@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use crate::{amqp_properties, stopped, topology, Backoff, RelayConfig};
 
 pub async fn run(config: RelayConfig, mut shutdown: watch::Receiver<bool>) {
-    let mut backoff = Backoff::new(config.retry_base, config.retry_max);
+    let mut backoff = Backoff::new(config.retry_base, config.reconnect_max);
     let http = match reqwest::Client::builder()
         .timeout(config.delivery_timeout)
         .build()

@@ -38,9 +38,13 @@ pub struct RelayConfig {
     pub max_attempts: u32,
     /// Wake-up when no NOTIFY arrives (a missed notification costs at most this).
     pub poll_interval: Duration,
-    /// First retry delay; doubles up to `retry_max`.
+    /// First retry delay; doubles up to `retry_max` for deliveries, up to `reconnect_max`
+    /// for reconnecting to PostgreSQL or the broker.
     pub retry_base: Duration,
     pub retry_max: Duration,
+    /// The longest wait between reconnects: once PostgreSQL or the broker is back, events
+    /// flow again within this, however long the outage was.
+    pub reconnect_max: Duration,
     /// One delivery's HTTP budget.
     pub delivery_timeout: Duration,
     /// Where the relay counts what it moves; clone it before `run` to read the numbers.
@@ -70,6 +74,7 @@ impl RelayConfig {
             poll_interval: Duration::from_secs(1),
             retry_base: Duration::from_millis(200),
             retry_max: Duration::from_secs(30),
+            reconnect_max: Duration::from_secs(5),
             delivery_timeout: Duration::from_secs(10),
             metrics: RelayMetrics::default(),
         }

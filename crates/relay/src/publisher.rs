@@ -43,7 +43,7 @@ const UNSENT: &str = "SELECT count(*), \
      FROM payments.outbox WHERE sent_at IS NULL";
 
 pub async fn run(config: RelayConfig, mut shutdown: watch::Receiver<bool>) {
-    let mut backoff = Backoff::new(config.retry_base, config.retry_max);
+    let mut backoff = Backoff::new(config.retry_base, config.reconnect_max);
     loop {
         let session = session(&config, &mut backoff, shutdown.clone());
         let error = tokio::select! {
