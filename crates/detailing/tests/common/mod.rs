@@ -549,6 +549,22 @@ impl TestServer {
         self.spawn();
     }
 
+    /// SIGKILL, as a crash: no shutdown, no draining, no relay acks. `restart` starts it
+    /// again on the same database.
+    pub fn kill(&mut self) {
+        if let Some(mut relay) = self.spin.as_mut().and_then(|run| run.relay.take()) {
+            let _ = relay.kill();
+            let _ = relay.wait();
+        }
+        if let Some(mut child) = self.child.take() {
+            if self.spin.is_some() {
+                unsafe_kill(&format!("-{}", child.id()), "KILL");
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         if let Some(mut relay) = self.spin.as_mut().and_then(|run| run.relay.take()) {
             unsafe_kill(&relay.id().to_string(), "TERM");
