@@ -1,9 +1,9 @@
 //! The catalog and the cart as the business sees them: what is sold, what a customer put
 //! aside, and what it comes to. No spin-sdk here: `cargo test` runs these rules natively.
 
-use api::json::{self, Object};
+use api::json::Object;
 use api::money::Money;
-use api::{FieldError, FieldErrors};
+use api::FieldErrors;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -43,37 +43,41 @@ pub struct CatalogItem {
 /// How many of one catalog entry a cart line may hold.
 pub const MAX_QUANTITY: i64 = 100;
 
-/// `POST /api/cart/items`'s body as documented; [`NewCartItem::parse`] reads it.
-#[derive(utoipa::ToSchema)]
+/// `POST /api/cart/items`'s body: documented and read as this type (see `api::body`).
+/// Unknown properties are ignored.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"catalog_id": "6b1f2c1e-0001-4000-8000-000000000001", "quantity": 2}))]
-#[allow(dead_code)]
 pub struct CartItemRequest {
-    /// An entry of `GET /api/cart/catalog` (else 422 naming `catalog_id`).
-    catalog_id: Uuid,
+    /// An entry of `GET /api/cart/catalog` (else 404 `catalog_item_not_found`).
+    pub catalog_id: Uuid,
     /// Default 1; added to the line if the entry is in the cart already, which holds at most
-    /// 100 of it.
+    /// 100 of it (else 409 `quantity_limit`).
     #[schema(minimum = 1, maximum = 100)]
-    quantity: Option<i32>,
+    pub quantity: Option<i32>,
 }
 
-/// `POST /api/cart/checkout`'s body as documented: the booking, passed on to order-service
-/// with the cart's lines as its `items` (see `POST /api/orders`, whose rules apply).
-#[derive(utoipa::ToSchema)]
+/// `POST /api/cart/checkout`'s body: documented and read as this type, then passed on to
+/// order-service with the cart's lines as its `items` (see `POST /api/orders`, whose rules
+/// apply: a time that has passed is 409 there). Unknown properties are ignored.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({
     "car_id": "550e8400-e29b-41d4-a716-446655440000",
     "desired_time": "2030-05-01T10:30:00+03:00",
     "description": "ТО"
 }))]
-#[allow(dead_code)]
 pub struct CheckoutRequest {
     /// One of the caller's cars (staff: any car).
-    car_id: Uuid,
-    /// RFC 3339 with an explicit offset, on the hour or half hour, in the future.
-    #[schema(value_type = String, format = DateTime)]
-    desired_time: String,
-    /// What the customer asks for; missing or null is empty.
-    #[schema(max_length = 2000)]
-    description: Option<String>,
+    pub car_id: Uuid,
+    /// RFC 3339 with an explicit offset, on the hour or half hour (seconds zero), in the
+    /// future (else 409 `desired_time_passed` from order-service).
+    #[schema(
+        format = DateTime,
+        pattern = r"^[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[Tt](?:[01][0-9]|2[0-3]):(?:00|30):00(?:\.0+)?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+    )]
+    pub desired_time: String,
+    /// What the customer asks for; missing or null is empty. No NUL characters.
+    #[schema(max_length = 2000, pattern = r"^[^\x00]*$")]
+    pub description: Option<String>,
 }
 
 /// `POST /api/cart/items`: `{catalog_id, quantity?}` (quantity 1 to 100, default 1).
@@ -85,37 +89,26 @@ pub struct NewCartItem {
 
 impl NewCartItem {
     pub fn parse(body: &Object) -> Result<Self, FieldErrors> {
-        let mut errors = FieldErrors::new();
-        let catalog_id = errors.check(json::required_str(body, "catalog_id").and_then(|s| {
-            Uuid::parse_str(s.trim()).map_err(|_| FieldError::new("catalog_id", "must be a UUID"))
-        }));
-        let quantity = errors.check(parse_quantity(body.get("quantity")));
-        match (catalog_id, quantity) {
-            (Some(catalog_id), Some(quantity)) => Ok(Self {
-                catalog_id,
-                quantity,
-            }),
-            _ => Err(errors),
-        }
+        let request: CartItemRequest = api::body::parse(body)?;
+        Ok(Self {
+            catalog_id: request.catalog_id,
+            quantity: request.quantity.unwrap_or(1),
+        })
     }
 }
 
-fn parse_quantity(value: Option<&Value>) -> Result<i32, FieldError> {
-    let invalid = || {
-        FieldError::new(
-            "quantity",
-            format!("must be a whole number from 1 to {MAX_QUANTITY}"),
-        )
-    };
-    match value {
-        None | Some(Value::Null) => Ok(1),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .filter(|q| (1..=MAX_QUANTITY).contains(q))
-            .map(|q| q as i32)
-            .ok_or_else(invalid),
-        Some(_) => Err(invalid()),
-    }
+/// The booking of a checkout, checked as documented before it goes to order-service.
+pub fn parse_checkout(body: &Object) -> Result<CheckoutRequest, FieldErrors> {
+    api::body::parse(body)
+}
+
+/// The request bodies this component reads, with their parsers (for the tests that hold the
+/// API document and the parsers together).
+pub fn request_bodies() -> Vec<api::body::Documented> {
+    vec![
+        api::body::Documented::new::<CartItemRequest, _>(NewCartItem::parse),
+        api::body::Documented::new::<CheckoutRequest, _>(parse_checkout),
+    ]
 }
 
 /// One line of a cart, priced at today's catalog price.
@@ -237,6 +230,7 @@ mod tests {
         for bad in [json!(0), json!(101), json!(1.5), json!("2"), json!(-1)] {
             assert!(parse(bad.clone()).is_err(), "{bad}");
         }
+        assert_eq!(parse(json!(2.0)).unwrap().quantity, 2);
     }
 
     #[test]
@@ -244,6 +238,14 @@ mod tests {
         let errors =
             NewCartItem::parse(&object(json!({"catalog_id": "x", "quantity": 0}))).unwrap_err();
         assert_eq!(errors.len(), 2);
+    }
+
+    #[test]
+    fn the_document_and_the_parsers_agree() {
+        for documented in request_bodies() {
+            let found = api::body::disagreements(&documented);
+            assert!(found.is_empty(), "{}", found.join("\n"));
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Every way a cart-service request can fail, and the one place each maps to a status and a
 //! stable `code`. Handlers return `Result<_, CartError>` and use `?`.
 
-use api::{ApiError, FieldError, FieldErrors};
+use api::{ApiError, FieldErrors};
 use spin_sdk::http::{IntoResponse, Response};
 use uuid::Uuid;
 
@@ -11,11 +11,11 @@ use crate::domain::{TooExpensive, MAX_QUANTITY};
 pub enum CartError {
     /// 422: the body has invalid fields.
     Invalid(FieldErrors),
-    /// 422: `catalog_id` names nothing the shop sells.
+    /// 404: `catalog_id` names nothing the shop sells.
     UnknownCatalogItem(Uuid),
-    /// 422: the line would hold more than the limit.
+    /// 409: the line would hold more than the limit.
     QuantityLimit,
-    /// 422: the cart's total is beyond any real bill.
+    /// 409: the cart's total is beyond any real bill.
     TooExpensive,
     /// 404: no line with this id in the caller's cart.
     CartItemNotFound(String),
@@ -30,18 +30,17 @@ impl From<CartError> for ApiError {
     fn from(error: CartError) -> Self {
         match error {
             CartError::Invalid(fields) => ApiError::unprocessable(fields),
-            CartError::UnknownCatalogItem(id) => ApiError::unprocessable(
-                FieldError::new("catalog_id", format!("no catalog entry with id {id}")).into(),
+            CartError::UnknownCatalogItem(id) => ApiError::not_found(
+                "catalog_item_not_found",
+                format!("catalog_id: no catalog entry with id {id}"),
             ),
-            CartError::QuantityLimit => ApiError::unprocessable(
-                FieldError::new(
-                    "quantity",
-                    format!("a cart holds at most {MAX_QUANTITY} of one catalog entry"),
-                )
-                .into(),
+            CartError::QuantityLimit => ApiError::conflict(
+                "quantity_limit",
+                format!("a cart holds at most {MAX_QUANTITY} of one catalog entry"),
             ),
-            CartError::TooExpensive => ApiError::unprocessable(
-                FieldError::new("quantity", "the cart's total is too large").into(),
+            CartError::TooExpensive => ApiError::conflict(
+                "total_too_large",
+                "the cart's total is beyond any real bill",
             ),
             CartError::CartItemNotFound(id) => ApiError::not_found(
                 "cart_item_not_found",

@@ -130,7 +130,8 @@ fn get_cart(request: Request, _params: Params) -> Result<Response, CartError> {
     request_body = domain::CartItemRequest,
     responses(
         (status = 201, description = "The whole cart", body = domain::Cart),
-        (status = 422, description = "validation_failed: `fields` lists every invalid field; also `catalog_id` naming nothing the shop sells, and `quantity` past 100 of one entry or a total beyond any real bill", body = api::openapi::ErrorBody),
+        (status = 404, description = "catalog_item_not_found: `catalog_id` names nothing the shop sells", body = api::openapi::ErrorBody),
+        (status = 409, description = "quantity_limit: the line would hold more than 100 of the entry; total_too_large: the cart would come to more than any real bill", body = api::openapi::ErrorBody),
     ))]
 fn add_item(request: Request, _params: Params) -> Result<Response, CartError> {
     let caller = api::auth::caller(&request)?;
@@ -150,7 +151,7 @@ fn add_item(request: Request, _params: Params) -> Result<Response, CartError> {
     responses(
         (status = 200, description = "What is left of the cart", body = domain::Cart),
         (status = 404, description = "cart_item_not_found: no such line in the caller's cart", body = api::openapi::ErrorBody),
-        (status = 422, description = "validation_failed: the remaining total is beyond any real bill (`fields` names `quantity`)", body = api::openapi::ErrorBody),
+        (status = 409, description = "total_too_large: the remaining total is beyond any real bill", body = api::openapi::ErrorBody),
     ))]
 fn remove_item(request: Request, params: Params) -> Result<Response, CartError> {
     let caller = api::auth::caller(&request)?;
@@ -174,9 +175,8 @@ fn remove_item(request: Request, params: Params) -> Result<Response, CartError> 
     request_body = domain::CheckoutRequest,
     responses(
         (status = 201, description = "Booked: order-service's order, passed on", body = inline(BookedOrder)),
-        (status = 404, description = "car_not_found (from order-service): no such car, or not the caller's", body = api::openapi::ErrorBody),
-        (status = 409, description = "cart_empty: nothing to check out", body = api::openapi::ErrorBody),
-        (status = 422, description = "validation_failed (from order-service): `fields` names each invalid field of the booking, or an item whose catalog entry is gone; also the cart's total beyond any real bill", body = api::openapi::ErrorBody),
+        (status = 404, description = "car_not_found (from order-service): no such car, or not the caller's; catalog_item_not_found (from order-service): a line's catalog entry is gone", body = api::openapi::ErrorBody),
+        (status = 409, description = "cart_empty: nothing to check out; desired_time_passed (from order-service): the slot is not in the future; total_too_large: the cart comes to more than any real bill", body = api::openapi::ErrorBody),
         (status = 502, description = "order_service_failed: order-service gave an unexpected answer (its own upstream failures included)", body = api::openapi::ErrorBody),
         (status = 503, description = "order_service_unavailable: order-service could not be reached", body = api::openapi::ErrorBody),
         (status = 504, description = "order_service_timeout: order-service did not answer in time", body = api::openapi::ErrorBody),
@@ -184,6 +184,7 @@ fn remove_item(request: Request, params: Params) -> Result<Response, CartError> 
 async fn checkout(request: Request, _params: Params) -> Result<Response, CartError> {
     let caller = api::auth::caller(&request)?;
     let body = read_json_object(&request)?;
+    domain::parse_checkout(&body)?;
     let orders = Config::orders()?;
     let cart = {
         let db = Config::db()?;
@@ -257,13 +258,11 @@ mod tests {
             quantity: 2,
         }])
         .unwrap();
-        let now = order_service::domain::DesiredTime::parse("2026-11-25T12:00:00Z")
-            .unwrap()
-            .utc();
         api::testing::assert_documents_request::<domain::CheckoutRequest>(|body| {
+            domain::parse_checkout(body)?;
             let order = domain::checkout_order(body, &cart);
             let order = order.as_object().expect("an object");
-            order_service::domain::NewOrder::parse_at(order, now).map(drop)
+            order_service::domain::NewOrder::parse(order).map(drop)
         });
     }
 

@@ -3,12 +3,11 @@
 
 use std::fmt;
 
-use api::json::{self, Object};
+use api::json::Object;
 use api::money::Money;
 use api::{FieldError, FieldErrors};
-use chrono::{DateTime, FixedOffset, Timelike, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use uuid::Uuid;
 
 /// A UUID field (any form `uuid` accepts; stored and returned hyphenated, lower-case).
@@ -18,44 +17,29 @@ pub fn parse_uuid(field: &str, s: &str) -> Result<Uuid, FieldError> {
 
 /// When the customer wants the car serviced: an RFC 3339 date-time with an explicit offset
 /// (`2030-05-01T10:30:00+03:00` or `...Z`), so there is never a guess about the time zone,
-/// on a half-hour slot (the workshop books bays in 30-minute steps) and in the future.
+/// on a half-hour slot (the workshop books bays in 30-minute steps; the pattern of
+/// [`OrderRequest::desired_time`]) and, checked against the clock, in the future.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DesiredTime(DateTime<FixedOffset>);
 
 impl DesiredTime {
     /// The format only: for times read back, and for tests of the format.
     pub fn parse(s: &str) -> Result<Self, FieldError> {
-        DateTime::parse_from_rfc3339(s.trim())
-            .map(Self)
-            .map_err(|_| {
-                FieldError::new(
-                    "desired_time",
-                    "must be an RFC 3339 date-time with an offset, e.g. 2030-05-01T10:30:00+03:00",
-                )
-            })
+        DateTime::parse_from_rfc3339(s).map(Self).map_err(|_| {
+            FieldError::new(
+                "desired_time",
+                "must be an RFC 3339 date-time with an offset, e.g. 2030-05-01T10:30:00+03:00",
+            )
+        })
     }
 
-    /// A bookable time as of `now`: well-formed, on the hour or half hour, not yet past.
-    pub fn parse_bookable(s: &str, now: DateTime<Utc>) -> Result<Self, FieldError> {
-        let time = Self::parse(s)?;
-        let on_slot = time.0.minute() % 30 == 0 && time.0.second() == 0 && time.0.nanosecond() == 0;
-        if !on_slot {
-            return Err(FieldError::new(
-                "desired_time",
-                "must start on the hour or the half hour, e.g. 10:00 or 10:30",
-            ));
+    /// Whether the slot is still ahead of `now` (a slot that has started is not).
+    pub fn check_ahead(self, now: DateTime<Utc>) -> Result<(), TimePassed> {
+        if self.utc() <= now {
+            Err(TimePassed(self.utc()))
+        } else {
+            Ok(())
         }
-        if time.utc() <= now {
-            return Err(FieldError::new(
-                "desired_time",
-                format!(
-                    "must be in the future: {} has passed",
-                    time.utc()
-                        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-                ),
-            ));
-        }
-        Ok(time)
     }
 
     pub fn utc(self) -> DateTime<Utc> {
@@ -63,147 +47,100 @@ impl DesiredTime {
     }
 }
 
-/// What the customer asks for, in their words: up to 2000 characters, possibly empty.
+/// A booking time that has passed: 409 (no schema can say what time it is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimePassed(pub DateTime<Utc>);
+
+impl fmt::Display for TimePassed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "desired_time must be in the future: {} has passed",
+            self.0.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        )
+    }
+}
+
+/// What the customer asks for, in their words: up to 2000 characters, possibly empty, no
+/// NUL (PostgreSQL text cannot hold one).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Description(String);
 
 impl Description {
-    pub const MAX_CHARS: usize = 2000;
-
-    pub fn parse(s: &str) -> Result<Self, FieldError> {
-        if s.chars().count() > Self::MAX_CHARS {
-            Err(FieldError::new(
-                "description",
-                format!("must be at most {} characters", Self::MAX_CHARS),
-            ))
-        } else if s.contains('\0') {
-            // PostgreSQL text cannot hold NUL; refuse it here rather than fail the insert.
-            Err(FieldError::new(
-                "description",
-                "must not contain NUL characters",
-            ))
-        } else {
-            Ok(Self(s.to_owned()))
-        }
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
 
-/// One catalog entry asked for: `{catalog_id, quantity?}` (1 to 100, default 1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ItemRequest {
-    pub catalog_id: Uuid,
-    pub quantity: u32,
-}
-
-/// The most lines one order may carry.
-pub const MAX_ITEMS: usize = 50;
-/// The most of one catalog entry one line may carry.
-pub const MAX_QUANTITY: u64 = 100;
-
-/// `items`: absent, null or a list of distinct catalog entries.
-fn parse_items(value: Option<&Value>) -> Result<Vec<ItemRequest>, FieldErrors> {
-    let list = match value {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(list)) if list.len() <= MAX_ITEMS => list,
-        Some(Value::Array(_)) => {
-            return Err(
-                FieldError::new("items", format!("must hold at most {MAX_ITEMS} lines")).into(),
-            )
-        }
-        Some(_) => {
-            return Err(FieldError::new("items", "must be a list of {catalog_id, quantity}").into())
-        }
-    };
-    let mut errors = FieldErrors::new();
-    let mut items: Vec<ItemRequest> = Vec::with_capacity(list.len());
-    for (index, entry) in list.iter().enumerate() {
-        let field = |name: &str| format!("items[{index}].{name}");
-        let Some(entry) = entry.as_object() else {
-            errors.push(FieldError::new(
-                format!("items[{index}]"),
-                "must be an object",
-            ));
-            continue;
-        };
-        let catalog_id = errors.check(
-            json::required_str(entry, "catalog_id")
-                .and_then(|s| {
-                    Uuid::parse_str(s.trim())
-                        .map_err(|_| FieldError::new(field("catalog_id"), "must be a UUID"))
-                })
-                .map_err(|error| FieldError::new(field("catalog_id"), error.message)),
-        );
-        let quantity = errors.check(match entry.get("quantity") {
-            None | Some(Value::Null) => Ok(1),
-            Some(value) => value
-                .as_u64()
-                .filter(|q| (1..=MAX_QUANTITY).contains(q))
-                .map(|q| q as u32)
-                .ok_or_else(|| {
-                    FieldError::new(
-                        field("quantity"),
-                        format!("must be a whole number from 1 to {MAX_QUANTITY}"),
-                    )
-                }),
-        });
-        if let (Some(catalog_id), Some(quantity)) = (catalog_id, quantity) {
-            if items.iter().any(|item| item.catalog_id == catalog_id) {
-                errors.push(FieldError::new(
-                    field("catalog_id"),
-                    "appears twice: give one line per catalog entry with its quantity",
-                ));
-            } else {
-                items.push(ItemRequest {
-                    catalog_id,
-                    quantity,
-                });
-            }
-        }
-    }
-    if errors.is_empty() {
-        Ok(items)
-    } else {
-        Err(errors)
-    }
-}
-
-/// `POST /api/orders`'s body as documented, booked in the future; [`NewOrder::parse`] reads
-/// it. Unknown fields are ignored.
-#[derive(utoipa::ToSchema)]
+/// `POST /api/orders`'s body: documented and read as this type (see `api::body`); the time
+/// is checked against the clock after ([`DesiredTime::check_ahead`], 409). Unknown
+/// properties are ignored.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({
     "car_id": "550e8400-e29b-41d4-a716-446655440000",
     "desired_time": "2030-05-01T10:30:00+03:00",
     "description": "ТО",
     "items": [{"catalog_id": "6b1f2c1e-0001-4000-8000-000000000001", "quantity": 2}]
 }))]
-#[allow(dead_code)]
 pub struct OrderRequest {
     /// One of the caller's cars (staff: any car); the order belongs to the car's owner.
-    car_id: Uuid,
-    /// RFC 3339 with an explicit offset, on the hour or half hour, in the future.
-    #[schema(value_type = String, format = DateTime)]
-    desired_time: String,
+    pub car_id: Uuid,
+    /// RFC 3339 with an explicit offset, on the hour or half hour (seconds zero), in the
+    /// future (else 409 `desired_time_passed`).
+    #[schema(
+        format = DateTime,
+        pattern = r"^[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])[Tt](?:[01][0-9]|2[0-3]):(?:00|30):00(?:\.0+)?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+    )]
+    pub desired_time: String,
     /// What the customer asks for; missing or null is empty. No NUL characters.
-    #[schema(max_length = 2000)]
-    description: Option<String>,
-    /// Catalog entries to book, priced from the catalog at booking time; one line per entry.
+    #[schema(max_length = 2000, pattern = r"^[^\x00]*$")]
+    pub description: Option<String>,
+    /// Catalog entries to book, priced from the catalog at booking time; one line per entry
+    /// (an entry named twice is refused).
     #[schema(max_items = 50)]
-    items: Option<Vec<OrderItemRequest>>,
+    pub items: Option<Vec<OrderItemRequest>>,
 }
 
-/// One catalog entry asked for.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
+/// One catalog entry asked for. Unknown properties are ignored.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
 pub struct OrderItemRequest {
-    /// An entry of `GET /api/cart/catalog`, at most once per order.
-    catalog_id: Uuid,
+    /// An entry of `GET /api/cart/catalog` (else 404 `catalog_item_not_found`), at most
+    /// once per order.
+    pub catalog_id: Uuid,
     /// Default 1.
     #[schema(minimum = 1, maximum = 100)]
-    quantity: Option<u32>,
+    pub quantity: Option<u32>,
+}
+
+/// One catalog entry asked for, its quantity settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemRequest {
+    pub catalog_id: Uuid,
+    pub quantity: u32,
+}
+
+/// Items as one line per catalog entry: a second line for an entry is refused naming it.
+fn distinct_items(items: &[OrderItemRequest]) -> Result<Vec<ItemRequest>, FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let mut lines: Vec<ItemRequest> = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        if lines.iter().any(|line| line.catalog_id == item.catalog_id) {
+            errors.push(FieldError::new(
+                format!("items[{index}].catalog_id"),
+                "appears twice: give one line per catalog entry with its quantity",
+            ));
+        } else {
+            lines.push(ItemRequest {
+                catalog_id: item.catalog_id,
+                quantity: item.quantity.unwrap_or(1),
+            });
+        }
+    }
+    if errors.is_empty() {
+        Ok(lines)
+    } else {
+        Err(errors)
+    }
 }
 
 /// A booking request, every field valid.
@@ -216,41 +153,16 @@ pub struct NewOrder {
 }
 
 impl NewOrder {
-    /// Reads `{car_id, desired_time, description?, items?}` as of now, reporting every
-    /// invalid field. A missing or null `description` is empty. Unknown fields are ignored.
+    /// Reads [`OrderRequest`], reporting every invalid field. A missing or null
+    /// `description` is empty. Whether the time is still ahead is [`DesiredTime::check_ahead`].
     pub fn parse(body: &Object) -> Result<Self, FieldErrors> {
-        Self::parse_at(body, Utc::now())
-    }
-
-    pub fn parse_at(body: &Object, now: DateTime<Utc>) -> Result<Self, FieldErrors> {
-        let mut errors = FieldErrors::new();
-        let car_id =
-            errors.check(json::required_str(body, "car_id").and_then(|s| parse_uuid("car_id", s)));
-        let desired_time = errors.check(
-            json::required_str(body, "desired_time")
-                .and_then(|s| DesiredTime::parse_bookable(s, now)),
-        );
-        let description = errors.check(
-            json::optional_str(body, "description")
-                .and_then(|s| Description::parse(s.unwrap_or_default())),
-        );
-        let items = match parse_items(body.get("items")) {
-            Ok(items) => Some(items),
-            Err(item_errors) => {
-                item_errors.into_iter().for_each(|error| errors.push(error));
-                None
-            }
-        };
-
-        match (car_id, desired_time, description, items) {
-            (Some(car_id), Some(desired_time), Some(description), Some(items)) => Ok(Self {
-                car_id,
-                desired_time,
-                description,
-                items,
-            }),
-            _ => Err(errors),
-        }
+        let request: OrderRequest = api::body::parse(body)?;
+        Ok(Self {
+            car_id: request.car_id,
+            desired_time: DesiredTime::parse(&request.desired_time)?,
+            description: Description(request.description.unwrap_or_default()),
+            items: distinct_items(request.items.as_deref().unwrap_or_default())?,
+        })
     }
 }
 
@@ -276,63 +188,64 @@ pub struct OrderLine {
     pub line_total: Money,
 }
 
-/// Prices the requested items from the catalog: every unknown entry is a field error.
+/// Why items could not be priced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unpriced {
+    /// 404: the catalog has no entry with this id (the `index`th item).
+    UnknownEntry { index: usize, id: Uuid },
+    /// 409: the order's total is beyond any real bill.
+    TooLarge,
+}
+
+/// Prices the requested items from the catalog.
 pub fn price_items(
     items: &[ItemRequest],
     catalog: &[CatalogEntry],
-) -> Result<(Vec<OrderLine>, Money), FieldErrors> {
-    let mut errors = FieldErrors::new();
+) -> Result<(Vec<OrderLine>, Money), Unpriced> {
     let mut lines = Vec::with_capacity(items.len());
     let mut total = Money::ZERO;
     for (index, item) in items.iter().enumerate() {
-        let Some(entry) = catalog.iter().find(|entry| entry.id == item.catalog_id) else {
-            errors.push(FieldError::new(
-                format!("items[{index}].catalog_id"),
-                format!("no catalog entry with id {}", item.catalog_id),
-            ));
-            continue;
-        };
-        let line_total = entry.price.times(item.quantity);
-        match line_total
+        let entry = catalog
+            .iter()
+            .find(|entry| entry.id == item.catalog_id)
+            .ok_or(Unpriced::UnknownEntry {
+                index,
+                id: item.catalog_id,
+            })?;
+        let (line_total, new_total) = entry
+            .price
+            .times(item.quantity)
             .and_then(|line_total| total.checked_add(line_total).map(|t| (line_total, t)))
-        {
-            Some((line_total, new_total)) => {
-                total = new_total;
-                lines.push(OrderLine {
-                    catalog_id: entry.id,
-                    name: entry.name.clone(),
-                    kind: entry.kind.clone(),
-                    unit_price: entry.price,
-                    quantity: item.quantity,
-                    line_total,
-                });
-            }
-            None => errors.push(FieldError::new("items", "the order's total is too large")),
-        }
+            .ok_or(Unpriced::TooLarge)?;
+        total = new_total;
+        lines.push(OrderLine {
+            catalog_id: entry.id,
+            name: entry.name.clone(),
+            kind: entry.kind.clone(),
+            unit_price: entry.price,
+            quantity: item.quantity,
+            line_total,
+        });
     }
-    if errors.is_empty() {
-        Ok((lines, total))
-    } else {
-        Err(errors)
-    }
+    Ok((lines, total))
 }
 
-/// `POST /api/orders/review`'s body as documented; [`NewReview::parse`] reads it.
-#[derive(utoipa::ToSchema)]
+/// `POST /api/orders/review`'s body: documented and read as this type. Unknown properties
+/// are ignored.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({
     "order_id": "550e8400-e29b-41d4-a716-446655440000",
     "rating": 5,
     "comment": "Отлично"
 }))]
-#[allow(dead_code)]
 pub struct OrderReviewRequest {
     /// One of the caller's own orders, completed and not yet reviewed.
-    order_id: Uuid,
+    pub order_id: Uuid,
     #[schema(minimum = 1, maximum = 5)]
-    rating: i32,
+    pub rating: i32,
     /// Missing or null is empty. No NUL characters.
-    #[schema(max_length = 2000)]
-    comment: Option<String>,
+    #[schema(max_length = 2000, pattern = r"^[^\x00]*$")]
+    pub comment: Option<String>,
 }
 
 /// `POST /api/orders/review`: `{order_id, rating 1..5, comment?}`.
@@ -345,26 +258,12 @@ pub struct NewReview {
 
 impl NewReview {
     pub fn parse(body: &Object) -> Result<Self, FieldErrors> {
-        let mut errors = FieldErrors::new();
-        let order_id = errors
-            .check(json::required_str(body, "order_id").and_then(|s| parse_uuid("order_id", s)));
-        let rating = errors.check(json::required_i64(body, "rating").and_then(|r| match r {
-            1..=5 => Ok(r as i32),
-            _ => Err(FieldError::new("rating", "must be from 1 to 5")),
-        }));
-        let comment = errors.check(
-            json::optional_str(body, "comment")
-                .and_then(|s| Description::parse(s.unwrap_or_default()))
-                .map_err(|error| FieldError::new("comment", error.message)),
-        );
-        match (order_id, rating, comment) {
-            (Some(order_id), Some(rating), Some(comment)) => Ok(Self {
-                order_id,
-                rating,
-                comment,
-            }),
-            _ => Err(errors),
-        }
+        let request: OrderReviewRequest = api::body::parse(body)?;
+        Ok(Self {
+            order_id: request.order_id,
+            rating: request.rating,
+            comment: Description(request.comment.unwrap_or_default()),
+        })
     }
 }
 
@@ -444,25 +343,28 @@ impl fmt::Display for OrderStatus {
     }
 }
 
-/// `PATCH /api/orders/{order_id}/status`'s body as documented; [`parse_status_change`] reads
-/// it.
-#[derive(utoipa::ToSchema)]
+/// `PATCH /api/orders/{order_id}/status`'s body: documented and read as this type. Unknown
+/// properties are ignored.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"status": "confirmed"}))]
-#[allow(dead_code)]
 pub struct OrderStatusRequest {
     /// Staff may make any legal move; the order's owner may only ask for `cancelled`.
-    status: OrderStatus,
+    pub status: OrderStatus,
 }
 
 /// The body of `PATCH /api/orders/{id}/status`: `{"status": "confirmed"}`.
 pub fn parse_status_change(body: &Object) -> Result<OrderStatus, FieldErrors> {
-    let status = json::required_str(body, "status").and_then(|s| {
-        OrderStatus::parse(s.trim()).ok_or_else(|| {
-            let names: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
-            FieldError::new("status", format!("must be one of {}", names.join(", ")))
-        })
-    });
-    status.map_err(FieldErrors::from)
+    api::body::parse::<OrderStatusRequest>(body).map(|request| request.status)
+}
+
+/// The request bodies this component reads, with their parsers (for the tests that hold the
+/// API document and the parsers together).
+pub fn request_bodies() -> Vec<api::body::Documented> {
+    vec![
+        api::body::Documented::new::<OrderRequest, _>(NewOrder::parse),
+        api::body::Documented::new::<OrderReviewRequest, _>(NewReview::parse),
+        api::body::Documented::new::<OrderStatusRequest, _>(parse_status_change),
+    ]
 }
 
 /// Who may ask for a move to `to`: staff run the workshop and may make any legal move; an
@@ -532,7 +434,7 @@ mod tests {
 
     #[test]
     fn new_order_parses_the_example_with_a_future_date() {
-        let order = NewOrder::parse_at(&example_order("2026-12-20T10:00:00Z"), now()).unwrap();
+        let order = NewOrder::parse(&example_order("2026-12-20T10:00:00Z")).unwrap();
         assert_eq!(
             order.car_id.to_string(),
             "550e8400-e29b-41d4-a716-446655440000"
@@ -541,37 +443,43 @@ mod tests {
             order.desired_time.utc().to_rfc3339(),
             "2026-12-20T10:00:00+00:00"
         );
+        assert_eq!(order.desired_time.check_ahead(now()), Ok(()));
         assert_eq!(order.description.as_str(), "ТО");
         assert!(order.items.is_empty());
     }
 
     #[test]
     fn the_examples_own_date_has_passed_and_says_so() {
-        let errors = NewOrder::parse_at(&example_order("2024-12-20T10:00:00Z"), now()).unwrap_err();
+        let order = NewOrder::parse(&example_order("2024-12-20T10:00:00Z")).unwrap();
+        let passed = order.desired_time.check_ahead(now()).unwrap_err();
         assert_eq!(
-            errors.get("desired_time").unwrap().message,
-            "must be in the future: 2024-12-20T10:00:00Z has passed"
+            passed.to_string(),
+            "desired_time must be in the future: 2024-12-20T10:00:00Z has passed"
         );
     }
 
     #[test]
     fn desired_time_is_on_the_hour_or_half_hour() {
-        for ok in ["2026-12-20T10:00:00Z", "2026-12-20T10:30:00+03:00"] {
-            assert!(DesiredTime::parse_bookable(ok, now()).is_ok(), "{ok}");
+        for ok in [
+            "2026-12-20T10:00:00Z",
+            "2026-12-20T10:30:00+03:00",
+            "2026-12-20t10:30:00.000z",
+        ] {
+            assert!(NewOrder::parse(&example_order(ok)).is_ok(), "{ok}");
         }
         for bad in [
             "2026-12-20T10:15:00Z",
             "2026-12-20T10:30:01Z",
             "2026-12-20T10:30:00.5Z",
+            "2026-02-30T10:30:00Z",
+            " 2026-12-20T10:00:00Z",
         ] {
-            assert_eq!(
-                DesiredTime::parse_bookable(bad, now()).unwrap_err().message,
-                "must start on the hour or the half hour, e.g. 10:00 or 10:30",
-                "{bad}"
-            );
+            let errors = NewOrder::parse(&example_order(bad)).unwrap_err();
+            assert_eq!(errors.as_slice()[0].field, "desired_time", "{bad}");
         }
         // Now itself is not bookable: the slot has started.
-        assert!(DesiredTime::parse_bookable("2026-11-25T12:00:00Z", now()).is_err());
+        let order = NewOrder::parse(&example_order("2026-11-25T12:00:00Z")).unwrap();
+        assert!(order.desired_time.check_ahead(now()).is_err());
     }
 
     #[test]
@@ -579,7 +487,7 @@ mod tests {
         let id = "6b1f2c1e-0001-4000-8000-000000000001";
         let mut body = example_order("2026-12-20T10:00:00Z");
         body.insert("items".into(), json!([{"catalog_id": id}]));
-        let order = NewOrder::parse_at(&body, now()).unwrap();
+        let order = NewOrder::parse(&body).unwrap();
         assert_eq!(
             order.items,
             [ItemRequest {
@@ -590,22 +498,23 @@ mod tests {
 
         body.insert(
             "items".into(),
-            json!([{"catalog_id": id, "quantity": 2}, {"catalog_id": "x"}, {"catalog_id": id}, 7,
+            json!([{"catalog_id": id, "quantity": 2}, {"catalog_id": "x"}, 7,
                    {"catalog_id": "6b1f2c1e-0001-4000-8000-000000000002", "quantity": 101}]),
         );
-        let errors = NewOrder::parse_at(&body, now()).unwrap_err();
+        let errors = NewOrder::parse(&body).unwrap_err();
         let fields: Vec<&str> = errors.as_slice().iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
-            [
-                "items[1].catalog_id",
-                "items[2].catalog_id",
-                "items[3]",
-                "items[4].quantity"
-            ]
+            ["items[1].catalog_id", "items[2]", "items[3].quantity"]
         );
+        body.insert(
+            "items".into(),
+            json!([{"catalog_id": id, "quantity": 2}, {"catalog_id": id}]),
+        );
+        let errors = NewOrder::parse(&body).unwrap_err();
+        assert_eq!(errors.as_slice()[0].field, "items[1].catalog_id");
         body.insert("items".into(), json!("wash"));
-        assert!(NewOrder::parse_at(&body, now()).is_err());
+        assert!(NewOrder::parse(&body).is_err());
     }
 
     fn entry(n: u128, kopecks: i64) -> CatalogEntry {
@@ -638,8 +547,13 @@ mod tests {
             catalog_id: Uuid::from_u128(9),
             quantity: 1,
         }];
-        let errors = price_items(&unknown, &catalog).unwrap_err();
-        assert_eq!(errors.as_slice()[0].field, "items[0].catalog_id");
+        assert_eq!(
+            price_items(&unknown, &catalog),
+            Err(Unpriced::UnknownEntry {
+                index: 0,
+                id: Uuid::from_u128(9)
+            })
+        );
         assert_eq!(price_items(&[], &catalog).unwrap(), (vec![], Money::ZERO));
     }
 
@@ -681,8 +595,8 @@ mod tests {
             "tomorrow",
             "2030-02-30T10:00:00Z",
         ] {
-            let error = DesiredTime::parse(bad).unwrap_err();
-            assert_eq!(error.field, "desired_time", "{bad}");
+            let errors = NewOrder::parse(&example_order(bad)).unwrap_err();
+            assert_eq!(errors.as_slice()[0].field, "desired_time", "{bad}");
         }
     }
 
@@ -700,13 +614,15 @@ mod tests {
     }
 
     #[test]
-    fn description_is_at_most_2000_characters() {
-        assert!(Description::parse(&"ж".repeat(2000)).is_ok());
-        assert_eq!(
-            Description::parse(&"ж".repeat(2001)).unwrap_err().message,
-            "must be at most 2000 characters"
-        );
-        assert!(Description::parse("a\0b").is_err());
+    fn description_is_at_most_2000_characters_without_nul() {
+        let mut body = example_order("2030-05-01T10:30:00Z");
+        body.insert("description".into(), json!("ж".repeat(2000)));
+        assert!(NewOrder::parse(&body).is_ok());
+        for bad in [json!("ж".repeat(2001)), json!("a\u{0}b")] {
+            body.insert("description".into(), bad);
+            let errors = NewOrder::parse(&body).unwrap_err();
+            assert_eq!(errors.as_slice()[0].field, "description");
+        }
     }
 
     #[test]
@@ -714,11 +630,19 @@ mod tests {
         let body = object(json!({"car_id": 7, "desired_time": "soon", "description": ["x"]}));
         let errors = NewOrder::parse(&body).unwrap_err();
         let fields: Vec<&str> = errors.as_slice().iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["car_id", "desired_time", "description"]);
+        assert_eq!(fields, ["car_id", "description", "desired_time"]);
 
         let errors = NewOrder::parse(&Object::new()).unwrap_err();
         let fields: Vec<&str> = errors.as_slice().iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["car_id", "desired_time"]);
+    }
+
+    #[test]
+    fn the_document_and_the_parsers_agree() {
+        for documented in request_bodies() {
+            let found = api::body::disagreements(&documented);
+            assert!(found.is_empty(), "{}", found.join("\n"));
+        }
     }
 
     #[test]
@@ -777,9 +701,10 @@ mod tests {
     #[test]
     fn status_change_body_names_the_allowed_values() {
         assert_eq!(
-            parse_status_change(&object(json!({"status": " in_progress "}))),
+            parse_status_change(&object(json!({"status": "in_progress"}))),
             Ok(InProgress)
         );
+        assert!(parse_status_change(&object(json!({"status": " in_progress "}))).is_err());
         let errors = parse_status_change(&object(json!({"status": "done"}))).unwrap_err();
         assert_eq!(
             errors.get("status").unwrap().message,

@@ -3,7 +3,7 @@
 
 use api::{ApiError, FieldErrors};
 
-use crate::domain::{IllegalTransition, OrderStatus};
+use crate::domain::{IllegalTransition, OrderStatus, TimePassed, Unpriced};
 use spin_sdk::http::{IntoResponse, Response};
 use uuid::Uuid;
 
@@ -27,6 +27,10 @@ pub enum OrderError {
     AlreadyReviewed(Uuid),
     /// 404: car-service knows no car with this id.
     CarNotFound(Uuid),
+    /// 409: the booking time has passed.
+    TimePassed(TimePassed),
+    /// 404 (an unknown catalog entry) or 409 (a total beyond any real bill).
+    Unpriced(Unpriced),
     /// Malformed JSON, configuration, database, car-service failing (502/503/504):
     /// already an API error.
     Api(ApiError),
@@ -57,6 +61,17 @@ impl From<OrderError> for ApiError {
                      ask staff"
                 ),
             ),
+            OrderError::TimePassed(passed) => {
+                ApiError::conflict("desired_time_passed", passed.to_string())
+            }
+            OrderError::Unpriced(Unpriced::UnknownEntry { index, id }) => ApiError::not_found(
+                "catalog_item_not_found",
+                format!("items[{index}].catalog_id: no catalog entry with id {id}"),
+            ),
+            OrderError::Unpriced(Unpriced::TooLarge) => ApiError::conflict(
+                "total_too_large",
+                "the order's total is beyond any real bill",
+            ),
             OrderError::NotCompleted(id) => ApiError::conflict(
                 "order_not_completed",
                 format!("order {id} is not completed yet: review it once the work is done"),
@@ -70,6 +85,12 @@ impl From<OrderError> for ApiError {
             }
             OrderError::Api(error) => error,
         }
+    }
+}
+
+impl From<Unpriced> for OrderError {
+    fn from(unpriced: Unpriced) -> Self {
+        Self::Unpriced(unpriced)
     }
 }
 

@@ -99,7 +99,8 @@ impl Config {
     request_body = domain::OrderRequest,
     responses(
         (status = 201, description = "Booked; `Location` names it", body = domain::Order),
-        (status = 404, description = "car_not_found: car-service knows no such car, or not the caller's", body = api::openapi::ErrorBody),
+        (status = 404, description = "car_not_found: car-service knows no such car, or not the caller's; catalog_item_not_found: an item names no catalog entry", body = api::openapi::ErrorBody),
+        (status = 409, description = "desired_time_passed: the slot is not in the future; total_too_large: the items come to more than any real bill", body = api::openapi::ErrorBody),
         (status = 502, description = "car_service_failed or cart_service_failed (the catalog, read only when `items` is not empty): an unexpected answer", body = api::openapi::ErrorBody),
         (status = 503, description = "car_service_unavailable or cart_service_unavailable: could not be reached", body = api::openapi::ErrorBody),
         (status = 504, description = "car_service_timeout or cart_service_timeout: no answer in time", body = api::openapi::ErrorBody),
@@ -107,6 +108,10 @@ impl Config {
 async fn create_order(request: Request, _params: Params) -> Result<Response, OrderError> {
     let _caller = api::auth::caller(&request)?;
     let new_order = NewOrder::parse(&read_json_object(&request)?)?;
+    new_order
+        .desired_time
+        .check_ahead(chrono::Utc::now())
+        .map_err(OrderError::TimePassed)?;
     let cars = Config::cars()?;
     let config = Config::load()?;
     let authorization = request.header("authorization").and_then(|v| v.as_str());
@@ -311,11 +316,8 @@ mod tests {
 
     #[test]
     fn documented_request_bodies_are_the_ones_parsed() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-11-25T12:00:00Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc);
         api::testing::assert_documents_request::<domain::OrderRequest>(|body| {
-            NewOrder::parse_at(body, now).map(drop)
+            NewOrder::parse(body).map(drop)
         });
         api::testing::assert_documents_request::<domain::OrderReviewRequest>(|body| {
             NewReview::parse(body).map(drop)
