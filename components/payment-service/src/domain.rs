@@ -2,7 +2,7 @@
 //! of a payment (claimed `pending`, then `succeeded` or `declined`), and what a retry with an
 //! Idempotency-Key must get back. No spin-sdk here: `cargo test` runs these rules natively.
 
-use api::json::{self, Object};
+use api::json::Object;
 use api::money::Money;
 use api::{FieldError, FieldErrors};
 use chrono::{DateTime, Utc};
@@ -35,21 +35,68 @@ impl PaymentMethod {
     }
 }
 
-/// `POST /api/payments`'s body as documented; [`NewPayment::parse`] reads it.
-#[derive(utoipa::ToSchema)]
+/// `POST /api/payments`'s body: [`PaymentFields`] with exactly one of `order_id` and
+/// `fine_id` (a `oneOf`). Documented and read as this type (see `api::body`).
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct PaymentRequest(PaymentFields);
+
+impl utoipa::PartialSchema for PaymentRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let one = |given: &str, left_out: &str| {
+            ObjectBuilder::new()
+                .description(Some(format!("Pays an {}", given.trim_end_matches("_id"))))
+                .property(
+                    given,
+                    ObjectBuilder::new().schema_type(Type::String).format(Some(
+                        utoipa::openapi::SchemaFormat::KnownFormat(
+                            utoipa::openapi::KnownFormat::Uuid,
+                        ),
+                    )),
+                )
+                .property(left_out, ObjectBuilder::new().schema_type(Type::Null))
+                .required(given)
+        };
+        api::body::all_of(
+            <PaymentFields as utoipa::PartialSchema>::schema(),
+            OneOfBuilder::new()
+                .item(one("order_id", "fine_id"))
+                .item(one("fine_id", "order_id"))
+                .into(),
+        )
+    }
+}
+
+impl utoipa::ToSchema for PaymentRequest {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "PaymentRequest".into()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <PaymentFields as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
+/// The properties of a [`PaymentRequest`]. Unknown properties are ignored.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({
     "order_id": "550e8400-e29b-41d4-a716-446655440000",
     "payment_method": "card"
 }))]
-#[allow(dead_code)]
-pub struct PaymentRequest {
+pub struct PaymentFields {
     /// One of the caller's orders (staff: any), not cancelled, booking something; its
-    /// total is charged. Exactly one of `order_id` and `fine_id` (else 422).
-    order_id: Option<Uuid>,
+    /// total is charged. Exactly one of `order_id` and `fine_id`.
+    pub order_id: Option<Uuid>,
     /// A fine fines-service shows the caller (staff: any), unpaid; its amount is charged.
-    /// Exactly one of `order_id` and `fine_id` (else 422).
-    fine_id: Option<Uuid>,
-    payment_method: PaymentMethod,
+    /// Exactly one of `order_id` and `fine_id`.
+    pub fine_id: Option<Uuid>,
+    pub payment_method: PaymentMethod,
 }
 
 /// What a payment pays: one order or one fine, never both.
@@ -68,44 +115,17 @@ pub struct NewPayment {
 
 impl NewPayment {
     pub fn parse(body: &Object) -> Result<Self, FieldErrors> {
-        let mut errors = FieldErrors::new();
-        let uuid = |field: &str| {
-            json::optional_str(body, field).and_then(|raw| {
-                raw.map(|s| {
-                    Uuid::parse_str(s.trim()).map_err(|_| FieldError::new(field, "must be a UUID"))
-                })
-                .transpose()
-            })
+        let PaymentRequest(request) = api::body::parse(body)?;
+        let target = match (request.order_id, request.fine_id) {
+            (Some(order), None) => Target::Order(order),
+            (None, Some(fine)) => Target::Fine(fine),
+            // The schema's oneOf admits exactly one of the two.
+            _ => unreachable!("a checked payment names one order or one fine"),
         };
-        let order_id = errors.check(uuid("order_id"));
-        let fine_id = errors.check(uuid("fine_id"));
-        let target = match (order_id, fine_id) {
-            (Some(Some(order)), Some(None)) => Some(Target::Order(order)),
-            (Some(None), Some(Some(fine))) => Some(Target::Fine(fine)),
-            (Some(None), Some(None)) => {
-                errors.push(FieldError::new(
-                    "order_id",
-                    "is required: give order_id or fine_id",
-                ));
-                None
-            }
-            (Some(Some(_)), Some(Some(_))) => {
-                errors.push(FieldError::new(
-                    "fine_id",
-                    "must not come with order_id: a payment pays one order or one fine",
-                ));
-                None
-            }
-            _ => None,
-        };
-        let method = errors.check(json::required_str(body, "payment_method").and_then(|s| {
-            PaymentMethod::parse(s.trim())
-                .ok_or_else(|| FieldError::new("payment_method", "must be card or cash"))
-        }));
-        match (target, method) {
-            (Some(target), Some(method)) if errors.is_empty() => Ok(Self { target, method }),
-            _ => Err(errors),
-        }
+        Ok(Self {
+            target,
+            method: request.payment_method,
+        })
     }
 
     /// What makes two requests "the same" for an Idempotency-Key: a key reused with another
@@ -119,6 +139,14 @@ impl NewPayment {
         let digest = Sha256::digest(format!("{what}|{}", self.method.as_str()));
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
+}
+
+/// The request bodies this component reads, with their parsers (for the tests that hold the
+/// API document and the parsers together).
+pub fn request_bodies() -> Vec<api::body::Documented> {
+    vec![api::body::Documented::new::<PaymentRequest, _>(
+        NewPayment::parse,
+    )]
 }
 
 /// The `Idempotency-Key` header: 1 to 255 visible ASCII characters (a UUID, typically).
@@ -223,11 +251,12 @@ impl PaymentStatus {
         }
     }
 
-    /// `?status=pending,succeeded`: the statuses a list is limited to, or the bad value.
+    /// `?status=pending,succeeded`: the statuses a list is limited to, or the bad value
+    /// (the pattern the document gives `status`: names and commas, no spaces).
     pub fn parse_list(s: &str) -> Result<Vec<Self>, FieldError> {
         s.split(',')
             .map(|part| {
-                Self::parse(part.trim()).ok_or_else(|| {
+                Self::parse(part).ok_or_else(|| {
                     FieldError::new(
                         "status",
                         "must be pending, succeeded or declined, comma-separated",
@@ -383,6 +412,14 @@ mod tests {
     }
 
     #[test]
+    fn the_document_and_the_parsers_agree() {
+        for documented in request_bodies() {
+            let found = api::body::disagreements(&documented);
+            assert!(found.is_empty(), "{}", found.join("\n"));
+        }
+    }
+
+    #[test]
     fn fingerprints_tell_requests_apart() {
         let id = Uuid::from_u128(1);
         let card = NewPayment {
@@ -454,10 +491,10 @@ mod tests {
         assert_eq!(fine(false).amount().map(Money::kopecks), Ok(75_000));
         assert_eq!(fine(true).amount(), Err(Unpayable::FinePaid));
         assert_eq!(
-            PaymentStatus::parse_list("pending, succeeded"),
+            PaymentStatus::parse_list("pending,succeeded"),
             Ok(vec![PaymentStatus::Pending, PaymentStatus::Succeeded])
         );
-        for bad in ["", "paid", "pending,,declined"] {
+        for bad in ["", "paid", "pending,,declined", "pending, succeeded"] {
             assert!(PaymentStatus::parse_list(bad).is_err(), "{bad}");
         }
         assert_eq!(

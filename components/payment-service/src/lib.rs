@@ -135,6 +135,7 @@ impl Config {
         its answer; refusals before the charge are not kept.",
     params(
         ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+            pattern = "^[!-~]+$",
             description = "Per user: 1 to 255 visible ASCII characters, e.g. a UUID (else 422)"),
     ),
     request_body = domain::PaymentRequest,
@@ -547,6 +548,7 @@ fn get_payment(request: Request, params: Params) -> Result<Response, PaymentErro
         ("order_id" = Option<Uuid>, Query, description = "Only this order's payments"),
         ("fine_id" = Option<Uuid>, Query, description = "Only this fine's payments"),
         ("status" = Option<String>, Query,
+            pattern = "^(?:pending|succeeded|declined)(?:,(?:pending|succeeded|declined))*$",
             description = "Only payments in these statuses, comma-separated: `pending`, \
                 `succeeded`, `declined` (e.g. `pending,succeeded`: what holds an order)"),
     ),
@@ -559,18 +561,9 @@ fn list_payments(request: Request, _params: Params) -> Result<Response, PaymentE
     let query = Query::parse(request.query())?;
     let page = Page::parse(&query)?;
     let mut errors = FieldErrors::new();
-    let uuid = |field: &str| {
-        query
-            .get(field)
-            .map(|raw| {
-                Uuid::parse_str(raw.trim())
-                    .map_err(|_| api::FieldError::new(field, "must be a UUID"))
-            })
-            .transpose()
-    };
     let filter = store::ListFilter {
-        order: errors.check(uuid("order_id")).flatten(),
-        fine: errors.check(uuid("fine_id")).flatten(),
+        order: errors.check(query.uuid("order_id")).flatten(),
+        fine: errors.check(query.uuid("fine_id")).flatten(),
         statuses: errors
             .check(
                 query
@@ -638,8 +631,11 @@ mod tests {
         assert_eq!(pay["parameters"][0]["in"], "header");
         assert!(doc["paths"]["/api/payments/health/live"]["get"].is_object());
         let request = &doc["components"]["schemas"]["PaymentRequest"];
-        assert!(request["properties"]["fine_id"].is_object());
-        assert_eq!(request["required"], serde_json::json!(["payment_method"]));
+        let fields = &request["allOf"][0];
+        assert!(fields["properties"]["fine_id"].is_object());
+        assert_eq!(fields["required"], serde_json::json!(["payment_method"]));
+        // Exactly one of order_id and fine_id.
+        assert_eq!(request["allOf"][1]["oneOf"].as_array().unwrap().len(), 2);
         let status = &doc["components"]["schemas"]["PaymentStatus"];
         assert_eq!(
             status["enum"],

@@ -315,6 +315,9 @@ fn type_message(types: &Value, value: &Value) -> String {
             _ => "a value of another type",
         })
         .collect();
+    if wanted.is_empty() {
+        return "must be left out (or null) here".to_owned();
+    }
     if wanted == ["an integer"] && matches!(value, Value::Number(_)) {
         return "must be a whole number".to_owned();
     }
