@@ -1,7 +1,7 @@
 //! Every way a support-service request can fail, and the one place each maps to a status
 //! and a stable `code`. Handlers return `Result<_, SupportError>` and use `?`.
 
-use api::{ApiError, FieldError, FieldErrors};
+use api::{ApiError, FieldErrors};
 use spin_sdk::http::{IntoResponse, Response};
 use uuid::Uuid;
 
@@ -11,7 +11,7 @@ use crate::domain::IllegalTransition;
 pub enum SupportError {
     /// 422: the body or the query string has invalid fields.
     Invalid(FieldErrors),
-    /// 422 on `order_id`: order-service knows no such order of the caller's.
+    /// 404: order-service knows no such order of the caller's.
     UnknownOrder(Uuid),
     /// 404: no ticket with this id the caller may see (also for ids that are not UUIDs).
     TicketNotFound(String),
@@ -32,11 +32,13 @@ impl From<SupportError> for ApiError {
     fn from(error: SupportError) -> Self {
         match error {
             SupportError::Invalid(fields) => ApiError::unprocessable(fields),
-            // 422, not 404: the request's target (the ticket list) exists; one of its fields
-            // names an order the caller does not have, like any other invalid field.
-            SupportError::UnknownOrder(_) => ApiError::unprocessable(FieldErrors::from(
-                FieldError::new("order_id", "must be the id of one of your orders"),
-            )),
+            // 404 as for a car or catalog entry an order names: the body is valid as the
+            // document states it (422 is kept for that), but names an order the caller has
+            // not got, which no schema can say.
+            SupportError::UnknownOrder(id) => ApiError::not_found(
+                "order_not_found",
+                format!("order_id: you have no order with id {id}"),
+            ),
             SupportError::TicketNotFound(id) => {
                 ApiError::not_found("ticket_not_found", format!("no ticket with id {id}"))
             }
@@ -96,7 +98,7 @@ mod tests {
             .transition(TicketStatus::Open)
             .unwrap_err();
         let cases = [
-            (SupportError::UnknownOrder(id), 422, "validation_failed"),
+            (SupportError::UnknownOrder(id), 404, "order_not_found"),
             (
                 SupportError::TicketNotFound("x".into()),
                 404,
@@ -111,12 +113,5 @@ mod tests {
             let error = ApiError::from(error);
             assert_eq!((error.status, error.code), (status, code), "{error}");
         }
-    }
-
-    #[test]
-    fn an_unknown_order_is_a_field_error_on_order_id() {
-        let error = ApiError::from(SupportError::UnknownOrder(Uuid::from_u128(7)));
-        assert_eq!(error.fields.len(), 1);
-        assert_eq!(error.fields[0].field, "order_id");
     }
 }

@@ -84,8 +84,7 @@ impl Config {
     request_body = domain::TicketRequest,
     responses(
         (status = 201, description = "Opened; `Location` names it", body = domain::Conversation),
-        (status = 422, description = "validation_failed: `fields` lists every invalid field, \
-            `order_id` also when it is not one of the caller's orders", body = api::openapi::ErrorBody),
+        (status = 404, description = "order_not_found: `order_id` is not one of the caller's orders", body = api::openapi::ErrorBody),
         (status = 502, description = "order_service_failed: order-service answered unusably", body = api::openapi::ErrorBody),
         (status = 503, description = "order_service_unavailable: order-service cannot be reached", body = api::openapi::ErrorBody),
         (status = 504, description = "order_service_timeout: order-service did not answer in time", body = api::openapi::ErrorBody),

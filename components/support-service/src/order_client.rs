@@ -86,11 +86,10 @@ mod tests {
     }
 
     #[test]
-    fn order_not_found_is_an_invalid_order_id() {
+    fn order_not_found_is_passed_on_as_order_not_found() {
         let body = br#"{"error":{"code":"order_not_found","message":"no order with id ..."}}"#;
         let error = api_error(interpret(order_id(), &reply(404, body)));
-        assert_eq!((error.status, error.code), (422, "validation_failed"));
-        assert_eq!(error.fields[0].field, "order_id");
+        assert_eq!((error.status, error.code), (404, "order_not_found"));
     }
 
     #[test]

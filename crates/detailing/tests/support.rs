@@ -419,11 +419,10 @@ fn ticket_about_the_callers_own_order_is_accepted_and_another_users_order_is_not
         let answer = post(&server, who, TICKETS, &about(order_id));
         assert_eq!(
             error_code(&answer),
-            (422, Some("validation_failed")),
+            (404, Some("order_not_found")),
             "{}",
             answer.1
         );
-        assert_eq!(answer.1["error"]["fields"][0]["field"], "order_id");
     }
     assert_eq!(count(&server, "tickets"), "2");
 }
@@ -445,7 +444,7 @@ fn invalid_fields_are_all_reported_with_422_and_nothing_is_written() {
         .iter()
         .map(|f| f["field"].as_str().unwrap())
         .collect();
-    assert_eq!(fields, ["subject", "message", "order_id"]);
+    assert_eq!(fields, ["message", "order_id", "subject"]);
 
     for body in [
         json!({"subject": "ж".repeat(201), "message": "m"}),
