@@ -2,12 +2,12 @@
 //! requests that move a balance, promocodes, and the ledger entries that explain a balance.
 //! No spin-sdk here: `cargo test` runs these rules natively.
 
-use api::json::{self, Object};
+use api::json::Object;
 use api::money::Money;
 use api::{FieldError, FieldErrors};
 use chrono::{DateTime, Utc};
 use serde::ser::Error as _;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use uuid::Uuid;
 
 /// The share of a paid amount credited as bonuses (`bonus_accrual_rate`, called
@@ -72,44 +72,92 @@ pub fn parse_switch(text: &str) -> Option<bool> {
 /// `POST /api/bonuses/events`'s body, and every Redis message on the events channel: a
 /// payment event signed by payment-service. `event` is the event's JSON as a string, byte
 /// for byte as signed; `signature` is `hmac-sha256=` and the hex HMAC-SHA256 of those bytes
-/// under the `event_signing_key` variable. Anything else is refused.
-#[derive(utoipa::ToSchema)]
+/// under the `event_signing_key` variable. A body of another shape is refused (403) before
+/// the signature is checked.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({
     "event": "{\"order_id\":\"550e8400-e29b-41d4-a716-446655440000\",\"user_id\":\"6ba7b810-9dad-11d1-80b4-00c04fd430c8\",\"amount\":3000.0,\"event_id\":\"3fa85f64-5717-4562-b3fc-2c963f66afa6\"}",
     "signature": "hmac-sha256=9f2c4d8e0b1a7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d"
 }))]
-#[allow(dead_code)]
 pub struct SignedEventRequest {
     /// A [`PaymentEventRequest`] as JSON text, exactly as signed.
-    event: String,
+    pub event: String,
     /// `hmac-sha256=<64 hex digits>` over the bytes of `event`.
     #[schema(pattern = "^hmac-sha256=[0-9a-fA-F]{64}$")]
-    signature: String,
+    pub signature: String,
 }
 
-/// The event inside a [`SignedEventRequest`]; [`PaymentEvent::parse`] reads it.
-#[derive(utoipa::ToSchema)]
+/// An amount of roubles a request gives: above 0, at most 1000000000, at most two decimal
+/// places, as a JSON number or the same as a string (`"17.50"`, for clients that keep money
+/// out of floats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PositiveAmount(pub Money);
+
+/// A positive amount as a string: digits without leading zeros, up to two decimals.
+const AMOUNT_PATTERN: &str =
+    r"^(?:[1-9][0-9]{0,8}(?:\.[0-9]{1,2})?|1000000000(?:\.00?)?|0\.(?:0[1-9]|[1-9][0-9]?))$";
+
+impl utoipa::PartialSchema for PositiveAmount {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .description(Some(
+                "Roubles: above 0, at most 1000000000, at most two decimal places; a number \
+                 or the same as a string",
+            ))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .exclusive_minimum(Some(0))
+                    .maximum(Some(1_000_000_000))
+                    .multiple_of(Some(0.01)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(AMOUNT_PATTERN)),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for PositiveAmount {}
+
+impl<'de> Deserialize<'de> for PositiveAmount {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let amount =
+            Money::parse_json("amount", &value).map_err(|e| D::Error::custom(e.message))?;
+        if amount == Money::ZERO {
+            return Err(D::Error::custom("must be more than 0"));
+        }
+        Ok(Self(amount))
+    }
+}
+
+/// The event inside a [`SignedEventRequest`]: documented and read as this type (see
+/// `api::body`). Fields the relay may add later are ignored, so the producer can grow first.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({
     "event_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
     "order_id": "550e8400-e29b-41d4-a716-446655440000",
     "user_id": "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
     "amount": 3000.0
 }))]
-#[allow(dead_code)]
 pub struct PaymentEventRequest {
     /// The outbox event's id: accrued once, a redelivery is answered with `duplicate: true`.
-    event_id: Uuid,
-    order_id: Uuid,
+    pub event_id: Uuid,
+    pub order_id: Uuid,
     /// Whose balance is credited.
-    user_id: Uuid,
-    /// The amount paid, in roubles: above 0, at most two decimal places (also as a string).
-    #[schema(exclusive_minimum = 0)]
-    amount: f64,
+    pub user_id: Uuid,
+    // The amount paid (a doc comment here would wrap the inline schema in an `allOf`).
+    #[schema(inline)]
+    pub amount: PositiveAmount,
 }
 
 /// `POST /api/bonuses/events`: a `payment_succeeded` event as the relay delivers it from
 /// payment-service's outbox, `{event_id, order_id, user_id, amount}` (amount in roubles).
-/// Fields the relay may add later are ignored, so the producer can grow first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PaymentEvent {
     pub event_id: Uuid,
@@ -120,34 +168,26 @@ pub struct PaymentEvent {
 
 impl PaymentEvent {
     pub fn parse(body: &Object) -> Result<Self, FieldErrors> {
-        let mut errors = FieldErrors::new();
-        let event_id = errors.check(required_uuid(body, "event_id"));
-        let order_id = errors.check(required_uuid(body, "order_id"));
-        let user_id = errors.check(required_uuid(body, "user_id"));
-        let amount = errors.check(positive_amount(body, "amount"));
-        match (event_id, order_id, user_id, amount) {
-            (Some(event_id), Some(order_id), Some(user_id), Some(amount)) => Ok(Self {
-                event_id,
-                order_id,
-                user_id,
-                amount,
-            }),
-            _ => Err(errors),
-        }
+        let request: PaymentEventRequest = api::body::parse(body)?;
+        Ok(Self {
+            event_id: request.event_id,
+            order_id: request.order_id,
+            user_id: request.user_id,
+            amount: request.amount.0,
+        })
     }
 }
 
-/// `POST /api/bonuses/spend`'s body as documented; [`Spend::parse`] reads it.
-#[derive(utoipa::ToSchema)]
+/// `POST /api/bonuses/spend`'s body: documented and read as this type; `amount` is never
+/// more than the balance (else 409). Unknown properties are ignored.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"amount": 30, "order_id": "550e8400-e29b-41d4-a716-446655440000"}))]
-#[allow(dead_code)]
 pub struct SpendRequest {
-    /// Roubles of bonuses: above 0, at most two decimal places (also as a string); never
-    /// more than the balance (else 409).
-    #[schema(exclusive_minimum = 0)]
-    amount: f64,
+    // Bonuses to spend (no doc comment: it would wrap the inline schema in an `allOf`).
+    #[schema(inline)]
+    pub amount: PositiveAmount,
     /// The order the bonuses pay towards, if any.
-    order_id: Option<Uuid>,
+    pub order_id: Option<Uuid>,
 }
 
 /// `POST /api/bonuses/spend`: `{amount, order_id?}`, the bonuses to take off the balance and
@@ -160,13 +200,11 @@ pub struct Spend {
 
 impl Spend {
     pub fn parse(body: &Object) -> Result<Self, FieldErrors> {
-        let mut errors = FieldErrors::new();
-        let amount = errors.check(positive_amount(body, "amount"));
-        let order_id = errors.check(optional_uuid(body, "order_id"));
-        match (amount, order_id) {
-            (Some(amount), Some(order_id)) => Ok(Self { amount, order_id }),
-            _ => Err(errors),
-        }
+        let request: SpendRequest = api::body::parse(body)?;
+        Ok(Self {
+            amount: request.amount.0,
+            order_id: request.order_id,
+        })
     }
 }
 
@@ -175,37 +213,25 @@ impl Spend {
 #[schema(example = "WELCOME500")]
 pub struct PromocodeCode(String);
 
-/// `POST /api/bonuses/promocodes/apply`'s body as documented; [`PromocodeCode::from_body`]
-/// reads it.
-#[derive(utoipa::ToSchema)]
+/// `POST /api/bonuses/promocodes/apply`'s body: documented and read as this type. Unknown
+/// properties are ignored.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"code": "WELCOME500"}))]
-#[allow(dead_code)]
 pub struct PromocodeRequest {
-    /// Trimmed and upper-cased before lookup; applies once per user.
-    #[schema(min_length = 1, max_length = 64)]
-    code: String,
+    /// Trimmed and upper-cased before lookup; applies once per user. Not blank, no NUL.
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\x00]*[^\x00\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00]*$"
+    )]
+    pub code: String,
 }
 
 impl PromocodeCode {
-    pub const MAX_CHARS: usize = 64;
-
-    pub fn parse(raw: &str) -> Result<Self, FieldError> {
-        let code = raw.trim().to_uppercase();
-        if (1..=Self::MAX_CHARS).contains(&code.chars().count()) {
-            Ok(Self(code))
-        } else {
-            Err(FieldError::new(
-                "code",
-                format!("must be 1 to {} characters", Self::MAX_CHARS),
-            ))
-        }
-    }
-
     /// `POST /api/bonuses/promocodes/apply`: `{code}`.
     pub fn from_body(body: &Object) -> Result<Self, FieldErrors> {
-        json::required_str(body, "code")
-            .and_then(Self::parse)
-            .map_err(FieldErrors::from)
+        let request: PromocodeRequest = api::body::parse(body)?;
+        Ok(Self(request.code.trim().to_uppercase()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -217,6 +243,19 @@ impl std::fmt::Display for PromocodeCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// The request bodies this component reads, with their parsers (for the tests that hold the
+/// API document and the parsers together).
+pub fn request_bodies() -> Vec<api::body::Documented> {
+    vec![
+        api::body::Documented::new::<SignedEventRequest, _>(|body| {
+            api::body::parse::<SignedEventRequest>(body)
+        }),
+        api::body::Documented::new::<PaymentEventRequest, _>(PaymentEvent::parse),
+        api::body::Documented::new::<SpendRequest, _>(Spend::parse),
+        api::body::Documented::new::<PromocodeRequest, _>(PromocodeCode::from_body),
+    ]
 }
 
 /// A promocode's terms: what it credits and until when.
@@ -426,29 +465,6 @@ pub fn parse_uuid(field: &str, raw: &str) -> Result<Uuid, FieldError> {
     Uuid::parse_str(raw.trim()).map_err(|_| FieldError::new(field, "must be a UUID"))
 }
 
-fn required_uuid(body: &Object, field: &str) -> Result<Uuid, FieldError> {
-    json::required_str(body, field).and_then(|raw| parse_uuid(field, raw))
-}
-
-fn optional_uuid(body: &Object, field: &str) -> Result<Option<Uuid>, FieldError> {
-    json::optional_str(body, field)?
-        .map(|raw| parse_uuid(field, raw))
-        .transpose()
-}
-
-/// An amount above zero with at most two decimals; `null` counts as missing.
-fn positive_amount(body: &Object, field: &str) -> Result<Money, FieldError> {
-    let value = body
-        .get(field)
-        .filter(|value| !value.is_null())
-        .ok_or_else(|| FieldError::new(field, "is required"))?;
-    let amount = Money::parse_json(field, value)?;
-    if amount == Money::ZERO {
-        return Err(FieldError::new(field, "must be more than 0"));
-    }
-    Ok(amount)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,18 +552,26 @@ mod tests {
 
     #[test]
     fn promocodes_are_trimmed_and_upper_cased() {
+        let code = |code: Value| PromocodeCode::from_body(&object(json!({ "code": code })));
+        assert_eq!(code(json!("  welcome500 ")).unwrap().as_str(), "WELCOME500");
         assert_eq!(
-            PromocodeCode::parse("  welcome500 ").unwrap().as_str(),
-            "WELCOME500"
-        );
-        assert_eq!(
-            PromocodeCode::parse("Detailing2026").unwrap().as_str(),
+            code(json!("Detailing2026")).unwrap().as_str(),
             "DETAILING2026"
         );
-        for bad in ["", "   ", &"A".repeat(65)] {
-            assert_eq!(PromocodeCode::parse(bad).unwrap_err().field, "code");
+        assert!(code(json!("A".repeat(64))).is_ok());
+        for bad in [
+            json!(""),
+            json!("   "),
+            json!("A".repeat(65)),
+            json!("A\u{0}"),
+        ] {
+            assert_eq!(
+                code(bad.clone()).unwrap_err().as_slice()[0].field,
+                "code",
+                "{bad}"
+            );
         }
-        let errors = PromocodeCode::from_body(&object(json!({"code": 500}))).unwrap_err();
+        let errors = code(json!(500)).unwrap_err();
         assert_eq!(
             errors.get("code").unwrap().message,
             "must be a string, not a number"
@@ -589,7 +613,7 @@ mod tests {
         })))
         .unwrap_err();
         let fields: Vec<&str> = errors.as_slice().iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["event_id", "order_id", "user_id", "amount"]);
+        assert_eq!(fields, ["amount", "event_id", "user_id", "order_id"]);
     }
 
     #[test]
@@ -599,12 +623,36 @@ mod tests {
         let order = Uuid::from_u128(9);
         let spend = Spend::parse(&object(json!({"amount": "0.01", "order_id": order}))).unwrap();
         assert_eq!((spend.amount, spend.order_id), (money(1), Some(order)));
-        for amount in [json!(0), json!(-1), json!(1.005), json!("x"), Value::Null] {
+        let spend = Spend::parse(&object(json!({"amount": 1000000000}))).unwrap();
+        assert_eq!(spend.amount, money(100_000_000_000));
+        for amount in [
+            json!(0),
+            json!(-1),
+            json!(1.005),
+            json!(5e-324),
+            json!(1000000000.01),
+            json!("x"),
+            json!("0.00"),
+            json!("017.5"),
+            Value::Null,
+        ] {
             let errors = Spend::parse(&object(json!({"amount": amount}))).unwrap_err();
             assert!(errors.get("amount").is_some(), "{amount}");
         }
         let errors = Spend::parse(&object(json!({"amount": 1, "order_id": "x"}))).unwrap_err();
-        assert_eq!(errors.get("order_id").unwrap().message, "must be a UUID");
+        assert!(errors
+            .get("order_id")
+            .unwrap()
+            .message
+            .starts_with("must be a UUID"));
+    }
+
+    #[test]
+    fn the_document_and_the_parsers_agree() {
+        for documented in request_bodies() {
+            let found = api::body::disagreements(&documented);
+            assert!(found.is_empty(), "{}", found.join("\n"));
+        }
     }
 
     #[test]

@@ -7,12 +7,20 @@
 use api::json::Object;
 use api::ApiError;
 
+use crate::domain::SignedEventRequest;
 use crate::error::BonusError;
 
 pub const KEY_VARIABLE: &str = "event_signing_key";
 
 /// The event body inside `message`, if payment-service signed it with this component's key.
 pub fn open(message: &[u8]) -> Result<Object, BonusError> {
+    // The envelope's documented shape first: anything else is not a signed envelope.
+    let shaped = api::json::parse_json_object(message)
+        .ok()
+        .is_some_and(|object| api::body::parse::<SignedEventRequest>(&object).is_ok());
+    if !shaped {
+        return Err(BonusError::InvalidSignature(events::Refused::NotSigned));
+    }
     let key = api::config::variable(KEY_VARIABLE)?;
     let key = events::SigningKey::new(key.as_bytes())
         .map_err(|short| ApiError::configuration(format!("{KEY_VARIABLE}: {short}")))?;
