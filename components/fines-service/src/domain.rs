@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use api::json::{self, Object};
+use api::json::Object;
 use api::money::Money;
 use api::{FieldError, FieldErrors};
 use chrono::{DateTime, Utc};
@@ -20,19 +20,39 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LicensePlate(String);
 
+/// What car-service accepts as a plate at registration (the pattern its document gives
+/// `license_plate`), so the `?license_plate=` of a check is documented with it too.
+pub const PLATE_PATTERN: &str = r"^[ -]*[0-9A-Za-z\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F\u0400-\u0481\u048A-\u04FF][0-9A-Za-z\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F\u0400-\u0481\u048A-\u04FF -]*$";
+
 impl LicensePlate {
     pub const MAX_CHARS: usize = 12;
 
+    /// A plate as car-service would have stored it: 1 to 12 characters of its pattern,
+    /// trimmed and upper-cased letter by letter (a letter whose capital is two letters stays).
     pub fn parse(s: &str) -> Result<Self, FieldError> {
-        let plate = s.trim().to_uppercase();
-        if (1..=Self::MAX_CHARS).contains(&plate.chars().count()) {
-            Ok(Self(plate))
-        } else {
-            Err(FieldError::new(
+        let length = s.chars().count();
+        if !(1..=Self::MAX_CHARS).contains(&length) || !api::body::pattern_matches(PLATE_PATTERN, s)
+        {
+            return Err(FieldError::new(
                 "license_plate",
-                format!("must be 1 to {} characters", Self::MAX_CHARS),
-            ))
+                format!(
+                    "must be 1 to {} Latin or Cyrillic letters, digits, spaces or dashes",
+                    Self::MAX_CHARS
+                ),
+            ));
         }
+        Ok(Self(
+            s.trim()
+                .chars()
+                .map(|c| {
+                    let mut upper = c.to_uppercase();
+                    match (upper.next(), upper.next()) {
+                        (Some(u), None) => u,
+                        _ => c,
+                    }
+                })
+                .collect(),
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -244,7 +264,8 @@ impl UnpaidFines {
 
 /// How a fine is paid: what payment-service is asked to charge with. Named apart in the
 /// API document, so it never stands in for payment-service's own `PaymentMethod`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 #[schema(as = FinePaymentMethod, rename_all = "lowercase")]
 pub enum PaymentMethod {
     Card,
@@ -259,29 +280,34 @@ impl PaymentMethod {
         }
     }
 
-    /// `POST /api/fines/{fine_id}/pay`'s body: nothing at all (a card payment, as before
-    /// payments went through payment-service) or `{payment_method?}`, `card` by default.
+    /// `POST /api/fines/{fine_id}/pay`'s body: nothing at all (or `null`: a card payment,
+    /// as before payments went through payment-service) or [`PayFineRequest`].
     pub fn parse_body(body: Option<&Object>) -> Result<Self, FieldErrors> {
-        let Some(body) = body else {
-            return Ok(Self::Card);
-        };
-        let method = json::optional_str(body, "payment_method")?;
-        match method.map(str::trim) {
-            None | Some("card") => Ok(Self::Card),
-            Some("cash") => Ok(Self::Cash),
-            Some(_) => Err(FieldError::new("payment_method", "must be card or cash").into()),
+        match body {
+            None => Ok(Self::Card),
+            Some(body) => {
+                let request: PayFineRequest = api::body::parse(body)?;
+                Ok(request.payment_method.unwrap_or(Self::Card))
+            }
         }
     }
 }
 
-/// `POST /api/fines/{fine_id}/pay`'s optional body as documented; [`PaymentMethod::parse_body`]
-/// reads it.
-#[derive(utoipa::ToSchema)]
+/// `POST /api/fines/{fine_id}/pay`'s optional body: documented and read as this type.
+/// Unknown properties are ignored.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"payment_method": "card"}))]
-#[allow(dead_code)]
 pub struct PayFineRequest {
     /// `card` (the default) or `cash`.
-    payment_method: Option<PaymentMethod>,
+    pub payment_method: Option<PaymentMethod>,
+}
+
+/// The request bodies this component reads, with their parsers (for the tests that hold the
+/// API document and the parsers together).
+pub fn request_bodies() -> Vec<api::body::Documented> {
+    vec![api::body::Documented::new::<PayFineRequest, _>(|body| {
+        PaymentMethod::parse_body(Some(body))
+    })]
 }
 
 #[cfg(test)]
@@ -321,18 +347,29 @@ mod tests {
 
     #[test]
     fn plates_are_trimmed_and_upper_cased_like_car_service_stores_them() {
-        assert_eq!(plate("  а123бв799 ").as_str(), "А123БВ799");
+        assert_eq!(plate(" а123бв799 ").as_str(), "А123БВ799");
         assert_eq!(plate("А123БВ799"), plate("а123Бв799"));
         assert_eq!(plate("b-ab-1234").as_str(), "B-AB-1234");
         assert_eq!(plate("ж".repeat(12).as_str()).as_str(), "Ж".repeat(12));
     }
 
     #[test]
-    fn plates_are_1_to_12_characters() {
-        for bad in ["", "   ", "1234567890123"] {
+    fn plates_are_what_car_service_registers() {
+        for bad in ["", "   ", "1234567890123", "A_1", "粤B12345"] {
             let error = LicensePlate::parse(bad).unwrap_err();
             assert_eq!(error.field, "license_plate", "{bad:?}");
-            assert_eq!(error.message, "must be 1 to 12 characters");
+            assert_eq!(
+                error.message,
+                "must be 1 to 12 Latin or Cyrillic letters, digits, spaces or dashes"
+            );
+        }
+    }
+
+    #[test]
+    fn the_document_and_the_parsers_agree() {
+        for documented in request_bodies() {
+            let found = api::body::disagreements(&documented);
+            assert!(found.is_empty(), "{}", found.join("\n"));
         }
     }
 

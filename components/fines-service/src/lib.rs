@@ -89,13 +89,14 @@ impl Config {
         one shows no fines.",
     params(
         ("license_plate" = Option<String>, Query, min_length = 1, max_length = 12,
+            pattern = r"^[ -]*[0-9A-Za-z\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F\u0400-\u0481\u048A-\u04FF][0-9A-Za-z\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F\u0400-\u0481\u048A-\u04FF -]*$",
             description = "Only this plate, one the caller proves (staff: any plate, whatever \
                 its certificate); case-blind, trimmed"),
     ),
     responses(
         (status = 200, description = "The unpaid fines, whole (not paged)", body = domain::UnpaidFines),
         (status = 404, description = "license_plate_not_found: none of the caller's cars has this plate with a registration certificate", body = api::openapi::ErrorBody),
-        (status = 422, description = "validation_failed: license_plate is not 1 to 12 characters", body = api::openapi::ErrorBody),
+        (status = 422, description = "validation_failed: license_plate is not a plate car-service could register", body = api::openapi::ErrorBody),
         (status = 502, description = "car_service_failed: car-service answered unusably", body = api::openapi::ErrorBody),
         (status = 503, description = "car_service_unavailable: car-service cannot be reached", body = api::openapi::ErrorBody),
         (status = 504, description = "car_service_timeout: car-service did not answer in time", body = api::openapi::ErrorBody),
@@ -204,7 +205,10 @@ fn fine_id(params: &Params) -> Result<Uuid, FinesError> {
 /// The payment method of a pay request: no body at all is a card payment.
 fn pay_method(request: &Request) -> Result<PaymentMethod, FinesError> {
     let body = request.body();
-    let object = if body.iter().all(u8::is_ascii_whitespace) {
+    // No body, or `null` (what the document's optional body allows), is a card payment.
+    let object = if body.iter().all(u8::is_ascii_whitespace)
+        || api::json::parse_json::<serde_json::Value>(body)?.is_null()
+    {
         None
     } else {
         Some(api::json::parse_json_object(body)?)
