@@ -87,3 +87,127 @@ fn every_operation_says_what_it_answers_and_needs() {
         }
     }
 }
+
+/// The document and the components' route tables (`api::routes::Routes`) name the same
+/// operations, and an operation is public in one exactly when it is in the other.
+#[test]
+fn every_declared_route_is_documented_with_its_access() {
+    let doc: serde_json::Value = serde_json::from_str(&generated()).unwrap();
+    let mut documented = std::collections::BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let public = operation["security"] == serde_json::json!([{}]);
+            documented.insert(format!("{} {path}", method.to_uppercase()), public);
+        }
+    }
+    let mut declared = std::collections::BTreeMap::new();
+    for routes in [
+        user_service::routes(),
+        car_service::routes(),
+        order_service::routes(),
+        cart_service::routes(),
+        payment_service::routes(),
+        bonus_service::routes(),
+        fines_service::routes(),
+        support_service::routes(),
+        docs_service::routes(),
+    ] {
+        for route in routes.declared() {
+            // `:car_id` in a route is `{car_id}` in the document.
+            let path: Vec<String> = route
+                .path
+                .split('/')
+                .map(|segment| match segment.strip_prefix(':') {
+                    Some(name) => format!("{{{name}}}"),
+                    None => segment.to_owned(),
+                })
+                .collect();
+            let name = format!("{} {}", route.method, path.join("/"));
+            declared.insert(name, route.public);
+        }
+    }
+    // Swagger UI's own files are served, not documented.
+    declared.retain(|name, _| !name.starts_with("GET /docs/"));
+    assert_eq!(declared, documented);
+}
+
+/// Every request body the document shows is one a component parses as that very schema, and
+/// each one's documented constraints hold at their bounds (`api::body::disagreements`).
+#[test]
+fn every_documented_request_body_is_parsed_as_documented() {
+    let doc: serde_json::Value = serde_json::from_str(&generated()).unwrap();
+    let bodies: Vec<api::body::Documented> = [
+        user_service::domain::request_bodies(),
+        car_service::domain::request_bodies(),
+        order_service::domain::request_bodies(),
+        cart_service::domain::request_bodies(),
+        payment_service::domain::request_bodies(),
+        bonus_service::domain::request_bodies(),
+        fines_service::domain::request_bodies(),
+        support_service::domain::request_bodies(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let mut documented = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let schema = &operation["requestBody"]["content"]["application/json"]["schema"];
+            if schema.is_null() {
+                continue;
+            }
+            // `$ref`, or an optional body: `oneOf: [$ref, null]`.
+            let reference = schema["$ref"].as_str().or_else(|| {
+                schema["oneOf"]
+                    .as_array()
+                    .and_then(|branches| branches.iter().find_map(|b| b["$ref"].as_str()))
+            });
+            let name = reference
+                .and_then(|r| r.rsplit('/').next())
+                .unwrap_or_else(|| panic!("{method} {path}: a body schema not named: {schema}"));
+            let body = bodies
+                .iter()
+                .find(|body| body.schema.name() == name)
+                .unwrap_or_else(|| panic!("{method} {path}: no component parses {name}"));
+            assert_eq!(
+                &doc["components"]["schemas"][name],
+                body.schema.root(),
+                "{method} {path}: the document's {name} is not the parser's"
+            );
+            documented.push(name.to_owned());
+        }
+    }
+    assert!(documented.len() >= 15, "only {documented:?}");
+    let mut found = Vec::new();
+    for body in &bodies {
+        found.extend(api::body::disagreements(body));
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+/// A plate is a plate wherever the document takes one (car-service registers it, fines-service
+/// is asked about it).
+#[test]
+fn every_license_plate_has_the_same_pattern() {
+    let doc: serde_json::Value = serde_json::from_str(&generated()).unwrap();
+    let mut patterns = std::collections::BTreeSet::new();
+    let mut stack = vec![&doc];
+    while let Some(value) = stack.pop() {
+        match value {
+            serde_json::Value::Object(object) => {
+                if object.get("name").and_then(|n| n.as_str()) == Some("license_plate") {
+                    patterns.insert(object["schema"]["pattern"].to_string());
+                }
+                if let Some(plate) = object.get("license_plate") {
+                    if plate.get("pattern").is_some() {
+                        patterns.insert(plate["pattern"].to_string());
+                    }
+                }
+                stack.extend(object.values());
+            }
+            serde_json::Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    assert_eq!(patterns.len(), 1, "{patterns:?}");
+}
