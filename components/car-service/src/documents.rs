@@ -182,6 +182,13 @@ impl FileType {
     }
 }
 
+/// Standard base64 with padding, as the pattern of [`FileRequest::content_base64`] has it:
+/// unused bits of the last character need not be zero (`AB==` reads as `AA==` does).
+const SCAN_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+);
+
 /// A document to attach, every field valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDocument {
@@ -212,14 +219,12 @@ impl NewDocument {
             Some(file) => Some(File {
                 name: file.name.trim().to_owned(),
                 content_type: file.content_type.as_str().to_owned(),
-                bytes: base64::engine::general_purpose::STANDARD
-                    .decode(&file.content_base64)
-                    .map_err(|_| {
-                        FieldErrors::from(FieldError::new(
-                            "file.content_base64",
-                            "is not valid base64",
-                        ))
-                    })?,
+                bytes: SCAN_BASE64.decode(&file.content_base64).map_err(|_| {
+                    FieldErrors::from(FieldError::new(
+                        "file.content_base64",
+                        "is not valid base64",
+                    ))
+                })?,
             }),
         };
         Ok(Self {
@@ -498,6 +503,12 @@ mod tests {
         };
         let too_big =
             base64::engine::general_purpose::STANDARD.encode(vec![0u8; MAX_FILE_BYTES + 1]);
+        let file_of = |content: &str| {
+            NewDocument::parse(&file(content.to_owned())).map(|d| d.file.unwrap().bytes)
+        };
+        // Unused bits of the last character are ignored, as the pattern allows them.
+        assert_eq!(file_of("AB=="), Ok(vec![0]));
+        assert_eq!(file_of("J0mjwPND5gujpk=="), file_of("J0mjwPND5gujpg=="));
         for bad in [too_big, "***".to_owned(), String::new(), "AAA".to_owned()] {
             let errors = NewDocument::parse(&file(bad)).unwrap_err();
             assert_eq!(errors.as_slice()[0].field, "file.content_base64");

@@ -78,7 +78,12 @@ pub struct RegisterRequest {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"email": "test@example.com", "password": "password123"}))]
 pub struct LoginRequest {
-    /// Compared trimmed and lower-cased.
+    /// Compared trimmed and lower-cased; not blank, no NUL (any other text is a login that
+    /// fails with 401).
+    #[schema(
+        min_length = 1,
+        pattern = r"^[^\x00]*[^\x00\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\x00]*$"
+    )]
     pub email: String,
     #[schema(format = Password)]
     pub password: String,
@@ -442,6 +447,11 @@ mod tests {
         assert_eq!(credentials.password, " pw ");
         let errors = Credentials::parse(&object(json!({}))).unwrap_err();
         assert_eq!(errors.len(), 2);
+        for blank in ["", "  ", "a\u{0}b"] {
+            let errors =
+                Credentials::parse(&object(json!({"email": blank, "password": "x"}))).unwrap_err();
+            assert_eq!(errors.as_slice()[0].field, "email", "{blank:?}");
+        }
         let errors = Credentials::parse(&object(json!({"email": 7, "password": "x"}))).unwrap_err();
         assert_eq!(
             errors.as_slice()[0].message,
