@@ -401,7 +401,10 @@ async fn up(manifest_path: &Path, app_dir: &Path, migrations: &Path, args: UpArg
         println!("{line}");
     }
     let relay = relay_config.map(|config| tokio::spawn(relay::run(config, shutdown.clone())));
-    let redis_triggers = tokio::spawn(runtime::redis::run_triggers(app.clone(), shutdown.clone()));
+    let redis_triggers = tokio::spawn(runtime::redis_trigger::run_triggers(
+        app.clone(),
+        shutdown.clone(),
+    ));
     let watcher = if args.watch {
         let manifest = LoadedManifest::from_file(manifest_path)?;
         Some(tokio::spawn(watch::run(

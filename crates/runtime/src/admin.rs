@@ -20,7 +20,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::app::{error_response, full_body, App};
+use crate::app::App;
+use crate::body::{error_response, full_body};
 use crate::compile::CacheOutcome;
 
 /// The largest component accepted (ours are about 1 MB).

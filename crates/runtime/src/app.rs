@@ -2,22 +2,23 @@
 //! and pre-instantiated once, and the router. `serve` runs one request in a fresh instance.
 
 use crate::admission::Admission;
+use crate::allowed_hosts::AllowedHosts;
 use crate::bindings::redis_guest::RedisGuestPre;
+use crate::body::error_response;
 use crate::compile::{CacheOutcome, CompileCache};
+pub use crate::component::ComponentConfig;
 use crate::limits::{start_epoch_ticker, Limits};
+use crate::manifest::RedisTrigger;
 use crate::manifest::{LoadedManifest, RouteDecl};
-use crate::metrics::ComponentMetrics;
 use crate::observe::{self, RequestId};
-use crate::outbound::AllowedHosts;
+use crate::outbound::{ChainedResponse, Chaining};
 use crate::postgres::{Postgres, PostgresConfig};
-use crate::redis::{RedisClients, RedisTrigger};
+use crate::redis::RedisClients;
 use crate::routes::Router;
 use crate::spin_headers::{self, SpinRequestInfo};
-use crate::state::InstanceState;
-use crate::variables::{AppVariables, ComponentVariables, VariableSources};
+use crate::state::{Capabilities, InstanceState};
+use crate::variables::{AppVariables, VariableSources};
 use anyhow::{Context, Result};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,9 +32,6 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
-/// `http://<component-id>.spin.internal` reaches a component of the same app in-process.
-pub const CHAINING_SUFFIX: &str = ".spin.internal";
-
 /// How to load an application.
 #[derive(Debug, Clone)]
 pub struct AppOptions {
@@ -42,18 +40,6 @@ pub struct AppOptions {
     pub cache: CompileCache,
     pub limits: Limits,
     pub postgres: PostgresConfig,
-}
-
-/// What a component's instances are allowed to do and see.
-#[derive(Debug)]
-pub struct ComponentConfig {
-    pub id: String,
-    pub allowed_hosts: AllowedHosts,
-    pub variables: ComponentVariables,
-    /// Kept across hot swaps with the rest of the configuration: a swap does not reset them.
-    pub metrics: Arc<ComponentMetrics>,
-    /// The component's concurrency cap, when it has one; kept across hot swaps too.
-    pub admission: Option<Arc<Admission>>,
 }
 
 /// A component ready to serve: its configuration and its pre-instantiated handles, one per
@@ -68,8 +54,8 @@ pub struct App {
     pub name: String,
     pub version: String,
     pub(crate) limits: Limits,
-    pub(crate) postgres: Postgres,
-    pub(crate) redis: RedisClients,
+    pub(crate) postgres: Arc<Postgres>,
+    redis: Arc<RedisClients>,
     engine: Engine,
     /// Kept for hot swap: a replacement is linked and compiled exactly like the original.
     linker: Linker<InstanceState>,
@@ -187,8 +173,8 @@ impl App {
             name: manifest.application.name.clone(),
             version: manifest.application.version.clone(),
             limits: options.limits,
-            postgres: Postgres::new(options.postgres),
-            redis: RedisClients::default(),
+            postgres: Arc::new(Postgres::new(options.postgres)),
+            redis: Arc::default(),
             engine,
             linker,
             cache: options.cache,
@@ -288,7 +274,13 @@ impl App {
         config: Arc<ComponentConfig>,
         request_id: RequestId,
     ) -> Store<InstanceState> {
-        let state = InstanceState::new(self.clone(), config, request_id);
+        let capabilities = Capabilities {
+            postgres: self.postgres.clone(),
+            redis: self.redis.clone(),
+            chaining: self.clone(),
+            limits: &self.limits,
+        };
+        let state = InstanceState::new(capabilities, config, request_id);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         self.limits.arm_deadline(&mut store);
@@ -347,12 +339,12 @@ impl App {
 
     /// Service chaining: `http://<id>.spin.internal/<path>` as Spin presents it to the callee,
     /// recorded as a request of the callee under the id the caller's request carries.
-    pub(crate) async fn serve_chained(
+    async fn chained(
         self: Arc<Self>,
-        target: &str,
+        target: String,
         mut request: http::Request<WasiBody>,
     ) -> Result<http::Response<WasiBody>, wasmtime_wasi_http::Error> {
-        let Some(loaded) = self.component(target) else {
+        let Some(loaded) = self.component(&target) else {
             tracing::error!("service chaining to unknown component `{target}`");
             return Err(wasmtime_wasi_http::Error::DestinationNotFound);
         };
@@ -491,20 +483,14 @@ fn deadline_response(
     )
 }
 
-/// The API's error shape, `{"error":{"code","message"}}`, for answers the host gives itself.
-pub fn error_response(status: u16, code: &str, message: &str) -> http::Response<HyperOutgoingBody> {
-    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
-    http::Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(full_body(Bytes::from(body)))
-        .expect("static response parts are valid")
-}
-
-pub fn full_body(bytes: Bytes) -> HyperOutgoingBody {
-    Full::new(bytes)
-        .map_err(|never| match never {})
-        .boxed_unsync()
+impl Chaining for App {
+    fn serve_chained(
+        self: Arc<Self>,
+        target: String,
+        request: http::Request<WasiBody>,
+    ) -> ChainedResponse {
+        Box::pin(self.chained(target, request))
+    }
 }
 
 /// Which trigger interfaces a component must export.

@@ -3,7 +3,8 @@
 //! the request to the guest as Spin does, give every request an id (answered in
 //! `x-request-id`), and shut down gracefully.
 
-use crate::app::{error_response, full_body, App, LoadedComponent};
+use crate::app::{App, LoadedComponent};
+use crate::body::{error_response, full_body};
 use crate::connection::{self, ConnectionLimits, ConnectionSlots, Phase, TimedIo};
 use crate::observe::{self, RequestId};
 use crate::routes::RouteMatch;

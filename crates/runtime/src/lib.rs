@@ -5,8 +5,12 @@
 
 pub mod admin;
 pub mod admission;
+pub mod allowed_hosts;
 pub mod app;
+mod app_metrics;
+pub mod body;
 pub mod compile;
+pub mod component;
 pub mod connection;
 pub mod http_trigger;
 pub mod limits;
@@ -16,6 +20,7 @@ pub mod observe;
 pub mod outbound;
 pub mod postgres;
 pub mod redis;
+pub mod redis_trigger;
 pub mod routes;
 pub mod spin_headers;
 pub mod state;

@@ -216,6 +216,14 @@ fn check_component_id(id: &str) -> Result<()> {
     Ok(())
 }
 
+/// A resolved `[[trigger.redis]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisTrigger {
+    pub address: String,
+    pub channel: String,
+    pub component: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,31 +20,31 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::app::{full_body, App};
+use crate::body::full_body;
 
 /// Upper bounds of the latency buckets in microseconds, 1 ms to 30 s (the default deadline):
 /// a pooled query is a few ms, a bcrypt login a few hundred, a simulated payment seconds.
-const LATENCY_BOUNDS_MICROS: [u64; 14] = [
+pub(crate) const LATENCY_BOUNDS_MICROS: [u64; 14] = [
     1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
     5_000_000, 10_000_000, 30_000_000,
 ];
 
-const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+pub(crate) const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// One component's request numbers; shared by every version of it across hot swaps.
 #[derive(Debug, Default)]
 pub struct ComponentMetrics {
-    by_class: [AtomicU64; 5],
+    pub(crate) by_class: [AtomicU64; 5],
     /// Observations per bucket, not cumulative, so recording one is a single increment; the
     /// last bucket holds what is above every bound. Cumulated when scraped.
-    buckets: [AtomicU64; LATENCY_BOUNDS_MICROS.len() + 1],
-    sum_micros: AtomicU64,
-    memory_limit_hits: AtomicU64,
-    deadline_hits: AtomicU64,
-    concurrency_limit_hits: AtomicU64,
+    pub(crate) buckets: [AtomicU64; LATENCY_BOUNDS_MICROS.len() + 1],
+    pub(crate) sum_micros: AtomicU64,
+    pub(crate) memory_limit_hits: AtomicU64,
+    pub(crate) deadline_hits: AtomicU64,
+    pub(crate) concurrency_limit_hits: AtomicU64,
     /// Redis trigger messages by outcome: handled (the guest returned Ok), failed (it returned
     /// an error, trapped or ran out of time).
-    redis_messages: [AtomicU64; 2],
+    pub(crate) redis_messages: [AtomicU64; 2],
 }
 
 impl ComponentMetrics {
@@ -213,113 +213,6 @@ impl Exposition {
         // Derived from the buckets, so `_count` always equals the `+Inf` bucket even when a
         // scrape races a request.
         self.sample(&format!("{name}_count"), labels, cumulative as f64);
-    }
-}
-
-/// The host's own numbers: every component's requests, latencies and limit hits, and the
-/// usage of each Postgres pool guests opened.
-impl Source for App {
-    fn collect(&self, out: &mut Exposition) {
-        let mut components = self.component_configs();
-        components.sort_by(|a, b| a.id.cmp(&b.id));
-
-        out.family(
-            "http_requests_total",
-            Kind::Counter,
-            "HTTP requests answered for each component, by status class.",
-        );
-        for c in &components {
-            for (class, count) in STATUS_CLASSES.iter().zip(&c.metrics.by_class) {
-                let labels = [("component", c.id.as_str()), ("status_class", class)];
-                out.sample("http_requests_total", &labels, count.load(Relaxed) as f64);
-            }
-        }
-
-        out.family(
-            "http_request_duration_seconds",
-            Kind::Histogram,
-            "Time from a request reaching the host to its response head, for each component.",
-        );
-        let bounds: Vec<f64> = LATENCY_BOUNDS_MICROS
-            .iter()
-            .map(|&micros| micros as f64 / 1e6)
-            .collect();
-        for c in &components {
-            let counts: Vec<u64> = c.metrics.buckets.iter().map(|b| b.load(Relaxed)).collect();
-            let sum = c.metrics.sum_micros.load(Relaxed) as f64 / 1e6;
-            let labels = [("component", c.id.as_str())];
-            out.histogram(
-                "http_request_duration_seconds",
-                &labels,
-                &bounds,
-                &counts,
-                sum,
-            );
-        }
-
-        out.family(
-            "instance_limit_hits_total",
-            Kind::Counter,
-            "Instances refused memory beyond their cap, requests stopped at their deadline, and \
-             requests turned away at the component's concurrency cap.",
-        );
-        for c in &components {
-            for (limit, count) in [
-                ("memory", &c.metrics.memory_limit_hits),
-                ("deadline", &c.metrics.deadline_hits),
-                ("concurrency", &c.metrics.concurrency_limit_hits),
-            ] {
-                let labels = [("component", c.id.as_str()), ("limit", limit)];
-                out.sample(
-                    "instance_limit_hits_total",
-                    &labels,
-                    count.load(Relaxed) as f64,
-                );
-            }
-        }
-
-        out.family(
-            "redis_messages_total",
-            Kind::Counter,
-            "Redis trigger messages each component ran, by outcome: handled, or failed (the guest \
-             returned an error, trapped or hit its deadline).",
-        );
-        for c in &components {
-            for (outcome, count) in ["handled", "failed"].iter().zip(&c.metrics.redis_messages) {
-                let labels = [("component", c.id.as_str()), ("outcome", outcome)];
-                out.sample("redis_messages_total", &labels, count.load(Relaxed) as f64);
-            }
-        }
-
-        out.family(
-            "http_connections_refused_total",
-            Kind::Counter,
-            "Connections answered 503 and closed because the open-connection cap was reached.",
-        );
-        out.sample(
-            "http_connections_refused_total",
-            &[],
-            self.refused_connections() as f64,
-        );
-
-        let pools = self.postgres.usage();
-        if !pools.is_empty() {
-            out.family(
-                "postgres_pool_connections",
-                Kind::Gauge,
-                "Connections of each Postgres pool (host:port/database): in use, idle, and the maximum.",
-            );
-            for pool in &pools {
-                for (state, value) in [
-                    ("in_use", pool.in_use),
-                    ("idle", pool.idle),
-                    ("max", pool.max),
-                ] {
-                    let labels = [("pool", pool.label.as_str()), ("state", state)];
-                    out.sample("postgres_pool_connections", &labels, value as f64);
-                }
-            }
-        }
     }
 }
 

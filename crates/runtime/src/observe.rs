@@ -12,7 +12,7 @@ use tracing::field::Empty;
 use tracing::Instrument;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::app::ComponentConfig;
+use crate::component::ComponentConfig;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

@@ -8,9 +8,9 @@
 
 mod types;
 
+use crate::allowed_hosts::AllowedHosts;
 use crate::bindings::spin::postgres::postgres::{self as pg, ParameterValue, RowSet};
 use crate::limits::POSTGRES_CONNECT_TIMEOUT;
-use crate::outbound::AllowedHosts;
 use crate::state::InstanceState;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use std::collections::HashMap;
@@ -356,7 +356,7 @@ impl pg::HostConnection for InstanceState {
         if let Err(e) = check_allowed(&self.component.allowed_hosts, &address) {
             return Ok(Err(e));
         }
-        let pool = match self.app.postgres.pool(&address) {
+        let pool = match self.postgres.pool(&address) {
             Ok(pool) => pool,
             Err(e) => return Ok(Err(e)),
         };

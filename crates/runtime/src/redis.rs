@@ -1,27 +1,21 @@
-//! Redis, both ways. Outbound: `fermyon:spin/redis@2.0.0` connections, checked against
+//! Outbound Redis for guests: `fermyon:spin/redis@2.0.0` connections, checked against
 //! `allowed_outbound_hosts` (`redis://host:port`), sharing one multiplexed client per address.
-//! Inbound: `[[trigger.redis]]` subscribes to a channel and runs one fresh instance of the
-//! component per message, as Spin does, counting each message's outcome in the component's
-//! metrics. Pub/sub delivers at most once: a message published while no subscriber listens,
-//! or while the handler fails, is gone. Connecting and each command are bounded
-//! ([`REDIS_CONNECT_TIMEOUT`], [`REDIS_RESPONSE_TIMEOUT`]); a shared client that fails as a
-//! connection is dropped, so the next guest connects afresh once Redis is back.
+//! Connecting and each command are bounded ([`REDIS_CONNECT_TIMEOUT`],
+//! [`REDIS_RESPONSE_TIMEOUT`]); a shared client that fails as a connection is dropped, so the
+//! next guest connects afresh once Redis is back. The inbound side, `[[trigger.redis]]`, is
+//! `redis_trigger`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
 
-use anyhow::{Context, Result};
-use futures_util::StreamExt;
+use anyhow::Result;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, AsyncConnectionConfig, RedisResult, Value};
-use tokio::sync::watch;
 use wasmtime::component::Resource;
 
-use crate::app::App;
+use crate::allowed_hosts::AllowedHosts;
 use crate::bindings::fermyon::spin2_0_0::redis as outbound;
 use crate::limits::{REDIS_CONNECT_TIMEOUT, REDIS_RESPONSE_TIMEOUT};
-use crate::outbound::AllowedHosts;
 use crate::state::InstanceState;
 
 /// A guest's open connection: a handle on the shared multiplexed client.
@@ -128,7 +122,7 @@ impl outbound::HostConnection for InstanceState {
         if let Err(error) = check_allowed(&self.component.allowed_hosts, &address) {
             return Ok(Err(error));
         }
-        match self.app.redis.connection(&address).await {
+        match self.redis.connection(&address).await {
             Ok(conn) => Ok(Ok(self.table.push(RedisConnection { conn, address })?)),
             Err(error) => Ok(Err(error)),
         }
@@ -142,7 +136,7 @@ impl outbound::HostConnection for InstanceState {
     ) -> wasmtime::Result<Result<(), outbound::Error>> {
         let (mut conn, address) = self.redis_connection(&conn)?;
         let result = conn.publish::<_, _, ()>(channel, payload).await;
-        Ok(self.app.redis.checked(&address, result).map_err(other))
+        Ok(self.redis.checked(&address, result).map_err(other))
     }
 
     async fn get(
@@ -152,7 +146,7 @@ impl outbound::HostConnection for InstanceState {
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, outbound::Error>> {
         let (mut conn, address) = self.redis_connection(&conn)?;
         let result = conn.get(key).await;
-        Ok(self.app.redis.checked(&address, result).map_err(other))
+        Ok(self.redis.checked(&address, result).map_err(other))
     }
 
     async fn set(
@@ -163,7 +157,7 @@ impl outbound::HostConnection for InstanceState {
     ) -> wasmtime::Result<Result<(), outbound::Error>> {
         let (mut conn, address) = self.redis_connection(&conn)?;
         let result = conn.set(key, value).await;
-        Ok(self.app.redis.checked(&address, result).map_err(other))
+        Ok(self.redis.checked(&address, result).map_err(other))
     }
 
     async fn incr(
@@ -173,7 +167,7 @@ impl outbound::HostConnection for InstanceState {
     ) -> wasmtime::Result<Result<i64, outbound::Error>> {
         let (mut conn, address) = self.redis_connection(&conn)?;
         let result = conn.incr(key, 1).await;
-        Ok(self.app.redis.checked(&address, result).map_err(|error| {
+        Ok(self.redis.checked(&address, result).map_err(|error| {
             if error.kind() == redis::ErrorKind::UnexpectedReturnType {
                 outbound::Error::TypeError
             } else {
@@ -189,7 +183,7 @@ impl outbound::HostConnection for InstanceState {
     ) -> wasmtime::Result<Result<u32, outbound::Error>> {
         let (mut conn, address) = self.redis_connection(&conn)?;
         let result = conn.del(keys).await;
-        Ok(self.app.redis.checked(&address, result).map_err(other))
+        Ok(self.redis.checked(&address, result).map_err(other))
     }
 
     async fn sadd(
@@ -200,7 +194,7 @@ impl outbound::HostConnection for InstanceState {
     ) -> wasmtime::Result<Result<u32, outbound::Error>> {
         let (mut conn, address) = self.redis_connection(&conn)?;
         let result = conn.sadd(key, values).await;
-        Ok(self.app.redis.checked(&address, result).map_err(other))
+        Ok(self.redis.checked(&address, result).map_err(other))
     }
 
     async fn smembers(
@@ -210,7 +204,7 @@ impl outbound::HostConnection for InstanceState {
     ) -> wasmtime::Result<Result<Vec<String>, outbound::Error>> {
         let (mut conn, address) = self.redis_connection(&conn)?;
         let result = conn.smembers(key).await;
-        Ok(self.app.redis.checked(&address, result).map_err(other))
+        Ok(self.redis.checked(&address, result).map_err(other))
     }
 
     async fn srem(
@@ -221,7 +215,7 @@ impl outbound::HostConnection for InstanceState {
     ) -> wasmtime::Result<Result<u32, outbound::Error>> {
         let (mut conn, address) = self.redis_connection(&conn)?;
         let result = conn.srem(key, values).await;
-        Ok(self.app.redis.checked(&address, result).map_err(other))
+        Ok(self.redis.checked(&address, result).map_err(other))
     }
 
     async fn execute(
@@ -239,7 +233,7 @@ impl outbound::HostConnection for InstanceState {
             };
         }
         let result = cmd.query_async(&mut conn).await;
-        let value: Value = match self.app.redis.checked(&address, result) {
+        let value: Value = match self.redis.checked(&address, result) {
             Ok(value) => value,
             Err(error) => return Ok(Err(other(error))),
         };
@@ -276,88 +270,6 @@ fn result(value: Value) -> Result<outbound::RedisResult, outbound::Error> {
         }
         _ => return Err(outbound::Error::TypeError),
     })
-}
-
-/// Runs every `[[trigger.redis]]` of `app` until `shutdown` turns true: one subscription per
-/// (address, channel), one instance per message. Reconnects with backoff when Redis goes.
-pub async fn run_triggers(app: Arc<App>, shutdown: watch::Receiver<bool>) {
-    let triggers = app.redis_triggers().to_vec();
-    let mut tasks = tokio::task::JoinSet::new();
-    for trigger in triggers {
-        tasks.spawn(subscribe(app.clone(), trigger, shutdown.clone()));
-    }
-    while tasks.join_next().await.is_some() {}
-}
-
-/// A resolved `[[trigger.redis]]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisTrigger {
-    pub address: String,
-    pub channel: String,
-    pub component: String,
-}
-
-async fn subscribe(app: Arc<App>, trigger: RedisTrigger, mut shutdown: watch::Receiver<bool>) {
-    let mut delay = Duration::from_millis(100);
-    loop {
-        let session = listen(&app, &trigger);
-        let error = tokio::select! {
-            result = session => match result {
-                Ok(()) => anyhow::anyhow!("the subscription ended"),
-                Err(error) => error,
-            },
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        };
-        tracing::warn!(
-            channel = %trigger.channel,
-            component = %trigger.component,
-            "redis trigger: {error:#}; resubscribing in {delay:?}"
-        );
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
-        }
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
-}
-
-async fn listen(app: &Arc<App>, trigger: &RedisTrigger) -> Result<()> {
-    let client = redis::Client::open(trigger.address.as_str())
-        .with_context(|| format!("invalid redis address for channel `{}`", trigger.channel))?;
-    // Bounded, so a Redis that accepts connections and never answers is retried, not
-    // waited on for ever.
-    let mut pubsub = tokio::time::timeout(REDIS_CONNECT_TIMEOUT, client.get_async_pubsub())
-        .await
-        .context("connecting to Redis: no answer")?
-        .context("connecting to Redis")?;
-    tokio::time::timeout(REDIS_RESPONSE_TIMEOUT, pubsub.subscribe(&trigger.channel))
-        .await
-        .context("subscribing: no answer")??;
-    tracing::info!(
-        channel = %trigger.channel,
-        component = %trigger.component,
-        "redis trigger subscribed"
-    );
-    let mut messages = pubsub.on_message();
-    while let Some(message) = messages.next().await {
-        let payload = message.get_payload_bytes().to_vec();
-        let app = app.clone();
-        let component = trigger.component.clone();
-        // One instance per message, concurrently, like Spin.
-        tokio::spawn(async move {
-            let metrics = app
-                .component(&component)
-                .map(|loaded| loaded.config.metrics.clone());
-            let outcome = app.handle_redis_message(&component, payload).await;
-            if let Some(metrics) = metrics {
-                metrics.redis_message(outcome.is_ok());
-            }
-            if let Err(error) = outcome {
-                tracing::error!(%component, "redis message handler failed: {error:#}");
-            }
-        });
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,19 +1,31 @@
 //! What one instance's `Store` holds: WASI contexts, its resources, limits, and the component's
 //! configuration. Built fresh for every request and dropped with the instance.
 
-use crate::app::{App, ComponentConfig};
 use crate::bindings::fermyon::spin2_0_0::variables;
-use crate::limits::InstanceLimits;
+use crate::component::ComponentConfig;
+use crate::limits::{InstanceLimits, Limits};
 use crate::observe::RequestId;
-use crate::outbound::OutboundHttp;
+use crate::outbound::{Chaining, OutboundHttp};
+use crate::postgres::Postgres;
+use crate::redis::RedisClients;
 use crate::variables::GetError;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+/// The app-wide services an instance reaches: the host's shared clients and the chaining
+/// handle, nothing more of the app.
+pub(crate) struct Capabilities<'a> {
+    pub postgres: Arc<Postgres>,
+    pub redis: Arc<RedisClients>,
+    pub chaining: Arc<dyn Chaining>,
+    pub limits: &'a Limits,
+}
+
 pub struct InstanceState {
-    pub(crate) app: Arc<App>,
+    pub(crate) postgres: Arc<Postgres>,
+    pub(crate) redis: Arc<RedisClients>,
     pub(crate) component: Arc<ComponentConfig>,
     pub(crate) table: ResourceTable,
     pub(crate) limits: InstanceLimits,
@@ -26,15 +38,27 @@ impl InstanceState {
     /// The state of an instance serving the request (or message) `request_id`; its outbound
     /// requests carry that id.
     pub(crate) fn new(
-        app: Arc<App>,
+        capabilities: Capabilities<'_>,
         component: Arc<ComponentConfig>,
         request_id: RequestId,
     ) -> Self {
-        let limits = InstanceLimits::new(&app.limits, component.metrics.clone());
+        let Capabilities {
+            postgres,
+            redis,
+            chaining,
+            limits,
+        } = capabilities;
         let wasi = WasiCtx::builder().inherit_stdout().inherit_stderr().build();
-        let hooks = OutboundHttp::new(app.clone(), component.clone(), request_id);
+        let hooks = OutboundHttp::new(
+            chaining,
+            component.clone(),
+            request_id,
+            limits.request_timeout,
+        );
+        let limits = InstanceLimits::new(limits, component.metrics.clone());
         Self {
-            app,
+            postgres,
+            redis,
             component,
             table: ResourceTable::new(),
             limits,

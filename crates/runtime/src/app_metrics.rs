@@ -1,0 +1,114 @@
+//! The host's own numbers as a metrics source: what `App` knows (its components' counters,
+//! refused connections, Postgres pools) in the exposition `metrics` writes.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::app::App;
+use crate::metrics::{Exposition, Kind, Source, LATENCY_BOUNDS_MICROS, STATUS_CLASSES};
+
+/// The host's own numbers: every component's requests, latencies and limit hits, and the
+/// usage of each Postgres pool guests opened.
+impl Source for App {
+    fn collect(&self, out: &mut Exposition) {
+        let mut components = self.component_configs();
+        components.sort_by(|a, b| a.id.cmp(&b.id));
+
+        out.family(
+            "http_requests_total",
+            Kind::Counter,
+            "HTTP requests answered for each component, by status class.",
+        );
+        for c in &components {
+            for (class, count) in STATUS_CLASSES.iter().zip(&c.metrics.by_class) {
+                let labels = [("component", c.id.as_str()), ("status_class", class)];
+                out.sample("http_requests_total", &labels, count.load(Relaxed) as f64);
+            }
+        }
+
+        out.family(
+            "http_request_duration_seconds",
+            Kind::Histogram,
+            "Time from a request reaching the host to its response head, for each component.",
+        );
+        let bounds: Vec<f64> = LATENCY_BOUNDS_MICROS
+            .iter()
+            .map(|&micros| micros as f64 / 1e6)
+            .collect();
+        for c in &components {
+            let counts: Vec<u64> = c.metrics.buckets.iter().map(|b| b.load(Relaxed)).collect();
+            let sum = c.metrics.sum_micros.load(Relaxed) as f64 / 1e6;
+            let labels = [("component", c.id.as_str())];
+            out.histogram(
+                "http_request_duration_seconds",
+                &labels,
+                &bounds,
+                &counts,
+                sum,
+            );
+        }
+
+        out.family(
+            "instance_limit_hits_total",
+            Kind::Counter,
+            "Instances refused memory beyond their cap, requests stopped at their deadline, and \
+             requests turned away at the component's concurrency cap.",
+        );
+        for c in &components {
+            for (limit, count) in [
+                ("memory", &c.metrics.memory_limit_hits),
+                ("deadline", &c.metrics.deadline_hits),
+                ("concurrency", &c.metrics.concurrency_limit_hits),
+            ] {
+                let labels = [("component", c.id.as_str()), ("limit", limit)];
+                out.sample(
+                    "instance_limit_hits_total",
+                    &labels,
+                    count.load(Relaxed) as f64,
+                );
+            }
+        }
+
+        out.family(
+            "redis_messages_total",
+            Kind::Counter,
+            "Redis trigger messages each component ran, by outcome: handled, or failed (the guest \
+             returned an error, trapped or hit its deadline).",
+        );
+        for c in &components {
+            for (outcome, count) in ["handled", "failed"].iter().zip(&c.metrics.redis_messages) {
+                let labels = [("component", c.id.as_str()), ("outcome", outcome)];
+                out.sample("redis_messages_total", &labels, count.load(Relaxed) as f64);
+            }
+        }
+
+        out.family(
+            "http_connections_refused_total",
+            Kind::Counter,
+            "Connections answered 503 and closed because the open-connection cap was reached.",
+        );
+        out.sample(
+            "http_connections_refused_total",
+            &[],
+            self.refused_connections() as f64,
+        );
+
+        let pools = self.postgres.usage();
+        if !pools.is_empty() {
+            out.family(
+                "postgres_pool_connections",
+                Kind::Gauge,
+                "Connections of each Postgres pool (host:port/database): in use, idle, and the maximum.",
+            );
+            for pool in &pools {
+                for (state, value) in [
+                    ("in_use", pool.in_use),
+                    ("idle", pool.idle),
+                    ("max", pool.max),
+                ] {
+                    let labels = [("pool", pool.label.as_str()), ("state", state)];
+                    out.sample("postgres_pool_connections", &labels, value as f64);
+                }
+            }
+        }
+    }
+}
