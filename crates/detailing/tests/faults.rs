@@ -1270,6 +1270,7 @@ fn a_silent_car_service_ends_bookings_with_504_before_the_deadline() {
     if common::host_only(WHY_HOST_ONLY) {
         return;
     }
+    let test_started = Instant::now();
     let hole = silent_listener();
     let server = TestServer::start(short_deadline(ServerConfig::app().env(
         "SPIN_VARIABLE_CAR_SERVICE_URL",
@@ -1339,6 +1340,7 @@ fn a_silent_car_service_ends_bookings_with_504_before_the_deadline() {
             );
         }
     });
+    println!("{:?} in all", test_started.elapsed());
 }
 
 #[test]
@@ -1346,6 +1348,7 @@ fn a_silent_postgres_ends_requests_with_503_within_the_connect_timeout() {
     if common::host_only(WHY_HOST_ONLY) {
         return;
     }
+    let test_started = Instant::now();
     let hole = silent_listener();
     let server = TestServer::start(short_deadline(
         ServerConfig::app()
@@ -1409,8 +1412,9 @@ fn a_silent_postgres_ends_requests_with_503_within_the_connect_timeout() {
         );
     }
     println!(
-        "every answer 503 database_unavailable, the slowest in {:?}",
-        answers.iter().map(|a| a.took).max().unwrap()
+        "every answer 503 database_unavailable, the slowest in {:?}; {:?} in all",
+        answers.iter().map(|a| a.took).max().unwrap(),
+        test_started.elapsed()
     );
 }
 
@@ -1419,6 +1423,7 @@ fn a_silent_redis_never_holds_a_payment_up() {
     if common::host_only(WHY_HOST_ONLY) {
         return;
     }
+    let test_started = Instant::now();
     let hole = silent_listener();
     let server = TestServer::start(short_deadline(
         ServerConfig::app()
@@ -1440,4 +1445,5 @@ fn a_silent_redis_never_holds_a_payment_up() {
         .send("cars", "GET", "/api/cars", Some(&me), None, None)
         .unwrap();
     assert_eq!(answer.status, 200);
+    println!("{:?} in all", test_started.elapsed());
 }
