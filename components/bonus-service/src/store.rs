@@ -160,13 +160,7 @@ pub fn redeem(db: &Connection, code: &PromocodeCode, user: Uuid) -> Result<bool,
 /// Up to `page.fetch()` of the user's entries, newest first.
 pub fn history(db: &Connection, user: Uuid, page: &Page) -> Result<Vec<Entry>, ApiError> {
     let params = db::paged(vec![user.to_string().into()], page);
-    let mut entries = Vec::new();
-    for row in db::rows(db::query(db, HISTORY, &params)?) {
-        if !row.is_null("id")? {
-            entries.push(entry_from_row(&row)?);
-        }
-    }
-    Ok(entries)
+    db::list(db::query(db, HISTORY, &params)?, "id", entry_from_row)
 }
 
 fn entry_from_row(row: &Row) -> Result<Entry, ApiError> {

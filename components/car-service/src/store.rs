@@ -84,13 +84,7 @@ pub fn insert(db: &Connection, car: &NewCar, owner: Uuid) -> Result<Inserted, Ap
 
 pub fn list(db: &Connection, owner: Option<Uuid>, page: &Page) -> Result<Vec<Car>, ApiError> {
     let params = db::paged(vec![db::text_or_null(owner.map(|id| id.to_string()))], page);
-    let mut cars = Vec::new();
-    for row in db::rows(db::query(db, LIST, &params)?) {
-        if !row.is_null("id")? {
-            cars.push(car_from_row(&row)?);
-        }
-    }
-    Ok(cars)
+    db::list(db::query(db, LIST, &params)?, "id", car_from_row)
 }
 
 pub fn find(db: &Connection, id: Uuid) -> Result<Option<Car>, ApiError> {
@@ -200,12 +194,9 @@ pub fn registrations(
     page: &Page,
 ) -> Result<Vec<Registration>, ApiError> {
     let params = db::paged(vec![db::text_or_null(owner.map(|id| id.to_string()))], page);
-    let mut registrations = Vec::new();
-    for row in db::rows(db::query(db, REGISTRATIONS, &params)?) {
-        if row.is_null("document_id")? {
-            continue;
-        }
-        registrations.push(Registration {
+    let rows = db::query(db, REGISTRATIONS, &params)?;
+    db::list(rows, "document_id", |row| {
+        Ok(Registration {
             car_id: row.uuid("car_id")?,
             license_plate: row.get("license_plate")?,
             certificate_number: row.get("certificate_number")?,
@@ -214,19 +205,13 @@ pub fn registrations(
                 chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
             })?,
             created_at: row.timestamp("created_at")?,
-        });
-    }
-    Ok(registrations)
+        })
+    })
 }
 
 pub fn documents(db: &Connection, car_id: Uuid) -> Result<Vec<Document>, ApiError> {
-    let mut documents = Vec::new();
-    for row in db::rows(db::query(db, DOCUMENTS, &[car_id.to_string().into()])?) {
-        if !row.is_null("id")? {
-            documents.push(document_from_row(&row)?);
-        }
-    }
-    Ok(documents)
+    let rows = db::query(db, DOCUMENTS, &[car_id.to_string().into()])?;
+    db::list(rows, "id", document_from_row)
 }
 
 /// The scan of document `id` of car `car_id`: `None` when there is no such document,

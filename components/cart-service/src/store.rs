@@ -54,38 +54,29 @@ const CHECKED_OUT: &str = "WITH removed AS (\
      ) SELECT count(removed.id) AS removed FROM (SELECT 1) AS one LEFT JOIN removed ON true";
 
 pub fn catalog(db: &Connection) -> Result<Vec<CatalogItem>, ApiError> {
-    let mut items = Vec::new();
-    for row in db::rows(db::query(db, CATALOG, &[])?) {
-        if row.is_null("id")? {
-            continue;
-        }
-        items.push(CatalogItem {
+    db::list(db::query(db, CATALOG, &[])?, "id", |row| {
+        Ok(CatalogItem {
             id: row.uuid("id")?,
             name: row.get("name")?,
-            kind: kind(&row)?,
-            price: price(&row)?,
+            kind: kind(row)?,
+            price: price(row)?,
             duration_minutes: row.get("duration_minutes")?,
-        });
-    }
-    Ok(items)
+        })
+    })
 }
 
 pub fn lines(db: &Connection, user: Uuid) -> Result<Vec<StoredLine>, ApiError> {
-    let mut lines = Vec::new();
-    for row in db::rows(db::query(db, LINES, &[user.to_string().into()])?) {
-        if row.is_null("id")? {
-            continue;
-        }
-        lines.push(StoredLine {
+    let rows = db::query(db, LINES, &[user.to_string().into()])?;
+    db::list(rows, "id", |row| {
+        Ok(StoredLine {
             id: row.uuid("id")?,
             catalog_id: row.uuid("catalog_id")?,
             name: row.get("name")?,
-            kind: kind(&row)?,
-            unit_price: price(&row)?,
+            kind: kind(row)?,
+            unit_price: price(row)?,
             quantity: row.get("quantity")?,
-        });
-    }
-    Ok(lines)
+        })
+    })
 }
 
 pub enum Added {

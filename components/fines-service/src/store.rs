@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use api::db::{self, Row};
 use api::money::Money;
 use api::ApiError;
-use spin_sdk::pg3::{Connection, RowSet};
+use spin_sdk::pg3::Connection;
 use uuid::Uuid;
 
 use crate::domain::{Fine, LicensePlate, ProvenPlate};
@@ -78,11 +78,8 @@ const MARK_PAID: &str = concat!(
 
 /// The unpaid fines on `plate`, any certificate (staff), newest first.
 pub fn unpaid_on_plate(db: &Connection, plate: &LicensePlate) -> Result<Vec<Fine>, ApiError> {
-    fines(db::query(
-        db,
-        UNPAID_ON_PLATE,
-        &[plate.as_str().to_owned().into()],
-    )?)
+    let rows = db::query(db, UNPAID_ON_PLATE, &[plate.as_str().to_owned().into()])?;
+    db::list(rows, "id", fine_from_row)
 }
 
 /// The unpaid fines on the `proven` plates, each with its certificate, newest first.
@@ -95,7 +92,8 @@ pub fn unpaid_proven(
             .iter()
             .map(|p| serde_json::json!([p.plate.as_str(), p.certificate.as_str()])),
     );
-    fines(db::query(db, UNPAID_PROVEN, &[pairs.to_string().into()])?)
+    let rows = db::query(db, UNPAID_PROVEN, &[pairs.to_string().into()])?;
+    db::list(rows, "id", fine_from_row)
 }
 
 /// Fine `id`, if it exists.
@@ -123,16 +121,6 @@ pub fn mark_paid(
         .as_ref()
         .map(fine_from_row)
         .transpose()
-}
-
-fn fines(rows: RowSet) -> Result<Vec<Fine>, ApiError> {
-    let mut fines = Vec::new();
-    for row in db::rows(rows) {
-        if !row.is_null("id")? {
-            fines.push(fine_from_row(&row)?);
-        }
-    }
-    Ok(fines)
 }
 
 /// The fine in `row`.

@@ -199,13 +199,7 @@ const REVIEW: &str = concat!(
 
 pub fn list(db: &Connection, user: Option<Uuid>, page: &Page) -> Result<Vec<Order>, ApiError> {
     let params = db::paged(vec![db::text_or_null(user.map(|id| id.to_string()))], page);
-    let mut orders = Vec::new();
-    for row in db::rows(db::query(db, LIST, &params)?) {
-        if !row.is_null("id")? {
-            orders.push(order_from_row(&row)?);
-        }
-    }
-    Ok(orders)
+    db::list(db::query(db, LIST, &params)?, "id", order_from_row)
 }
 
 /// The order after the move, or `None` when it was no longer in `from` (or, with

@@ -280,13 +280,7 @@ pub fn list(
         db::text_or_null(filter.fine.map(|id| id.to_string())),
         db::text_or_null(statuses),
     ];
-    let mut payments = Vec::new();
-    for row in db::rows(db::query(db, LIST, &params)?) {
-        if !row.is_null("id")? {
-            payments.push(payment_from_row(&row)?);
-        }
-    }
-    Ok(payments)
+    db::list(db::query(db, LIST, &params)?, "id", payment_from_row)
 }
 
 /// Whether this transaction now holds `key` (false: another request used it first).

@@ -194,13 +194,7 @@ pub fn list(db: &Connection, filter: &TicketFilter) -> Result<Vec<Ticket>, ApiEr
         ],
         &filter.page,
     );
-    let mut tickets = Vec::new();
-    for row in db::rows(db::query(db, LIST, &params)?) {
-        if !row.is_null("id")? {
-            tickets.push(ticket_from_row(&row)?);
-        }
-    }
-    Ok(tickets)
+    db::list(db::query(db, LIST, &params)?, "id", ticket_from_row)
 }
 
 /// The ticket after the move, or `None` when it was no longer in `from`.

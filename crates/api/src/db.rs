@@ -164,6 +164,23 @@ pub fn rows(rows: RowSet) -> Vec<Row> {
         .collect()
 }
 
+/// The rows of a list statement that LEFT JOINs its page onto `(SELECT 1)`, so that an empty
+/// list still answers one row (see [`lookup`] for why), each read by `read`. That row is all
+/// NULL: rows whose `key` column is NULL are left out.
+pub fn list<T>(
+    rows: RowSet,
+    key: &str,
+    read: impl Fn(&Row) -> Result<T, ApiError>,
+) -> Result<Vec<T>, ApiError> {
+    let mut items = Vec::new();
+    for row in self::rows(rows) {
+        if !row.is_null(key)? {
+            items.push(read(&row)?);
+        }
+    }
+    Ok(items)
+}
+
 /// One result row whose values are read by column name.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -222,7 +239,26 @@ pub fn unexpected(column: &str, error: impl Display) -> ApiError {
 
 #[cfg(test)]
 mod tests {
+    use spin_sdk::pg3::{Column, DbDataType};
+
     use super::*;
+
+    #[test]
+    fn a_list_leaves_out_the_placeholder_row() {
+        let column = |name: &str| Column {
+            name: name.to_owned(),
+            data_type: DbDataType::Str,
+        };
+        let rows = RowSet {
+            columns: vec![column("id"), column("note")],
+            rows: vec![
+                vec![DbValue::Str("a".into()), DbValue::DbNull],
+                vec![DbValue::DbNull, DbValue::DbNull],
+            ],
+        };
+        let ids = list(rows, "id", |row| row.get::<String>("id")).unwrap();
+        assert_eq!(ids, ["a"]);
+    }
 
     #[test]
     fn a_lookup_always_answers_one_row_with_a_marker_first() {
