@@ -28,8 +28,8 @@ use spin_sdk::http::{IntoResponse, Method, Params, Request, Response, Router};
 use crate::error::ApiError;
 use crate::http::{health, live, not_found};
 
-/// The order methods are listed in an `Allow` header.
-const ALLOW_ORDER: [Method; 7] = [
+/// The methods a route table answers for, in the order an `Allow` header lists them.
+pub const METHODS: [Method; 7] = [
     Method::Get,
     Method::Head,
     Method::Post,
@@ -144,7 +144,7 @@ impl Routes {
                 .iter()
                 .any(|route| route.path == path && route.method == *method)
         };
-        let methods: Vec<String> = ALLOW_ORDER
+        let methods: Vec<String> = METHODS
             .iter()
             .filter(|method| declared(method))
             .map(Method::to_string)

@@ -8,6 +8,8 @@ use std::task::{Context, Poll, Waker};
 use serde_json::Value;
 use spin_sdk::http::{Method, Request, Response, Router};
 
+use crate::routes::{Route, Routes, METHODS};
+
 /// A request to `path` on the listener's address, as Spin presents it.
 pub fn request(method: Method, path: &str, body: &str) -> Request {
     let mut request = Request::new(method, format!("http://127.0.0.1:3000{path}"));
@@ -83,17 +85,6 @@ pub fn assert_documents_request<T: utoipa::ToSchema>(
     }
 }
 
-/// The methods [`assert_routes`] tries on every declared path.
-const METHODS: [Method; 7] = [
-    Method::Get,
-    Method::Head,
-    Method::Post,
-    Method::Put,
-    Method::Patch,
-    Method::Delete,
-    Method::Options,
-];
-
 /// What a `:name` segment is filled with: a well-formed id, and one that is not.
 const SAMPLES: [&str; 2] = ["3fa85f64-5717-4562-b3fc-2c963f66afa6", "not-a-uuid"];
 
@@ -111,7 +102,7 @@ const SAMPLES: [&str; 2] = ["3fa85f64-5717-4562-b3fc-2c963f66afa6", "not-a-uuid"
 ///
 /// Each `:name` is tried with a UUID and with a non-UUID, each path with and without a
 /// trailing slash. Every answer must be JSON.
-pub fn assert_routes(routes: crate::routes::Routes) {
+pub fn assert_routes(routes: Routes) {
     let declared = routes.declared().to_vec();
     let base = routes.base().to_owned();
     let router = routes.into_router();
@@ -226,7 +217,7 @@ fn matches(pattern: &str, path: &str) -> bool {
 
 /// Paths under `base` that no declared route matches: a sibling of the routes, and each
 /// child and each parent (down to `base`) of a declared path, in both slash forms.
-fn unknown_paths(declared: &[crate::routes::Route], base: &str) -> Vec<String> {
+fn unknown_paths(declared: &[Route], base: &str) -> Vec<String> {
     let base_depth = base.trim_matches('/').split('/').count();
     let mut candidates = vec![format!("{base}/no-such-route")];
     for route in declared {
@@ -259,7 +250,6 @@ mod tests {
     use spin_sdk::http::{Params, Request, Response};
 
     use super::*;
-    use crate::routes::Routes;
 
     /// A handler the way components write them: the caller first, then the query and body.
     fn guarded(request: Request, _: Params) -> Result<Response, crate::ApiError> {
