@@ -353,3 +353,57 @@ fn idle_connections_and_a_login_flood_do_not_stop_other_services() {
         "{logins:?}"
     );
 }
+
+/// The lines of an answer's head, lower-cased, for header checks on raw answers.
+fn head_lower(answer: &str) -> String {
+    answer
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+#[test]
+fn answers_given_before_the_body_is_read_close_the_connection_and_say_so() {
+    if common::host_only(WHY_HOST_ONLY) {
+        return;
+    }
+    // A declared body over the cap is never read: the next request would start inside it.
+    let server = probe_server(&["--max-body-bytes", "1024"]);
+    let answer = raw(
+        &server,
+        b"POST /probe/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4096\r\n\r\n",
+    );
+    let head = head_lower(&answer);
+    assert!(head.starts_with("http/1.1 413"), "{answer:.300}");
+    assert!(head.contains("\r\nconnection: close"), "{answer:.300}");
+
+    // A component at its cap answers before reading the body too; a request without a body
+    // keeps its connection.
+    let server = app_server(&["--component-concurrency", "user-service=1:0"]);
+    register(&server, "closing@example.com");
+    let login = json!({"email": "closing@example.com", "password": "correct horse battery"})
+        .to_string();
+    let with_body = format!(
+        "POST /api/users/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{login}",
+        login.len()
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let busy = loop {
+        // One login keeps user-service busy (bcrypt at cost 12) while the raw one arrives.
+        let answer = std::thread::scope(|scope| {
+            let running = scope.spawn(|| login_status(&server, "closing@example.com"));
+            std::thread::sleep(Duration::from_millis(30));
+            let answer = raw(&server, with_body.as_bytes());
+            running.join().unwrap();
+            answer
+        });
+        if head_lower(&answer).starts_with("http/1.1 503") {
+            break answer;
+        }
+        assert!(Instant::now() < deadline, "never busy: {answer:.300}");
+    };
+    assert!(head_lower(&busy).contains("\r\nconnection: close"), "{busy:.300}");
+    assert!(head_lower(&busy).contains("\r\nretry-after: 1"), "{busy:.300}");
+}

@@ -293,6 +293,7 @@ async fn route(
     // Recorded from here on, so a 413 counts against the component whose route it targeted.
     let method = req.method().clone();
     let config = loaded.config.clone();
+    let has_body = has_body(req.headers());
     let work = async {
         // Admitted before the body is read: a busy component's queue holds no bodies.
         let _admitted = match config.admission.as_ref() {
@@ -300,7 +301,14 @@ async fn route(
                 Ok(permit) => Some(permit),
                 Err(busy) => {
                     config.metrics.concurrency_limit_hit();
-                    return busy_response(&config.id, busy);
+                    let response = busy_response(&config.id, busy);
+                    // The body was never read, so the next request on this connection would
+                    // start inside it: say that the connection ends here.
+                    return if has_body {
+                        closing(response)
+                    } else {
+                        response
+                    };
                 }
             },
             None => None,
@@ -371,7 +379,7 @@ async fn forward(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return too_large(limit);
+        return closing(too_large(limit));
     }
     let (mut parts, body) = req.into_parts();
     let read = tokio::time::timeout(
@@ -379,24 +387,27 @@ async fn forward(
         Limited::new(body, limit).collect(),
     );
     let body = match read.await {
+        // The body is cut short in each of these: the connection cannot carry another request.
         Err(_elapsed) => {
-            return error_response(
+            return closing(error_response(
                 408,
                 "request_timeout",
                 &format!(
                     "the request body did not arrive within {} ms",
                     limits.body_read_timeout.as_millis()
                 ),
-            )
+            ))
         }
         Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(limit),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return closing(too_large(limit))
+        }
         Ok(Err(e)) => {
-            return error_response(
+            return closing(error_response(
                 400,
                 "bad_request",
                 &format!("cannot read the request body: {e}"),
-            )
+            ))
         }
     };
 
@@ -439,6 +450,24 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         headers.remove(name.as_str());
     }
     headers.remove(header::HOST);
+}
+
+/// True when the request announces a body (a non-zero length, or chunks).
+fn has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
+}
+
+/// `response` with `Connection: close`: answered before its request's body was read to the
+/// end, so the client must not send another request on this connection (hyper closes it).
+fn closing(mut response: Response<HyperOutgoingBody>) -> Response<HyperOutgoingBody> {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+    response
 }
 
 fn too_large(limit: usize) -> Response<HyperOutgoingBody> {
