@@ -382,8 +382,8 @@ fn answers_given_before_the_body_is_read_close_the_connection_and_say_so() {
     // keeps its connection.
     let server = app_server(&["--component-concurrency", "user-service=1:0"]);
     register(&server, "closing@example.com");
-    let login = json!({"email": "closing@example.com", "password": "correct horse battery"})
-        .to_string();
+    let login =
+        json!({"email": "closing@example.com", "password": "correct horse battery"}).to_string();
     let with_body = format!(
         "POST /api/users/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\n\r\n{login}",
@@ -404,6 +404,12 @@ fn answers_given_before_the_body_is_read_close_the_connection_and_say_so() {
         }
         assert!(Instant::now() < deadline, "never busy: {answer:.300}");
     };
-    assert!(head_lower(&busy).contains("\r\nconnection: close"), "{busy:.300}");
-    assert!(head_lower(&busy).contains("\r\nretry-after: 1"), "{busy:.300}");
+    assert!(
+        head_lower(&busy).contains("\r\nconnection: close"),
+        "{busy:.300}"
+    );
+    assert!(
+        head_lower(&busy).contains("\r\nretry-after: 1"),
+        "{busy:.300}"
+    );
 }
