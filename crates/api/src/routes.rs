@@ -15,11 +15,12 @@
 //! ```
 //!
 //! Patterns are spin-sdk's: `:name` matches one segment, and an exact segment wins over
-//! `:name` for the same method, so a path declared for one method can still be served by
-//! another route's pattern for another method (`GET /api/orders/review` is
-//! `GET /api/orders/:order_id`). HEAD and OPTIONS are served only where declared; elsewhere
-//! they answer 405 like any other undeclared method (spin-sdk's fallback of HEAD to GET
-//! never applies, since the 405 route matches first).
+//! `:name` for the same method. The 405s are registered per method, so a path declared for
+//! one method answers 405 to the others even where another route's pattern would match it
+//! (`GET /api/orders/review`, declared for POST only, is not `GET /api/orders/:order_id`), as
+//! the API document says. HEAD and OPTIONS are served only where declared; elsewhere they
+//! answer 405 like any other undeclared method (spin-sdk's fallback of HEAD to GET never
+//! applies, since the 405 route matches first).
 
 use std::future::Future;
 
@@ -70,7 +71,9 @@ macro_rules! declare {
             })
         }
 
-        #[doc = concat!("Declares `", stringify!($method), " path`, answered by the async `handler`.")]
+        #[doc = concat!(
+            "Declares `", stringify!($method), " path`, answered by the async `handler`."
+        )]
         pub fn $async_name<Fut, Resp>(
             self,
             path: &str,
@@ -161,12 +164,31 @@ impl Routes {
                 paths.push(&route.path);
             }
         }
-        let refusals: Vec<(String, String)> = paths
+        let refusals: Vec<(String, String, Vec<Method>)> = paths
             .into_iter()
-            .map(|path| (path.to_owned(), self.allow(path)))
+            .map(|path| {
+                let undeclared = METHODS
+                    .iter()
+                    .filter(|method| {
+                        !self
+                            .declared
+                            .iter()
+                            .any(|route| route.path == path && route.method == **method)
+                    })
+                    .cloned()
+                    .collect();
+                (path.to_owned(), self.allow(path), undeclared)
+            })
             .collect();
         let mut router = self.router;
-        for (path, allow) in refusals {
+        for (path, allow, undeclared) in refusals {
+            // Per method, not only as `any`: spin-sdk tries every route of the request's
+            // method before any `any` route, so `GET /api/orders/review` (declared for POST
+            // only) would otherwise be `GET /api/orders/:order_id`. For one method an exact
+            // segment beats `:name`, so the declared path's 405 wins.
+            for method in undeclared {
+                router.add(&path, method, method_not_allowed(allow.clone()));
+            }
             router.any(&path, method_not_allowed(allow));
         }
         router.any("/*", not_found);
@@ -233,6 +255,24 @@ mod tests {
             assert_eq!(allow.as_deref(), Some("GET"));
             assert_eq!(body["error"]["code"], "method_not_allowed");
         }
+    }
+
+    #[test]
+    fn a_literal_path_declared_for_one_method_is_405_for_another_that_a_pattern_would_match() {
+        let router = Routes::new("/api/things")
+            .get("/api/things/:id", ok)
+            .post("/api/things/review", ok)
+            .into_router();
+        let (status, allow, _) = call(&router, Method::Get, "/api/things/review", "");
+        assert_eq!(status, 405);
+        assert_eq!(allow.as_deref(), Some("POST"));
+        let (status, _, _) = call(&router, Method::Post, "/api/things/review", "");
+        assert_eq!(status, 200);
+        let (status, _, _) = call(&router, Method::Get, "/api/things/other", "");
+        assert_eq!(status, 200);
+        let (status, allow, _) = call(&router, Method::Post, "/api/things/other", "");
+        assert_eq!(status, 405);
+        assert_eq!(allow.as_deref(), Some("GET"));
     }
 
     #[test]
