@@ -404,27 +404,30 @@ fn silent_listener() -> u16 {
 /// attempts failing at once) while the real broker, which other tests use, keeps running.
 struct BrokerProxy {
     port: u16,
-    up: Arc<AtomicBool>,
-    open: Arc<Mutex<Vec<TcpStream>>>,
+    /// The connections passed through while up; `None` while down.
+    open: Arc<Mutex<Option<Vec<TcpStream>>>>,
 }
 
 impl BrokerProxy {
     fn start(upstream: &'static str) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(true));
-        let open: Arc<Mutex<Vec<TcpStream>>> = Default::default();
-        let (accepting, registry) = (up.clone(), open.clone());
+        let open: Arc<Mutex<Option<Vec<TcpStream>>>> = Arc::new(Mutex::new(Some(Vec::new())));
+        let registry = open.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().map_while(Result::ok) {
-                if !accepting.load(Ordering::SeqCst) {
+                let Ok(server) = TcpStream::connect(upstream) else {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
-                }
-                let Ok(server) = TcpStream::connect(upstream) else {
+                };
+                // Checked and registered under one lock, so `down` cuts every connection
+                // it lets through.
+                let mut open = registry.lock().unwrap();
+                let Some(open) = open.as_mut() else {
+                    let _ = client.shutdown(Shutdown::Both);
+                    let _ = server.shutdown(Shutdown::Both);
                     continue;
                 };
-                let mut open = registry.lock().unwrap();
                 open.push(client.try_clone().unwrap());
                 open.push(server.try_clone().unwrap());
                 for (mut from, mut to) in [
@@ -439,7 +442,7 @@ impl BrokerProxy {
                 }
             }
         });
-        Self { port, up, open }
+        Self { port, open }
     }
 
     fn amqp_url(&self, vhost: &TestVhost) -> String {
@@ -447,14 +450,13 @@ impl BrokerProxy {
     }
 
     fn down(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for stream in self.open.lock().unwrap().drain(..) {
+        for stream in self.open.lock().unwrap().take().into_iter().flatten() {
             let _ = stream.shutdown(Shutdown::Both);
         }
     }
 
     fn up(&self) {
-        self.up.store(true, Ordering::SeqCst);
+        self.open.lock().unwrap().get_or_insert_with(Vec::new);
     }
 }
 
