@@ -2,6 +2,10 @@
 //! HS256 access tokens (`token`), bcrypt passwords (`password`) and the account name (`email`). No HTTP, no Spin:
 //! reading the header and the secret variable is the components' edge (`api::auth`).
 
+// A library: it returns errors and leaves logging to its caller (a component's stderr, a
+// native tool's `tracing`).
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod email;
 pub mod password;
 pub mod token;

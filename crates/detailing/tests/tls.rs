@@ -124,7 +124,7 @@ fn postgres_sslmode_and_sslrootcert_behave_as_libpq_does() {
 
     // (host, sslmode, sslrootcert, what we expect whatever psql says, a phrase our error has)
     type Case<'a> = (&'a str, &'a str, Option<&'a str>, Option<bool>, &'a str);
-    let cases: &[Case] = &[
+    let cases: &[Case<'_>] = &[
         ("127.0.0.1", "require", None, Some(true), ""),
         ("127.0.0.1", "prefer", None, Some(true), ""),
         // Chain checked, name not: the snakeoil names localhost, not 127.0.0.1.

@@ -5,6 +5,10 @@
 //! payment-service signs; the relay and Redis carry the envelope without the key; bonus-service
 //! opens it and trusts only the body inside a matching signature.
 
+// A library: it returns errors and leaves logging to its caller (a component's stderr, the
+// relay's `tracing`).
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 use std::fmt;
 
 use hmac::{Hmac, Mac};

@@ -3,6 +3,9 @@
 //! which tokio-postgres alone does not understand, and every address a string names.
 //! One parse serves the host's pool, the migrations, the relay and the outbound allow-list.
 
+// A library: it returns errors and leaves logging to its caller's `tracing`.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 mod tls;
 
 use std::fmt;

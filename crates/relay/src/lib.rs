@@ -6,6 +6,9 @@
 //! idempotent by `event_id`, so every redelivery this design allows is harmless.
 //! Knows the outbox table and the broker topology; knows nothing of bonuses beyond a URL.
 
+// The relay logs through `tracing` (levels, spans, JSON lines); a print would bypass all three.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 mod backoff;
 mod consumer;
 pub mod event;

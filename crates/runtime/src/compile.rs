@@ -44,7 +44,10 @@ impl CompileCache {
         if file.exists() {
             // SAFETY: the file was written by `Component::serialize` of an engine with the same
             // compatibility hash (it is part of the name) and is only ever replaced atomically.
-            match unsafe { Component::deserialize_file(engine, &file) } {
+            // The workspace denies `unsafe_code`; this is the one place the host needs it.
+            #[allow(unsafe_code)]
+            let cached = unsafe { Component::deserialize_file(engine, &file) };
+            match cached {
                 Ok(component) => return Ok((component, CacheOutcome::Cached)),
                 Err(e) => {
                     tracing::warn!(file = %file.display(), "ignoring unreadable cache entry: {e:#}")

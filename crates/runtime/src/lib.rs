@@ -3,6 +3,9 @@
 //! It reads a Spin manifest (v2), serves its HTTP triggers and gives guests the Spin and WASI
 //! interfaces they import. It knows nothing about the application it runs.
 
+// The host logs through `tracing` (levels, spans, JSON lines); a print would bypass all three.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod admin;
 pub mod admission;
 pub mod allowed_hosts;
