@@ -433,7 +433,7 @@ class Bench:
         if "criterion" not in self.args.skip:
             fixture = ["cargo", "build", "--profile", "wasm", "--target", "wasm32-wasip1",
                        "-p", "empty"]
-            bench = ["cargo", "bench", "-p", "runtime", "--bench", "instantiate", "--no-run"]
+            bench = ["cargo", "bench", "-p", "detailing-host", "--bench", "instantiate", "--no-run"]
             if run_streamed(fixture, os.path.join(LOGS, "build-empty.log")) != 0:
                 self.results["criterion"] = {"error": "tests/fixtures/empty did not build"}
             elif run_streamed(bench, os.path.join(LOGS, "build-criterion.log")) != 0:
@@ -745,7 +745,7 @@ class Bench:
             return
         timing = ["--warm-up-time", "1", "--measurement-time", "2"] if self.args.quick else \
             ["--warm-up-time", "2", "--measurement-time", "5"]
-        cmd = ["cargo", "bench", "-p", "runtime", "--bench", "instantiate", "--"] + timing
+        cmd = ["cargo", "bench", "-p", "detailing-host", "--bench", "instantiate", "--"] + timing
         log("criterion: one instantiate+handle cycle of tests/fixtures/empty")
         code = run_streamed(cmd, os.path.join(LOGS, "criterion.log"))
         result = {"command": shlex.join(cmd)}

@@ -15,7 +15,7 @@
 //! the bench builds it itself when it is missing and stops with the command when it cannot.
 //!
 //! ```sh
-//! cargo bench -p runtime --bench instantiate
+//! cargo bench -p detailing-host --bench instantiate
 //! ```
 
 use bytes::Bytes;
