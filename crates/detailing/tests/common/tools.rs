@@ -1,6 +1,6 @@
-//! Test tools from registries, installed on first use: the Python tools pinned in
-//! tests/requirements.txt (one virtualenv under target/, shared by every test binary) and
-//! Debian's chromium for the browser test.
+//! Test tools: the Python tools pinned in tests/requirements.txt, installed on first use into
+//! one virtualenv under target/ shared by every test binary (nothing outside the checkout),
+//! and Debian's chromium for the browser test, which must already be installed.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -92,33 +92,22 @@ pub fn venv() -> &'static Path {
     })
 }
 
-/// Debian's chromium, installed with apt-get when it is missing (our machines run tests as
-/// root; .ci/run installs it up front).
+/// Debian's chromium, for the browser test. A test does not install system packages: when it is
+/// missing the test fails naming the command that installs it (.ci/run runs that command).
 pub fn chromium() -> &'static Path {
     static CHROMIUM: OnceLock<PathBuf> = OnceLock::new();
     CHROMIUM.get_or_init(|| {
-        let path = PathBuf::from("/usr/bin/chromium");
-        if !path.exists() {
-            let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-            let _lock = FileLock::acquire(tmp.join("chromium-install.lock"));
-            if !path.exists() {
-                let install = || {
-                    Command::new("apt-get")
-                        .args(["install", "-y", "--no-install-recommends", "chromium"])
-                        .env("DEBIAN_FRONTEND", "noninteractive")
-                        .status()
-                        .is_ok_and(|status| status.success())
-                };
-                if !install() {
-                    // Stale package lists: refresh them once.
-                    run(Command::new("apt-get").arg("update"), "apt-get update");
-                    assert!(
-                        install(),
-                        "apt-get install chromium failed (the browser test needs Debian's chromium)"
-                    );
-                }
-            }
-        }
-        path
+        std::env::var_os("PATH")
+            .into_iter()
+            .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+            .map(|dir| dir.join("chromium"))
+            .find(|candidate| candidate.is_file())
+            .unwrap_or_else(|| {
+                panic!(
+                    "chromium is not installed (the browser test drives Debian's headless chromium); \
+                     install it with `apt-get install --no-install-recommends chromium` as root \
+                     (.ci/run does)"
+                )
+            })
     })
 }
