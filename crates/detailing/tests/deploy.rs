@@ -267,7 +267,7 @@ fn the_compose_schema_check_rejects_a_broken_file() {
 }
 
 #[test]
-fn compose_starts_the_app_after_its_engines_are_healthy_and_points_it_at_them() {
+fn compose_file_makes_the_app_wait_for_healthy_engines_and_names_their_hosts() {
     let compose = compose();
     let services = compose["services"].as_object().expect("services");
     for name in ["app", "postgres", "rabbitmq", "redis"] {
@@ -517,7 +517,7 @@ fn words(s: &str) -> Vec<&str> {
 }
 
 #[test]
-fn dockerfile_builds_the_host_and_the_components_and_runs_them_unprivileged() {
+fn dockerfile_text_has_the_build_steps_a_non_root_user_and_the_files_the_app_reads() {
     let spin = SpinApp::load();
     let stages = dockerfile_stages();
     assert!(stages.len() >= 3, "a builder stage and a runtime stage");
@@ -821,7 +821,7 @@ fn spinkube_manifests_match_kubernetes_schemas() {
 }
 
 #[test]
-fn spinapps_deploy_every_component_of_spin_toml_exactly_once() {
+fn spinapps_list_every_component_of_spin_toml_exactly_once() {
     let spin = SpinApp::load();
     let kube = kube();
     let mut runs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
@@ -962,7 +962,7 @@ fn spinapp_variables_are_declared_in_spin_toml_and_cover_what_their_components_u
 }
 
 #[test]
-fn relay_and_migrations_run_the_host_image_with_what_detailing_needs() {
+fn relay_and_migrate_manifests_name_the_host_image_and_only_the_secrets_they_use() {
     let spin = SpinApp::load();
     let kube = kube();
     let relays: Vec<_> = kube
@@ -1051,7 +1051,7 @@ fn relay_and_migrations_run_the_host_image_with_what_detailing_needs() {
 }
 
 #[test]
-fn ingress_sends_each_route_to_the_spinapp_that_serves_it() {
+fn ingress_maps_each_route_to_the_spinapp_that_serves_it() {
     let spin = SpinApp::load();
     let kube = kube();
     let mut backends = BTreeMap::new();
