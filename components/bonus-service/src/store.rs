@@ -105,17 +105,14 @@ pub fn credit(db: &Connection, user: Uuid, amount: Money) -> Result<Money, ApiEr
 /// The balance after taking `amount`, or `None` when it holds less (or no account exists).
 pub fn debit(db: &Connection, user: Uuid, amount: Money) -> Result<Option<Money>, ApiError> {
     let params = [user.to_string().into(), amount.kopecks().into()];
-    db::lookup(db, DEBIT, &params)?
-        .map(|row| money(&row, "balance_kopecks"))
-        .transpose()
+    db::lookup(db, DEBIT, &params, |row| money(row, "balance_kopecks"))
 }
 
 /// A user's balance; 0 before their first credit.
 pub fn balance(db: &Connection, user: Uuid) -> Result<Money, ApiError> {
-    match db::lookup(db, BALANCE, &[user.to_string().into()])? {
-        Some(row) => money(&row, "balance_kopecks"),
-        None => Ok(Money::ZERO),
-    }
+    let params = [user.to_string().into()];
+    let balance = db::lookup(db, BALANCE, &params, |row| money(row, "balance_kopecks"))?;
+    Ok(balance.unwrap_or(Money::ZERO))
 }
 
 /// An event accrued before: its user, what it accrued and that user's balance now.
@@ -126,14 +123,13 @@ pub struct RecordedAccrual {
 }
 
 pub fn accrual_of(db: &Connection, event_id: Uuid) -> Result<Option<RecordedAccrual>, ApiError> {
-    let Some(row) = db::lookup(db, ACCRUAL_OF, &[event_id.to_string().into()])? else {
-        return Ok(None);
-    };
-    Ok(Some(RecordedAccrual {
-        user_id: row.uuid("user_id")?,
-        accrued: money(&row, "amount_kopecks")?,
-        balance: money(&row, "balance_kopecks")?,
-    }))
+    db::lookup(db, ACCRUAL_OF, &[event_id.to_string().into()], |row| {
+        Ok(RecordedAccrual {
+            user_id: row.uuid("user_id")?,
+            accrued: money(row, "amount_kopecks")?,
+            balance: money(row, "balance_kopecks")?,
+        })
+    })
 }
 
 pub fn find_promocode(
@@ -141,13 +137,12 @@ pub fn find_promocode(
     code: &PromocodeCode,
 ) -> Result<Option<Promocode>, ApiError> {
     let params = [code.as_str().to_owned().into()];
-    let Some(row) = db::lookup(db, FIND_PROMOCODE, &params)? else {
-        return Ok(None);
-    };
-    Ok(Some(Promocode {
-        amount: money(&row, "amount_kopecks")?,
-        expires_at: row.timestamp("expires_at")?,
-    }))
+    db::lookup(db, FIND_PROMOCODE, &params, |row| {
+        Ok(Promocode {
+            amount: money(row, "amount_kopecks")?,
+            expires_at: row.timestamp("expires_at")?,
+        })
+    })
 }
 
 /// Whether this is the user's first use of `code`.

@@ -76,8 +76,8 @@ pub fn insert(db: &Connection, car: &NewCar, owner: Uuid) -> Result<Inserted, Ap
         car.model.as_str().to_owned().into(),
         car.year.get().into(),
     ];
-    Ok(match db::lookup(db, INSERT, &params)? {
-        Some(row) => Inserted::Created(car_from_row(&row)?),
+    Ok(match db::lookup(db, INSERT, &params, car_from_row)? {
+        Some(car) => Inserted::Created(car),
         None => Inserted::DuplicateVin,
     })
 }
@@ -88,10 +88,7 @@ pub fn list(db: &Connection, owner: Option<Uuid>, page: &Page) -> Result<Vec<Car
 }
 
 pub fn find(db: &Connection, id: Uuid) -> Result<Option<Car>, ApiError> {
-    db::lookup(db, FIND, &[id.to_string().into()])?
-        .as_ref()
-        .map(car_from_row)
-        .transpose()
+    db::lookup(db, FIND, &[id.to_string().into()], car_from_row)
 }
 
 /// The car in `row`.
@@ -222,17 +219,16 @@ pub fn document_file(
     id: Uuid,
 ) -> Result<Option<Option<File>>, ApiError> {
     let params = [id.to_string().into(), car_id.to_string().into()];
-    let Some(row) = db::lookup(db, DOCUMENT_FILE, &params)? else {
-        return Ok(None);
-    };
-    if row.is_null("file_bytes")? {
-        return Ok(Some(None));
-    }
-    Ok(Some(Some(File {
-        name: row.get("file_name")?,
-        content_type: row.get("file_content_type")?,
-        bytes: row.get("file_bytes")?,
-    })))
+    db::lookup(db, DOCUMENT_FILE, &params, |row| {
+        if row.is_null("file_bytes")? {
+            return Ok(None);
+        }
+        Ok(Some(File {
+            name: row.get("file_name")?,
+            content_type: row.get("file_content_type")?,
+            bytes: row.get("file_bytes")?,
+        }))
+    })
 }
 
 /// The document in `row`.

@@ -4,9 +4,9 @@
 //!
 //! Every statement returns at least one row, because Spin 4.0.2 hangs when a `pg3` query
 //! returns none (docs/spin-compatibility.md): lookups run through [`db::lookup`], and lists
-//! LEFT JOIN onto `(SELECT 1)` and drop the all-NULL row. UUIDs and timestamps travel as text (`$1::text::uuid`, `id::text`, RFC 3339 in
-//! UTC formatted by Postgres). pg3 has no array parameter, so a set of plates travels as one
-//! JSON array (`$1::text::jsonb`).
+//! LEFT JOIN onto `(SELECT 1)` and drop the all-NULL row. UUIDs and timestamps travel as
+//! text (`$1::text::uuid`, `id::text`, RFC 3339 in UTC formatted by Postgres). pg3 has no
+//! array parameter, so a set of plates travels as one JSON array (`$1::text::jsonb`).
 
 use std::collections::BTreeSet;
 
@@ -98,10 +98,7 @@ pub fn unpaid_proven(
 
 /// Fine `id`, if it exists.
 pub fn find(db: &Connection, id: Uuid) -> Result<Option<Fine>, ApiError> {
-    db::lookup(db, FIND, &[id.to_string().into()])?
-        .as_ref()
-        .map(fine_from_row)
-        .transpose()
+    db::lookup(db, FIND, &[id.to_string().into()], fine_from_row)
 }
 
 /// Records that `payer` paid fine `id` with payment-service's `payment`: the fine, or `None`
@@ -117,10 +114,7 @@ pub fn mark_paid(
         payer.to_string().into(),
         payment.to_string().into(),
     ];
-    db::lookup(db, MARK_PAID, &params)?
-        .as_ref()
-        .map(fine_from_row)
-        .transpose()
+    db::lookup(db, MARK_PAID, &params, fine_from_row)
 }
 
 /// The fine in `row`.

@@ -2,9 +2,10 @@
 //!
 //! Every statement returns at least one row, because Spin 4.0.2 hangs when a `pg3` query
 //! returns none (docs/spin-compatibility.md): lookups run through [`db::lookup`], and lists
-//! LEFT JOIN onto `(SELECT 1)` and drop the all-NULL row. UUIDs and timestamps travel as text (`$1::text::uuid`, `id::text`,
-//! `$3::text::timestamptz`, RFC 3339 in UTC formatted by Postgres): Spin's client rejects
-//! a string bound to `$1::uuid`, and pg3's datetime value carries no zone.
+//! LEFT JOIN onto `(SELECT 1)` and drop the all-NULL row. UUIDs and timestamps travel as
+//! text (`$1::text::uuid`, `id::text`, `$3::text::timestamptz`, RFC 3339 in UTC formatted by
+//! Postgres): Spin's client rejects a string bound to `$1::uuid`, and pg3's datetime value
+//! carries no zone.
 
 use api::db::{self, Row};
 use api::money::Money;
@@ -217,10 +218,7 @@ pub fn set_status(
         to.as_str().to_owned().into(),
         db::text_or_null(version.map(|version| version.0.clone())),
     ];
-    db::lookup(db, SET_STATUS, &params)?
-        .as_ref()
-        .map(order_from_row)
-        .transpose()
+    db::lookup(db, SET_STATUS, &params, order_from_row)
 }
 
 pub fn find(db: &Connection, id: Uuid) -> Result<Option<Order>, ApiError> {
@@ -233,18 +231,14 @@ pub struct Version(String);
 
 /// The order with its version.
 pub fn find_versioned(db: &Connection, id: Uuid) -> Result<Option<(Order, Version)>, ApiError> {
-    let Some(row) = db::lookup(db, FIND, &[id.to_string().into()])? else {
-        return Ok(None);
-    };
-    Ok(Some((order_from_row(&row)?, Version(row.get("version")?))))
+    db::lookup(db, FIND, &[id.to_string().into()], |row| {
+        Ok((order_from_row(row)?, Version(row.get("version")?)))
+    })
 }
 
 /// The order after [`PAYMENT_CHECK`] gave it a new version (`None`: no such order).
 pub fn payment_check(db: &Connection, id: Uuid) -> Result<Option<Order>, ApiError> {
-    db::lookup(db, PAYMENT_CHECK, &[id.to_string().into()])?
-        .as_ref()
-        .map(order_from_row)
-        .transpose()
+    db::lookup(db, PAYMENT_CHECK, &[id.to_string().into()], order_from_row)
 }
 
 /// The order in `row`.
@@ -287,14 +281,13 @@ pub fn add_review(
         review.rating.into(),
         review.comment.as_str().to_owned().into(),
     ];
-    let Some(row) = db::lookup(db, REVIEW, &params)? else {
-        return Ok(None);
-    };
-    Ok(Some(Review {
-        order_id: review.order_id,
-        user_id,
-        rating: review.rating,
-        comment: review.comment.as_str().to_owned(),
-        created_at: row.timestamp("created_at")?,
-    }))
+    db::lookup(db, REVIEW, &params, |row| {
+        Ok(Review {
+            order_id: review.order_id,
+            user_id,
+            rating: review.rating,
+            comment: review.comment.as_str().to_owned(),
+            created_at: row.timestamp("created_at")?,
+        })
+    })
 }

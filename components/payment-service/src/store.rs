@@ -170,21 +170,17 @@ pub fn claim(
         payment.method.as_str().to_owned().into(),
         PENDING_LEASE_SECONDS.into(),
     ];
-    let Some(row) = db::lookup(db, sql, &params)? else {
-        return Ok(None);
-    };
-    Ok(Some(Claimed {
-        payment: payment_from_row(&row)?,
-        claimed_at: row.get("claimed_at")?,
-    }))
+    db::lookup(db, sql, &params, |row| {
+        Ok(Claimed {
+            payment: payment_from_row(row)?,
+            claimed_at: row.get("claimed_at")?,
+        })
+    })
 }
 
 /// The payment holding `target` (pending or succeeded), if any.
 pub fn live(db: &Connection, target: Target) -> Result<Option<Payment>, ApiError> {
-    db::lookup(db, LIVE, &target_params(target))?
-        .as_ref()
-        .map(payment_from_row)
-        .transpose()
+    db::lookup(db, LIVE, &target_params(target), payment_from_row)
 }
 
 /// Records the processor's verdict on a claimed payment; `None` when it is no longer
@@ -195,10 +191,7 @@ pub fn settle(
     verdict: PaymentStatus,
 ) -> Result<Option<Payment>, ApiError> {
     let params = [id.to_string().into(), verdict.as_str().to_owned().into()];
-    db::lookup(db, SETTLE, &params)?
-        .as_ref()
-        .map(payment_from_row)
-        .transpose()
+    db::lookup(db, SETTLE, &params, payment_from_row)
 }
 
 /// Gives up a claim that charged nothing.
@@ -226,7 +219,7 @@ pub fn write_event(
         event.body.clone().into(),
         event.signature.clone().into(),
     ];
-    if db::lookup(db, INSERT_EVENT, &params)?.is_none() {
+    if db::lookup(db, INSERT_EVENT, &params, |_| Ok(()))?.is_none() {
         return Err(ApiError::internal("no event was written for the payment")
             .with_detail(format!("payment {} pays no order", paid.id)));
     }
@@ -243,10 +236,7 @@ pub fn write_event(
 }
 
 pub fn find(db: &Connection, id: Uuid) -> Result<Option<Payment>, ApiError> {
-    db::lookup(db, FIND, &[id.to_string().into()])?
-        .as_ref()
-        .map(payment_from_row)
-        .transpose()
+    db::lookup(db, FIND, &[id.to_string().into()], payment_from_row)
 }
 
 /// What a list is narrowed to, besides whose payments.
@@ -318,20 +308,19 @@ pub fn stored_answer(
         key.as_str().to_owned().into(),
         PENDING_LEASE_SECONDS.into(),
     ];
-    let Some(row) = db::lookup(db, STORED_ANSWER, &params)? else {
-        return Ok(None);
-    };
-    let answer = if row.is_null("status")? {
-        None
-    } else {
-        let status: i32 = row.get("status")?;
-        Some((status as u16, row.get("body")?))
-    };
-    Ok(Some(StoredAnswer {
-        fingerprint: row.get("request_hash")?,
-        answer,
-        stale: row.get("stale")?,
-    }))
+    db::lookup(db, STORED_ANSWER, &params, |row| {
+        let answer = if row.is_null("status")? {
+            None
+        } else {
+            let status: i32 = row.get("status")?;
+            Some((status as u16, row.get("body")?))
+        };
+        Ok(StoredAnswer {
+            fingerprint: row.get("request_hash")?,
+            answer,
+            stale: row.get("stale")?,
+        })
+    })
 }
 
 pub fn save_answer(

@@ -3,10 +3,11 @@
 //!
 //! Every query returns at least one row, because Spin 4.0.2 hangs when a `pg3` query
 //! returns none (docs/spin-compatibility.md): lookups run through [`db::lookup`], and lists
-//! LEFT JOIN onto `(SELECT 1)` and drop the all-NULL row. UUIDs and timestamps travel as text (`$1::text::uuid`, `id::text`,
-//! `api::rfc3339!`): Spin's client rejects a string bound to `$1::uuid`, and pg3's
-//! datetime value carries no zone. Spin's Postgres API has no transaction call, so
-//! [`db::transaction`] sends BEGIN and COMMIT on the one connection it is given.
+//! LEFT JOIN onto `(SELECT 1)` and drop the all-NULL row. UUIDs and timestamps travel as
+//! text (`$1::text::uuid`, `id::text`, `api::rfc3339!`): Spin's client rejects a string bound
+//! to `$1::uuid`, and pg3's datetime value carries no zone. Spin's Postgres API has no
+//! transaction call, so [`db::transaction`] sends BEGIN and COMMIT on the one connection it
+//! is given.
 
 use api::auth::Role;
 use api::db::{self, Row};
@@ -150,18 +151,17 @@ pub fn insert_message(
 }
 
 pub fn find(db: &Connection, id: Uuid) -> Result<Option<Ticket>, ApiError> {
-    db::lookup(db, FIND, &[id.to_string().into()])?
-        .as_ref()
-        .map(ticket_from_row)
-        .transpose()
+    db::lookup(db, FIND, &[id.to_string().into()], ticket_from_row)
 }
 
 /// [`find`] holding the ticket's row lock until the [`db::transaction`] it runs in ends.
 pub fn find_for_update(db: &Connection, id: Uuid) -> Result<Option<Ticket>, ApiError> {
-    db::lookup(db, FIND_FOR_UPDATE, &[id.to_string().into()])?
-        .as_ref()
-        .map(ticket_from_row)
-        .transpose()
+    db::lookup(
+        db,
+        FIND_FOR_UPDATE,
+        &[id.to_string().into()],
+        ticket_from_row,
+    )
 }
 
 /// The ticket with its messages, oldest first.
@@ -209,10 +209,7 @@ pub fn set_status(
         from.as_str().to_owned().into(),
         to.as_str().to_owned().into(),
     ];
-    db::lookup(db, SET_STATUS, &params)?
-        .as_ref()
-        .map(ticket_from_row)
-        .transpose()
+    db::lookup(db, SET_STATUS, &params, ticket_from_row)
 }
 
 /// The ticket in `row`.

@@ -60,17 +60,14 @@ pub fn insert(db: &Connection, user: &NewUser, password_hash: &str) -> Result<In
         user.full_name.as_str().to_owned().into(),
         user.phone_number.as_str().to_owned().into(),
     ];
-    Ok(match db::lookup(db, INSERT, &params)? {
-        Some(row) => Inserted::Created(user_from_row(&row)?),
+    Ok(match db::lookup(db, INSERT, &params, user_from_row)? {
+        Some(user) => Inserted::Created(user),
         None => Inserted::EmailTaken,
     })
 }
 
 pub fn find(db: &Connection, id: Uuid) -> Result<Option<User>, ApiError> {
-    db::lookup(db, FIND, &[id.to_string().into()])?
-        .as_ref()
-        .map(user_from_row)
-        .transpose()
+    db::lookup(db, FIND, &[id.to_string().into()], user_from_row)
 }
 
 /// Whether a login attempt may have its password checked.

@@ -72,7 +72,7 @@ pub fn execute(db: &Connection, sql: &str, params: &[ParameterValue]) -> Result<
 const FOUND: &str = "lookup_found";
 
 /// Runs `statement`, which yields at most one row (a SELECT, or an INSERT, UPDATE or DELETE
-/// with RETURNING), and reads that row: `None` when it yielded none.
+/// with RETURNING), and reads that row with `read`: `None` when it yielded none.
 ///
 /// Why not run it as it is: Spin 4.0.2's Postgres interface (`spin:postgres@3.0.0`,
 /// spin-sdk's `pg3`) was observed to hang on some paths when a query returns zero rows
@@ -81,13 +81,17 @@ const FOUND: &str = "lookup_found";
 /// column, and the all-NULL row of "nothing found" becomes `None`. A statement that
 /// starts with its own data-modifying `WITH` cannot be nested this way: write it as one
 /// INSERT, UPDATE or DELETE ... RETURNING instead.
-pub fn lookup(
+pub fn lookup<T>(
     db: &Connection,
     statement: &str,
     params: &[ParameterValue],
-) -> Result<Option<Row>, ApiError> {
+    read: impl FnOnce(&Row) -> Result<T, ApiError>,
+) -> Result<Option<T>, ApiError> {
     let row = one_row(query(db, &one_row_of(statement), params)?)?;
-    Ok(if row.is_null(FOUND)? { None } else { Some(row) })
+    if row.is_null(FOUND)? {
+        return Ok(None);
+    }
+    read(&row).map(Some)
 }
 
 /// `statement` in the shape that always returns exactly one row (see [`lookup`]).
