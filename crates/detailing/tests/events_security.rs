@@ -42,7 +42,17 @@ fn altered(event: &Value) -> Vec<u8> {
     events::envelope(&raised.to_string(), genuine["signature"].as_str().unwrap())
 }
 
+/// Under the Spin CLI (`SPIN_BIN`) there are no metrics of ours: the tests then count what
+/// the components log and what the database and the broker hold, as they also do on our host.
+fn under_spin() -> bool {
+    common::spin_bin().is_some()
+}
+
+/// A server with its metrics listener (ours only: under Spin, a plain server).
 fn observed(config: ServerConfig) -> TestServer {
+    if under_spin() {
+        return TestServer::start(config);
+    }
     TestServer::start(config.arg("--metrics-listen").arg("127.0.0.1:0"))
 }
 
@@ -92,8 +102,10 @@ fn wait_for<T: std::fmt::Debug>(
     }
 }
 
-fn lines_with(server: &TestServer, text: &str) -> usize {
-    server.log().lines().filter(|l| l.contains(text)).count()
+/// How many times the components logged `text` (counted in the text, not by lines: under the
+/// Spin CLI, lines of instances running at once may interleave).
+fn times_logged(server: &TestServer, text: &str) -> usize {
+    server.log().matches(text).count()
 }
 
 fn balance(server: &TestServer, who: &Actor) -> Value {
@@ -107,7 +119,7 @@ fn ledger(server: &TestServer) -> String {
 }
 
 /// A server whose Redis trigger listens on a channel of its own (channels are shared by every
-/// test on this Redis), subscribed before it returns.
+/// test on this Redis), subscribed before it returns: Redis itself says so.
 fn on_own_channel(transport: &str) -> (TestServer, String) {
     let channel = format!("payment_events_{}", uuid::Uuid::new_v4().simple());
     let server = observed(
@@ -115,12 +127,12 @@ fn on_own_channel(transport: &str) -> (TestServer, String) {
             .env("SPIN_VARIABLE_PAYMENT_EVENTS_TRANSPORT", transport)
             .env("SPIN_VARIABLE_PAYMENT_EVENTS_CHANNEL", &channel),
     );
-    let log = wait_for(
+    let subscribed = wait_for(
         Duration::from_secs(20),
-        || server.log(),
-        |log| log.contains("redis trigger subscribed"),
+        || common::redis_subscribers(REDIS_URL, &channel),
+        |count| *count >= 1,
     );
-    assert!(log.contains(&channel), "{log}");
+    assert_eq!(subscribed, 1, "{}", server.log());
     (server, channel)
 }
 
@@ -229,19 +241,16 @@ fn forged_redis_events_credit_nothing_with_the_rabbitmq_transport() {
     for message in &messages {
         assert_eq!(publish_to_redis(&channel, message), 1, "one subscriber");
     }
-    let failed = wait_for(
+    let refused = wait_for(
         Duration::from_secs(20),
-        || metric(&server, REDIS_FAILED),
-        |failed| *failed >= 3.0,
+        || times_logged(&server, "payment_events_transport is `rabbitmq`"),
+        |refused| *refused >= 3,
     );
-    assert_eq!(failed, 3.0, "{}", server.log());
-    assert_eq!(metric(&server, REDIS_HANDLED), 0.0);
-    assert_eq!(
-        lines_with(&server, "payment_events_transport is `rabbitmq`"),
-        3,
-        "{}",
-        server.log()
-    );
+    assert_eq!(refused, 3, "{}", server.log());
+    if !under_spin() {
+        assert_eq!(metric(&server, REDIS_FAILED), 3.0, "{}", server.log());
+        assert_eq!(metric(&server, REDIS_HANDLED), 0.0);
+    }
     assert_eq!(balance(&server, &me), 0.0);
     assert_eq!(ledger(&server), "0");
     assert!(!server.log().contains(common::TEST_EVENT_SIGNING_KEY));
@@ -259,17 +268,14 @@ fn forged_redis_events_credit_nothing_with_the_redis_transport_and_signed_ones_a
     ] {
         assert_eq!(publish_to_redis(&channel, &message), 1, "one subscriber");
     }
-    let failed = wait_for(
-        Duration::from_secs(20),
-        || metric(&server, REDIS_FAILED),
-        |failed| *failed >= 3.0,
-    );
-    assert_eq!(failed, 3.0, "{}", server.log());
     let log = wait_for(
-        Duration::from_secs(5),
+        Duration::from_secs(20),
         || server.log(),
         |log| log.matches(REFUSED_FROM_REDIS).count() >= 3,
     );
+    if !under_spin() {
+        assert_eq!(metric(&server, REDIS_FAILED), 3.0, "{}", server.log());
+    }
     assert_eq!(
         log.matches(&format!("{REFUSED_FROM_REDIS}: not a signed event"))
             .count(),
@@ -297,13 +303,24 @@ fn forged_redis_events_credit_nothing_with_the_redis_transport_and_signed_ones_a
     // Replayed (captured off the channel, say): a duplicate, nothing more.
     let message = signed_message_of(&server, &payment);
     assert_eq!(publish_to_redis(&channel, &message), 1);
-    let handled = wait_for(
-        Duration::from_secs(20),
-        || metric(&server, REDIS_HANDLED),
-        |handled| *handled >= 2.0,
+    if under_spin() {
+        // A duplicate logs nothing and Spin has no count of handled messages: give it time.
+        std::thread::sleep(Duration::from_secs(3));
+    } else {
+        let handled = wait_for(
+            Duration::from_secs(20),
+            || metric(&server, REDIS_HANDLED),
+            |handled| *handled >= 2.0,
+        );
+        assert_eq!(handled, 2.0, "{}", server.log());
+        assert_eq!(metric(&server, REDIS_FAILED), 3.0);
+    }
+    assert_eq!(
+        server.log().matches(REFUSED_FROM_REDIS).count(),
+        3,
+        "{}",
+        server.log()
     );
-    assert_eq!(handled, 2.0, "{}", server.log());
-    assert_eq!(metric(&server, REDIS_FAILED), 3.0);
     assert_eq!(balance(&server, &me), 30.0);
     assert_eq!(ledger(&server), "1");
 }
@@ -334,19 +351,21 @@ fn forged_messages_on_the_exchange_are_dead_lettered_at_once_and_signed_ones_acc
     assert_eq!(dead, 2, "{}", server.log());
     assert!(started.elapsed() < Duration::from_secs(45));
     assert_eq!(
-        lines_with(&server, REFUSED_FROM_RELAY),
+        times_logged(&server, REFUSED_FROM_RELAY),
         2,
         "{}",
         server.log()
     );
-    assert_eq!(metric(&server, BONUS_4XX), 2.0);
-    assert_eq!(
-        metric(
-            &server,
-            r#"detailing_relay_delivered_total{outcome="dead_lettered"}"#
-        ),
-        2.0
-    );
+    if !under_spin() {
+        assert_eq!(metric(&server, BONUS_4XX), 2.0);
+        assert_eq!(
+            metric(
+                &server,
+                r#"detailing_relay_delivered_total{outcome="dead_lettered"}"#
+            ),
+            2.0
+        );
+    }
     assert_eq!(balance(&server, &me), 0.0);
     assert_eq!(ledger(&server), "0");
 
@@ -360,17 +379,23 @@ fn forged_messages_on_the_exchange_are_dead_lettered_at_once_and_signed_ones_acc
     assert_eq!(accrued, 30.0, "{}", server.log());
     // ...and the same signed message replayed onto the exchange is a duplicate.
     publish_to_exchange(&vhost, &[signed_message_of(&server, &payment)]);
-    let acked = wait_for(
-        Duration::from_secs(15),
-        || {
-            metric(
-                &server,
-                r#"detailing_relay_delivered_total{outcome="acked"}"#,
-            )
-        },
-        |acked| *acked >= 2.0,
-    );
-    assert_eq!(acked, 2.0, "{}", server.log());
+    if under_spin() {
+        // The relay beside Spin counts its deliveries only with a metrics listener of its
+        // own: give the duplicate time to be delivered and acked.
+        std::thread::sleep(Duration::from_secs(3));
+    } else {
+        let acked = wait_for(
+            Duration::from_secs(15),
+            || {
+                metric(
+                    &server,
+                    r#"detailing_relay_delivered_total{outcome="acked"}"#,
+                )
+            },
+            |acked| *acked >= 2.0,
+        );
+        assert_eq!(acked, 2.0, "{}", server.log());
+    }
     assert_eq!(balance(&server, &me), 30.0);
     assert_eq!(ledger(&server), "1");
     assert_eq!(vhost.ready(relay::topology::DEAD_LETTER_QUEUE), 2);

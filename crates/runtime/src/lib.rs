@@ -15,6 +15,7 @@ pub mod body;
 pub mod compile;
 pub mod component;
 pub mod connection;
+mod guest_output;
 pub mod http_trigger;
 pub mod limits;
 pub mod manifest;

@@ -3,6 +3,7 @@
 
 use crate::bindings::fermyon::spin2_0_0::variables;
 use crate::component::ComponentConfig;
+use crate::guest_output::GuestOutput;
 use crate::limits::{InstanceLimits, Limits};
 use crate::observe::RequestId;
 use crate::outbound::{Chaining, OutboundHttp};
@@ -48,7 +49,10 @@ impl InstanceState {
             chaining,
             limits,
         } = capabilities;
-        let wasi = WasiCtx::builder().inherit_stdout().inherit_stderr().build();
+        let wasi = WasiCtx::builder()
+            .stdout(GuestOutput::Stdout)
+            .stderr(GuestOutput::Stderr)
+            .build();
         let hooks = OutboundHttp::new(
             chaining,
             component.clone(),
