@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::task::AtomicWaker;
 use std::future::Future;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -89,7 +90,17 @@ pub(crate) async fn refuse(mut stream: TcpStream) {
 /// Where a connection is between requests, shared by its IO (which enforces the timers) and
 /// its service (which sees where a request starts and its response is ready).
 #[derive(Clone, Default)]
-pub(crate) struct Phase(Arc<AtomicU8>);
+pub(crate) struct Phase(Arc<PhaseState>);
+
+#[derive(Default)]
+struct PhaseState {
+    at: AtomicU8,
+    /// The connection's reader, parked while a request's head or its serving went on. hyper
+    /// reads again only when woken, so without this wake-up the idle timer was armed only
+    /// when the head's timer fired: a kept-alive connection waited the head timeout plus the
+    /// idle timeout for its next request.
+    reader: AtomicWaker,
+}
 
 const WAITING: u8 = 0;
 const IN_HEAD: u8 = 1;
@@ -98,12 +109,18 @@ const SERVING: u8 = 2;
 impl Phase {
     /// The head is complete: the service has the request. Its body has a timer of its own.
     pub(crate) fn serving(&self) {
-        self.0.store(SERVING, Ordering::Relaxed);
+        self.0.at.store(SERVING, Ordering::Relaxed);
     }
 
-    /// The response head is ready: from here the connection waits for its next request.
+    /// The response head is ready: from here the connection waits for its next request, and
+    /// its reader arms the idle timer now.
     pub(crate) fn waiting(&self) {
-        self.0.store(WAITING, Ordering::Relaxed);
+        self.0.at.store(WAITING, Ordering::Relaxed);
+        self.0.reader.wake();
+    }
+
+    fn get(&self) -> u8 {
+        self.0.at.load(Ordering::Relaxed)
     }
 }
 
@@ -147,6 +164,21 @@ impl<T> TimedIo<T> {
         };
         self.timer.as_mut().reset(Instant::now() + budget);
     }
+
+    /// The read found nothing: an error once the phase's time is up.
+    fn poll_timer(&mut self, cx: &mut Context<'_>, phase: u8) -> Poll<io::Result<()>> {
+        match self.timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                if phase == WAITING {
+                    "idle connection closed"
+                } else {
+                    "request head not received in time"
+                },
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
@@ -155,10 +187,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let phase = self.phase.0.load(Ordering::Relaxed);
+        let phase = self.phase.get();
         if phase == SERVING {
             self.armed = None;
-            return Pin::new(&mut self.inner).poll_read(cx, buf);
+            let read = Pin::new(&mut self.inner).poll_read(cx, buf);
+            if read.is_pending() {
+                self.phase.0.reader.register(cx.waker());
+            }
+            return read;
         }
         self.arm(phase);
         let before = buf.filled().len();
@@ -166,23 +202,17 @@ impl<T: AsyncRead + Unpin> AsyncRead for TimedIo<T> {
             Poll::Ready(Ok(())) => {
                 if phase == WAITING && buf.filled().len() > before {
                     // A request's first bytes: its head now has to arrive in time.
-                    self.phase.0.store(IN_HEAD, Ordering::Relaxed);
+                    self.phase.0.at.store(IN_HEAD, Ordering::Relaxed);
                     self.arm(IN_HEAD);
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => match self.timer.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    if phase == WAITING {
-                        "idle connection closed"
-                    } else {
-                        "request head not received in time"
-                    },
-                ))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending if phase == IN_HEAD => {
+                self.phase.0.reader.register(cx.waker());
+                self.poll_timer(cx, phase)
+            }
+            Poll::Pending => self.poll_timer(cx, phase),
         }
     }
 }

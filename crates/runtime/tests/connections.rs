@@ -117,6 +117,49 @@ fn an_idle_connection_is_closed_after_the_idle_timeout_and_a_busy_one_is_not() {
         assert_eq!(response.status(), 200);
         std::thread::sleep(Duration::from_millis(300));
     }
+    // After an answer, a kept-alive connection has the idle timeout again.
+    let mut kept = connect(&server);
+    kept.write_all(b"GET /probe/echo HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let answer = read_answer(&mut kept);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:.300}");
+    let started = Instant::now();
+    assert!(closed_by_server(&mut kept));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(700) && waited < Duration::from_secs(5),
+        "closed {waited:?} after the answer"
+    );
+}
+
+/// Reads one whole answer from `stream` and leaves the connection open.
+fn read_answer(stream: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&answer[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .and_then(|n| n.trim().parse::<usize>().ok());
+            let done = match length {
+                Some(length) => answer.len() >= end + 4 + length,
+                // Chunked: the last chunk is empty.
+                None => answer.ends_with(b"\r\n0\r\n\r\n"),
+            };
+            if done {
+                return String::from_utf8_lossy(&answer).into_owned();
+            }
+        }
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(
+            n > 0,
+            "closed mid-answer: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&chunk[..n]);
+    }
 }
 
 #[test]

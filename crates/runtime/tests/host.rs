@@ -152,6 +152,7 @@ fn traps_and_memory_exhaustion_cost_one_500_not_the_host() {
     let server = Setup::new(ROUTES)
         .limits(|l| l.memory_bytes = 32 << 20)
         .start();
+    // Guests write to the host's stderr: the probe's panic message shows in the test's output.
     let (status, body) = server.get_json("/probe/panic");
     assert_eq!(status, 500);
     assert_eq!(body["error"]["code"], "component_failed");
