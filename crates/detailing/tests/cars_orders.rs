@@ -133,6 +133,9 @@ fn duplicate_vin_is_409() {
 
 #[test]
 fn order_is_503_when_car_service_is_unroutable() {
+    if common::we_do_better(common::UNROUTABLE_CHAINING) {
+        return;
+    }
     let config = ServerConfig::app().env(
         "SPIN_VARIABLE_CAR_SERVICE_URL",
         "http://nosuch.spin.internal",
@@ -150,10 +153,13 @@ fn order_is_503_when_car_service_is_unroutable() {
 
 #[test]
 fn order_is_502_when_car_service_fails() {
-    // The probe stands in for car-service and answers 500 to every /api/... call.
+    // The probe stands in for car-service and answers 500 to every /api/... call. A private
+    // route makes it reachable by chaining only: Spin chains only to a component that has an
+    // HTTP trigger.
     let probe = common::wasm_dir().join("probe.wasm");
     let manifest = manifest_with(&format!(
-        "[component.probe]\nsource = \"{}\"\n",
+        "[[trigger.http]]\nroute = {{ private = true }}\ncomponent = \"probe\"\n\
+         [component.probe]\nsource = \"{}\"\n",
         probe.display()
     ));
     let config = ServerConfig {

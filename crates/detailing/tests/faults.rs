@@ -21,8 +21,18 @@ use std::time::{Duration, Instant};
 use common::{psql_db, Actor, ServerConfig, TestServer, TestVhost};
 use serde_json::{json, Value};
 
-const WHY_HOST_ONLY: &str = "fault tests drive our host's flags (in-process relay, request \
-     timeout, migrations skipped) and its SIGKILL; the Spin CLI's own failure answers differ";
+// Under the Spin CLI (`SPIN_BIN`), the tests of the app's answers while PostgreSQL, the
+// broker or the host itself fail run as they are; the ones whose promise rests on a bound
+// our host sets and Spin 4.0.2 does not (a Redis outage, dependencies that never answer)
+// say so and return (`common::we_do_better`, docs/spin-compatibility.md).
+
+/// Why the silent-dependency tests do not run under Spin: what they hold the app to is a
+/// bound Spin has not.
+const SPIN_WAITS_FOREVER: &str = "Spin 4.0.2 bounds neither a request (no deadline) nor \
+     opening a PostgreSQL or Redis connection, and waits 600 s for an HTTP answer: a \
+     dependency that accepts and never answers holds the request that long or for ever; our \
+     host gives up within its limits (5 s to connect to PostgreSQL, 1 s to Redis, the \
+     caller's deadline for an answer) and answers 503 or 504 in the dependency's code";
 
 const WASH: &str = "6b1f2c1e-0001-4000-8000-000000000001";
 const TOWELS: &str = "6b1f2c1e-0002-4000-8000-000000000003";
@@ -619,9 +629,6 @@ fn round(client: &reqwest::blocking::Client, base: &str, me: &Actor, answers: &M
 
 #[test]
 fn postgres_stopped_mid_traffic_answers_503_fast_and_recovers_without_a_restart() {
-    if common::host_only(WHY_HOST_ONLY) {
-        return;
-    }
     const WORKERS: usize = 6;
     let test_started = Instant::now();
     let pg = OwnPostgres::start();
@@ -799,10 +806,11 @@ enum Intent {
 
 #[test]
 fn a_host_killed_mid_writes_keeps_every_acknowledged_write_and_nothing_else() {
-    if common::host_only(WHY_HOST_ONLY) {
-        return;
-    }
-    const CUSTOMERS: usize = 40; // each: 2 orders to book, 2 to pay, 1 checkout
+    // Each customer: 2 orders to book, 2 to pay, 1 checkout. Under Spin, fewer: Spin 4.0.2
+    // gives every component a pool of up to 64 PostgreSQL connections of its own, and 200
+    // writes at once through four components would take more than the 100 a default
+    // PostgreSQL allows (docs/spin-compatibility.md, "PostgreSQL connections").
+    let customer_count: usize = if common::spin_bin().is_some() { 10 } else { 40 };
     let test_started = Instant::now();
     let vhost = TestVhost::create();
     let mut server = TestServer::start(
@@ -812,7 +820,7 @@ fn a_host_killed_mid_writes_keeps_every_acknowledged_write_and_nothing_else() {
             .env("SPIN_VARIABLE_PAYMENT_PROCESSING_DELAY_MS", "300"),
     );
     let client = client();
-    let customers: Vec<Actor> = (0..CUSTOMERS).map(|_| server.customer()).collect();
+    let customers: Vec<Actor> = (0..customer_count).map(|_| server.customer()).collect();
     let base = server.base.clone();
     let created = |who: &Actor, what, path, body: &Value| {
         let answer = Api(&client, &base)
@@ -855,7 +863,7 @@ fn a_host_killed_mid_writes_keeps_every_acknowledged_write_and_nothing_else() {
             .flat_map(|h| h.join().unwrap())
             .collect()
     });
-    assert_eq!(writes.len(), 200);
+    assert_eq!(writes.len(), customer_count * 5);
 
     // All at once; the host is SIGKILLed once a quarter of the payments are answered.
     let paid = AtomicUsize::new(0);
@@ -1120,9 +1128,6 @@ fn pay_within(
 
 #[test]
 fn rabbitmq_down_for_30_s_payments_succeed_and_every_event_arrives_once_after() {
-    if common::host_only(WHY_HOST_ONLY) {
-        return;
-    }
     let test_started = Instant::now();
     let vhost = TestVhost::create();
     let proxy = BrokerProxy::start("127.0.0.1:5672");
@@ -1173,7 +1178,11 @@ fn rabbitmq_down_for_30_s_payments_succeed_and_every_event_arrives_once_after() 
 
 #[test]
 fn redis_down_the_app_keeps_serving_and_only_events_published_meanwhile_are_lost() {
-    if common::host_only(WHY_HOST_ONLY) {
+    if common::we_do_better(
+        "Spin 4.0.2's Redis trigger ends when its connection to Redis drops, and `spin up` \
+         then stops the whole app (\"A trigger exited unexpectedly. Terminating.\"); our host \
+         keeps serving and subscribes again once Redis is back",
+    ) {
         return;
     }
     let test_started = Instant::now();
@@ -1269,7 +1278,7 @@ fn short_deadline(config: ServerConfig) -> ServerConfig {
 
 #[test]
 fn a_silent_car_service_ends_bookings_with_504_before_the_deadline() {
-    if common::host_only(WHY_HOST_ONLY) {
+    if common::we_do_better(SPIN_WAITS_FOREVER) {
         return;
     }
     let test_started = Instant::now();
@@ -1347,7 +1356,7 @@ fn a_silent_car_service_ends_bookings_with_504_before_the_deadline() {
 
 #[test]
 fn a_silent_postgres_ends_requests_with_503_within_the_connect_timeout() {
-    if common::host_only(WHY_HOST_ONLY) {
+    if common::we_do_better(SPIN_WAITS_FOREVER) {
         return;
     }
     let test_started = Instant::now();
@@ -1422,7 +1431,7 @@ fn a_silent_postgres_ends_requests_with_503_within_the_connect_timeout() {
 
 #[test]
 fn a_silent_redis_never_holds_a_payment_up() {
-    if common::host_only(WHY_HOST_ONLY) {
+    if common::we_do_better(SPIN_WAITS_FOREVER) {
         return;
     }
     let test_started = Instant::now();

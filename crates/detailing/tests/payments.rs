@@ -234,7 +234,11 @@ fn concurrent_payments_of_one_order_without_a_key_charge_once() {
 
 #[test]
 fn payments_racing_cancellations_never_leave_an_order_paid_and_cancelled() {
-    const PAIRS: usize = 50;
+    // Under Spin, fewer: Spin 4.0.2 gives every component a pool of up to 64 PostgreSQL
+    // connections of its own, kept open, so 50 payments racing 50 cancellations (each payment
+    // also chains to order-service) take more than the 100 connections a default PostgreSQL
+    // allows, which this suite shares (docs/spin-compatibility.md, "PostgreSQL connections").
+    let pairs: usize = if common::spin_bin().is_some() { 12 } else { 50 };
     let server = TestServer::start(
         ServerConfig::app().env("SPIN_VARIABLE_PAYMENT_PROCESSING_DELAY_MS", "300"),
     );
@@ -243,7 +247,7 @@ fn payments_racing_cancellations_never_leave_an_order_paid_and_cancelled() {
     let (status, car) = server.call("POST", "/api/cars", me.token(), Some(&car));
     assert_eq!(status, 201, "{car}");
     let car_id = car["id"].as_str().unwrap();
-    let orders: Vec<String> = (0..PAIRS)
+    let orders: Vec<String> = (0..pairs)
         .map(|_| order_for_car(&server, &me, car_id, two_washes()))
         .collect();
     let answers: Vec<((u16, Value), (u16, Value))> = std::thread::scope(|scope| {
@@ -299,7 +303,7 @@ fn payments_racing_cancellations_never_leave_an_order_paid_and_cancelled() {
             );
         }
     }
-    assert_eq!(paid + cancelled, PAIRS, "{state}");
+    assert_eq!(paid + cancelled, pairs, "{state}");
     println!("{paid} paid, {cancelled} cancelled");
 }
 
