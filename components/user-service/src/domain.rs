@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use api::json::Object;
 use api::{FieldError, FieldErrors};
-use auth::{Email, Password, Role};
+use auth::{Email, Password, RefreshToken, Role};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -141,12 +141,77 @@ impl Credentials {
     }
 }
 
+/// The body of `POST /api/users/refresh` and `POST /api/users/logout`: documented and read as
+/// this type. Unknown properties are ignored.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"refresh_token": "q7bJ0v9mS3xW2r8tYp4kLc1nZe6uHa5dFg0iOj3sMwE"}))]
+pub struct RefreshRequest {
+    /// The `refresh_token` of the last login or refresh answer, as given. Any other string is
+    /// answered 401 `refresh_token_invalid`.
+    #[schema(min_length = 1)]
+    pub refresh_token: String,
+}
+
+/// A refresh token as presented: `None` when the text cannot be a token at all (it is then
+/// refused like an unknown one, without a look-up).
+#[derive(Debug)]
+pub struct PresentedToken(pub Option<RefreshToken>);
+
+impl PresentedToken {
+    pub fn parse(body: &Object) -> Result<Self, FieldErrors> {
+        let request: RefreshRequest = api::body::parse(body)?;
+        Ok(Self(RefreshToken::parse(&request.refresh_token)))
+    }
+}
+
+/// Why a refresh token was refused (401 each; the codes are in `error.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No session has this token (or the text is not a token).
+    Unknown,
+    /// Its session reached its end (`refresh_token_expire_seconds` after login).
+    Expired,
+    /// Its session was revoked: logout, logout-all, or a reuse of another of its tokens.
+    Revoked,
+    /// It was used before: its session is revoked now, every token of it with it.
+    Reused,
+}
+
+impl Refusal {
+    /// The name the store's statement answers.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "unknown" => Some(Self::Unknown),
+            "expired" => Some(Self::Expired),
+            "revoked" => Some(Self::Revoked),
+            "reused" => Some(Self::Reused),
+            _ => None,
+        }
+    }
+}
+
+/// Whom a live session is for, as a refresh reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user_id: Uuid,
+    /// The user's role now, not at login.
+    pub role: Role,
+    /// Seconds until the session ends.
+    pub expires_in: i64,
+}
+
+/// A session's lifetime in seconds (`refresh_token_expire_seconds`): 5 minutes to a year.
+pub fn parse_session_lifetime(raw: &str) -> Result<u32, String> {
+    parse_in(raw, 300, 365 * 24 * 3600, "seconds")
+}
+
 /// The request bodies this component reads, with their parsers (for the tests that hold the
 /// API document and the parsers together).
 pub fn request_bodies() -> Vec<api::body::Documented> {
     vec![
         api::body::Documented::new::<RegisterRequest, _>(NewUser::parse),
         api::body::Documented::new::<LoginRequest, _>(Credentials::parse),
+        api::body::Documented::new::<RefreshRequest, _>(PresentedToken::parse),
     ]
 }
 
@@ -457,5 +522,48 @@ mod tests {
             errors.as_slice()[0].message,
             "must be a string, not a number"
         );
+    }
+
+    #[test]
+    fn a_presented_refresh_token_is_a_token_or_nothing() {
+        let token = RefreshToken::generate().unwrap();
+        let presented =
+            PresentedToken::parse(&object(json!({"refresh_token": token.as_str()}))).unwrap();
+        assert_eq!(presented.0, Some(token));
+        for garbage in ["garbage", "eyJhbGciOiJIUzI1NiJ9.e30.x", &"A".repeat(44)] {
+            let presented =
+                PresentedToken::parse(&object(json!({"refresh_token": garbage}))).unwrap();
+            assert_eq!(presented.0, None, "{garbage}");
+        }
+        for body in [
+            json!({}),
+            json!({"refresh_token": ""}),
+            json!({"refresh_token": 7}),
+        ] {
+            let errors = PresentedToken::parse(&object(body.clone())).unwrap_err();
+            assert_eq!(errors.as_slice()[0].field, "refresh_token", "{body}");
+        }
+    }
+
+    #[test]
+    fn refusals_are_read_by_name() {
+        for (name, refusal) in [
+            ("unknown", Refusal::Unknown),
+            ("expired", Refusal::Expired),
+            ("revoked", Refusal::Revoked),
+            ("reused", Refusal::Reused),
+        ] {
+            assert_eq!(Refusal::parse(name), Some(refusal));
+        }
+        assert_eq!(Refusal::parse("used"), None);
+    }
+
+    #[test]
+    fn a_session_lasts_5_minutes_to_a_year() {
+        assert_eq!(parse_session_lifetime("2592000"), Ok(2_592_000));
+        assert_eq!(parse_session_lifetime(" 300 "), Ok(300));
+        for raw in ["299", "31536001", "-1", "30d", ""] {
+            assert!(parse_session_lifetime(raw).is_err(), "{raw}");
+        }
     }
 }

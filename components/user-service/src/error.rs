@@ -6,6 +6,8 @@ use spin_sdk::http::{IntoResponse, Response};
 
 use auth::Email;
 
+use crate::domain::Refusal;
+
 #[derive(Debug)]
 pub enum UserError {
     /// 422: the body has invalid fields.
@@ -19,6 +21,9 @@ pub enum UserError {
     /// 429: too many failed logins for this account or from this address; try again after
     /// this many seconds (`Retry-After`). Answered before the password is checked.
     TooManyAttempts { retry_after_seconds: u64 },
+    /// 401: a refresh token that opens nothing (see [`Refusal`]); a reused one has just
+    /// revoked its session.
+    RefreshRefused(Refusal),
     /// Malformed JSON, missing token, configuration, database: already an API error.
     Api(ApiError),
 }
@@ -45,6 +50,27 @@ impl From<UserError> for ApiError {
                 "too_many_attempts",
                 format!("too many failed logins; try again in {retry_after_seconds} seconds"),
             ),
+            UserError::RefreshRefused(refusal) => {
+                let (code, message) = match refusal {
+                    Refusal::Unknown => (
+                        "refresh_token_invalid",
+                        "the refresh token is not one this service issued",
+                    ),
+                    Refusal::Expired => (
+                        "refresh_token_expired",
+                        "the refresh token's session has ended; log in again",
+                    ),
+                    Refusal::Revoked => (
+                        "refresh_token_revoked",
+                        "the refresh token's session was ended (logout, or a token of it was reused); log in again",
+                    ),
+                    Refusal::Reused => (
+                        "refresh_token_reused",
+                        "the refresh token was used before, so it may have been stolen: its session is ended; log in again",
+                    ),
+                };
+                ApiError::unauthorized(code, message)
+            }
             UserError::Api(error) => error,
         }
     }

@@ -1,15 +1,18 @@
-//! `users.users` and `users.login_failures` in PostgreSQL (migrations/0003_users.sql,
-//! 0014_login_attempts.sql), one statement per intent.
+//! `users.users`, `users.login_failures`, `users.sessions` and `users.refresh_tokens` in
+//! PostgreSQL (migrations/0003_users.sql, 0014_login_attempts.sql, 0015_sessions.sql), one
+//! statement per intent.
 //! Every statement returns exactly one row (Spin 4.0.2 hangs on an empty `pg3` result,
 //! docs/spin-compatibility.md): lookups run through [`db::lookup`].
 
 use api::db::{self, Row};
 use api::ApiError;
-use auth::Role;
+use auth::{RefreshToken, Role};
 use spin_sdk::pg3::{Connection, ParameterValue};
 use uuid::Uuid;
 
-use crate::domain::{LoginAttempt, LoginLimits, NewUser, StoredCredentials, User};
+use crate::domain::{
+    LoginAttempt, LoginLimits, NewUser, Refusal, Session, StoredCredentials, User,
+};
 
 /// The public columns of a user, read from the relation aliased `u`.
 macro_rules! user_columns {
@@ -142,4 +145,156 @@ fn role(row: &Row) -> Result<Role, ApiError> {
     row.parse("role", |text| {
         Role::parse(text).ok_or_else(|| format!("unknown role `{text}`"))
     })
+}
+
+// Sessions (migrations/0015_sessions.sql): one family of refresh tokens per login, found by
+// the SHA-256 of a token (`auth::RefreshToken::hash`).
+
+/// Starts a session for user `$1` ending in `$3` seconds, with `$2` as its first token's hash.
+/// Prunes a few sessions that have ended first (their tokens go with them), skipping rows
+/// others hold. Always one row.
+const START_SESSION: &str = "WITH pruned AS ( \
+         DELETE FROM users.sessions WHERE id IN ( \
+             SELECT s.id FROM users.sessions AS s WHERE s.expires_at <= now() \
+             LIMIT 16 FOR UPDATE SKIP LOCKED)), \
+     session AS ( \
+         INSERT INTO users.sessions (user_id, expires_at) \
+         VALUES ($1::text::uuid, now() + make_interval(secs => $3::int)) \
+         RETURNING id) \
+     INSERT INTO users.refresh_tokens (token_hash, session_id) \
+     SELECT $2::text, session.id FROM session \
+     RETURNING session_id::text AS session_id";
+
+/// Marks the token with hash `$1` used if it is unused and its session is live, and answers
+/// whom the session is for. One conditional UPDATE: of two concurrent refreshes with one
+/// token, the second waits for the first's row lock, then finds `used_at` set and updates
+/// nothing. The role is read now, so a changed role reaches the next access token.
+const USE_TOKEN: &str = "UPDATE users.refresh_tokens AS t SET used_at = now() \
+     FROM users.sessions AS s JOIN users.users AS u ON u.id = s.user_id \
+     WHERE t.token_hash = $1::text AND t.used_at IS NULL \
+       AND s.id = t.session_id AND s.revoked_at IS NULL AND s.expires_at > now() \
+     RETURNING s.id::text AS session_id, u.id::text AS user_id, u.role, \
+               ceil(extract(epoch FROM s.expires_at - now()))::bigint AS expires_in";
+
+/// Adds `$1` (a hash) as the next token of session `$2`. Always one row.
+const ADD_TOKEN: &str = "INSERT INTO users.refresh_tokens (token_hash, session_id) \
+     VALUES ($1::text, $2::text::uuid) RETURNING session_id::text AS session_id";
+
+/// Why the token with hash `$1` was not rotated, after [`USE_TOKEN`] updated nothing, and,
+/// when it had been used already, its session revoked. A statement of its own, so it sees
+/// the rotation that won a race. Always one row: `refusal` is `unknown`, `expired`,
+/// `reused` or `revoked`.
+const REFUSE_TOKEN: &str = "WITH token AS ( \
+         SELECT t.session_id, t.used_at IS NOT NULL AS used, \
+                s.revoked_at IS NOT NULL AS revoked, s.expires_at <= now() AS expired \
+           FROM users.refresh_tokens AS t JOIN users.sessions AS s ON s.id = t.session_id \
+          WHERE t.token_hash = $1::text), \
+     revoked AS ( \
+         UPDATE users.sessions AS s SET revoked_at = now(), revoked_reason = 'reuse' \
+           FROM token \
+          WHERE s.id = token.session_id AND token.used AND NOT token.expired \
+            AND s.revoked_at IS NULL \
+         RETURNING s.id) \
+     SELECT CASE WHEN token.session_id IS NULL THEN 'unknown' \
+                 WHEN token.expired THEN 'expired' \
+                 WHEN token.used THEN 'reused' \
+                 WHEN token.revoked THEN 'revoked' \
+                 ELSE 'unknown' END AS refusal, \
+            (SELECT count(*) FROM revoked) AS revoked_now \
+       FROM (SELECT 1) AS one LEFT JOIN token ON true";
+
+/// Revokes the session of the token with hash `$1`, whatever the token's state. Always one
+/// row: whether the token is known, and whether this revoked its session (0 when it had
+/// been revoked already).
+const END_SESSION: &str = "WITH token AS ( \
+         SELECT t.session_id FROM users.refresh_tokens AS t WHERE t.token_hash = $1::text), \
+     revoked AS ( \
+         UPDATE users.sessions AS s SET revoked_at = now(), revoked_reason = 'logout' \
+           FROM token WHERE s.id = token.session_id AND s.revoked_at IS NULL \
+         RETURNING s.id) \
+     SELECT token.session_id IS NOT NULL AS known, \
+            (SELECT count(*) FROM revoked) AS revoked \
+       FROM (SELECT 1) AS one LEFT JOIN token ON true";
+
+/// Revokes every live session of user `$1`. Always one row.
+const END_ALL_SESSIONS: &str = "WITH revoked AS ( \
+         UPDATE users.sessions SET revoked_at = now(), revoked_reason = 'logout_all' \
+          WHERE user_id = $1::text::uuid AND revoked_at IS NULL AND expires_at > now() \
+         RETURNING id) \
+     SELECT count(*) AS revoked FROM revoked";
+
+/// Starts a session for `user` with `first` as its first refresh token, lasting
+/// `lifetime_seconds`.
+pub fn start_session(
+    db: &Connection,
+    user: Uuid,
+    first: &RefreshToken,
+    lifetime_seconds: u32,
+) -> Result<(), ApiError> {
+    let params = [
+        user.to_string().into(),
+        first.hash().into(),
+        ParameterValue::Int32(i32::try_from(lifetime_seconds).unwrap_or(i32::MAX)),
+    ];
+    db::one_row(db::query(db, START_SESSION, &params)?).map(drop)
+}
+
+/// What a refresh token was good for.
+#[derive(Debug)]
+pub enum Rotation {
+    /// `next` is now the session's token; the presented one is used.
+    Rotated(Session),
+    /// Nothing was issued (and a reused token's session is now revoked).
+    Refused(Refusal),
+}
+
+/// Rotates `presented` to `next` in one transaction: the presented token is marked used
+/// and `next` added to its session, or neither happens.
+pub fn rotate(
+    db: &Connection,
+    presented: &RefreshToken,
+    next: &RefreshToken,
+) -> Result<Rotation, ApiError> {
+    let presented = presented.hash();
+    db::transaction(db, |db| {
+        let Some(session) = db::lookup(db, USE_TOKEN, &[presented.clone().into()], |row| {
+            Ok((
+                row.get::<String>("session_id")?,
+                Session {
+                    user_id: row.uuid("user_id")?,
+                    role: role(row)?,
+                    expires_in: row.get("expires_in")?,
+                },
+            ))
+        })?
+        else {
+            let row = db::one_row(db::query(db, REFUSE_TOKEN, &[presented.clone().into()])?)?;
+            let refusal = row.parse("refusal", |text| {
+                Refusal::parse(text).ok_or_else(|| format!("unknown refusal `{text}`"))
+            })?;
+            return Ok(Rotation::Refused(refusal));
+        };
+        let (session_id, session) = session;
+        db::one_row(db::query(
+            db,
+            ADD_TOKEN,
+            &[next.hash().into(), session_id.into()],
+        )?)?;
+        Ok(Rotation::Rotated(session))
+    })
+}
+
+/// Revokes the session `token` belongs to: `None` when no session has such a token, else
+/// how many sessions this revoked (0 when it had ended already).
+pub fn end_session(db: &Connection, token: &RefreshToken) -> Result<Option<i64>, ApiError> {
+    let row = db::one_row(db::query(db, END_SESSION, &[token.hash().into()])?)?;
+    if !row.get::<bool>("known")? {
+        return Ok(None);
+    }
+    row.get("revoked").map(Some)
+}
+
+/// Revokes every live session of `user`; answers how many.
+pub fn end_all_sessions(db: &Connection, user: Uuid) -> Result<i64, ApiError> {
+    db::one_row(db::query(db, END_ALL_SESSIONS, &[user.to_string().into()])?)?.get("revoked")
 }
