@@ -10,6 +10,9 @@ use serde_json::{json, Value};
 const PUBLIC: &[(&str, &str)] = &[
     ("POST", "/api/users/register"),
     ("POST", "/api/users/login"),
+    // A refresh token in the body is their credential.
+    ("POST", "/api/users/refresh"),
+    ("POST", "/api/users/logout"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
     ("GET", "/docs/"),
@@ -102,6 +105,7 @@ fn every_known_protected_endpoint_answers_401_without_a_token() {
     let id = uuid::Uuid::new_v4();
     for (method, path) in [
         ("GET", "/api/users/me".to_owned()),
+        ("POST", "/api/users/logout-all".to_owned()),
         ("POST", "/api/cars".to_owned()),
         ("GET", format!("/api/cars/{id}")),
         ("POST", "/api/orders".to_owned()),

@@ -1,5 +1,6 @@
 //! user-service end to end: registration, login, the caller's profile, token rules as the
-//! components apply them, and `detailing user create-staff`.
+//! components apply them, sessions (refresh, rotation, reuse, logout, logout-all) and
+//! `detailing user create-staff`.
 
 mod common;
 
@@ -52,7 +53,7 @@ fn register_the_example_user_then_login_then_me() {
     let (status, token) = login(&server, "test@example.com", "password123");
     assert_eq!(status, 200, "{token}");
     assert_eq!(token["token_type"], "bearer");
-    assert_eq!(token["expires_in"], 3600);
+    assert_eq!(token["expires_in"], 900);
     let access = token["access_token"].as_str().unwrap();
 
     let (status, me) = server.call("GET", "/api/users/me", Some(access), None);
@@ -291,4 +292,293 @@ fn accounts_survive_a_restart() {
     let token = server.login("test@example.com", "password123");
     let (status, me) = server.call("GET", "/api/users/me", Some(&token), None);
     assert_eq!((status, me), (200, user));
+}
+
+// Sessions: refresh tokens, rotation, reuse, logout and logout-all.
+
+const PASSWORD: &str = "correct horse battery";
+
+/// Registers `email` and logs in once: the login's answer.
+fn sign_up(server: &TestServer, email: &str) -> Value {
+    let mut body = example_registration();
+    body["email"] = json!(email);
+    body["password"] = json!(PASSWORD);
+    let (status, user) = register(server, &body);
+    assert_eq!(status, 201, "{user}");
+    logged_in(server, email)
+}
+
+/// Logs `email` in again: one more session.
+fn logged_in(server: &TestServer, email: &str) -> Value {
+    let (status, answer) = login(server, email, PASSWORD);
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
+fn refresh_token(answer: &Value) -> &str {
+    answer["refresh_token"].as_str().unwrap()
+}
+
+fn refresh(server: &TestServer, token: &str) -> (u16, Value) {
+    let body = json!({"refresh_token": token});
+    server.call("POST", "/api/users/refresh", None, Some(&body))
+}
+
+fn logout(server: &TestServer, token: &str) -> (u16, Value) {
+    let body = json!({"refresh_token": token});
+    server.call("POST", "/api/users/logout", None, Some(&body))
+}
+
+/// Asserts a 401 with `code`, in the shared error shape.
+fn assert_refused(answer: (u16, Value), code: &str) {
+    let (status, body) = answer;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+}
+
+fn access_works(server: &TestServer, answer: &Value) -> bool {
+    let access = answer["access_token"].as_str().unwrap();
+    server.call("GET", "/api/users/me", Some(access), None).0 == 200
+}
+
+#[test]
+fn login_answers_a_refresh_token_that_rotates_and_is_stored_hashed() {
+    let server = TestServer::start(ServerConfig::app());
+    let first = sign_up(&server, "driver@example.com");
+    // The login answer keeps its fields and adds the session's.
+    assert_eq!(first["token_type"], "bearer");
+    assert_eq!(first["expires_in"], 900);
+    assert_eq!(first["refresh_token_expires_in"], 2_592_000);
+    let token = refresh_token(&first);
+    assert_eq!(token.len(), 43, "{token}");
+
+    let (status, second) = refresh(&server, token);
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(second["token_type"], "bearer");
+    assert_eq!(second["expires_in"], 900);
+    // The session's end is fixed at login: refreshing does not push it back.
+    let left = second["refresh_token_expires_in"].as_i64().unwrap();
+    assert!((2_592_000 - 60..=2_592_000).contains(&left), "{left}");
+    assert_ne!(refresh_token(&second), token);
+    assert!(access_works(&server, &second));
+
+    // The new token rotates again; each is one row of the one session, stored as its hash.
+    let (status, third) = refresh(&server, refresh_token(&second));
+    assert_eq!(status, 200, "{third}");
+    assert_eq!(
+        psql_db(
+            &server.db,
+            "SELECT count(*) || ' ' || count(DISTINCT session_id) || ' ' || count(used_at) \
+             FROM users.refresh_tokens"
+        ),
+        "3 1 2"
+    );
+    for answer in [&first, &second, &third] {
+        let token = refresh_token(answer);
+        let hash = auth::RefreshToken::parse(token).unwrap().hash();
+        let found = psql_db(
+            &server.db,
+            &format!(
+                "SELECT count(*) FROM users.refresh_tokens WHERE token_hash = '{hash}' \
+                 AND token_hash <> '{token}'"
+            ),
+        );
+        assert_eq!(found, "1");
+    }
+
+    // A refresh reads the user's role as it is now.
+    psql_db(&server.db, "UPDATE users.users SET role = 'staff'");
+    let (status, fourth) = refresh(&server, refresh_token(&third));
+    assert_eq!(status, 200, "{fourth}");
+    let secret = auth::Secret::new(common::TEST_JWT_SECRET.as_bytes()).unwrap();
+    let claims =
+        auth::token::verify(&secret, fourth["access_token"].as_str().unwrap(), api_now()).unwrap();
+    assert_eq!(claims.role, auth::Role::Staff);
+    assert_eq!(claims.exp - claims.iat, 900);
+}
+
+#[test]
+fn a_reused_refresh_token_ends_its_whole_session_and_no_other() {
+    let server = TestServer::start(ServerConfig::app());
+    let stolen = sign_up(&server, "victim@example.com");
+    let elsewhere = logged_in(&server, "victim@example.com");
+    let (status, rotated) = refresh(&server, refresh_token(&stolen));
+    assert_eq!(status, 200, "{rotated}");
+
+    // The used token comes back (a thief's copy, or the owner's after the thief's refresh).
+    assert_refused(
+        refresh(&server, refresh_token(&stolen)),
+        "refresh_token_reused",
+    );
+    // The session is over: its latest token is refused too, and the reuse stays refused.
+    assert_refused(
+        refresh(&server, refresh_token(&rotated)),
+        "refresh_token_revoked",
+    );
+    assert_refused(
+        refresh(&server, refresh_token(&stolen)),
+        "refresh_token_reused",
+    );
+    // Access tokens already issued live until they expire: that is what short-lived means.
+    assert!(access_works(&server, &rotated));
+    // The user's other session is untouched.
+    assert_eq!(refresh(&server, refresh_token(&elsewhere)).0, 200);
+    assert_eq!(
+        psql_db(
+            &server.db,
+            "SELECT string_agg(coalesce(revoked_reason, 'live'), ',' ORDER BY revoked_reason) \
+             FROM users.sessions"
+        ),
+        "reuse,live"
+    );
+}
+
+#[test]
+fn of_concurrent_refreshes_with_one_token_exactly_one_succeeds() {
+    let server = TestServer::start(ServerConfig::app());
+    let login = sign_up(&server, "racer@example.com");
+    let token = refresh_token(&login);
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let server = &server;
+                scope.spawn(move || refresh(server, token))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let winners: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == 200)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(winners.len(), 1, "{answers:?}");
+    for (status, body) in answers.iter().filter(|(status, _)| *status != 200) {
+        assert_eq!(*status, 401, "{body}");
+        assert_eq!(body["error"]["code"], "refresh_token_reused", "{body}");
+    }
+    // One new token was issued, and the losers' reuse ended the session it belongs to.
+    assert_eq!(
+        psql_db(&server.db, "SELECT count(*) FROM users.refresh_tokens"),
+        "2"
+    );
+    assert_refused(
+        refresh(&server, refresh_token(winners[0])),
+        "refresh_token_revoked",
+    );
+}
+
+#[test]
+fn logout_ends_the_session_of_its_refresh_token_only() {
+    let server = TestServer::start(ServerConfig::app());
+    let phone = sign_up(&server, "leaver@example.com");
+    let laptop = logged_in(&server, "leaver@example.com");
+    let (status, _) = refresh(&server, refresh_token(&phone));
+    assert_eq!(status, 200);
+
+    // No access token needed: the refresh token is the proof. A used token of the session
+    // ends it as well as the latest one does.
+    let (status, body) = logout(&server, refresh_token(&phone));
+    assert_eq!((status, &body), (200, &json!({"revoked_sessions": 1})));
+    let (status, body) = logout(&server, refresh_token(&phone));
+    assert_eq!((status, &body), (200, &json!({"revoked_sessions": 0})));
+    assert_refused(
+        refresh(&server, refresh_token(&phone)),
+        "refresh_token_reused",
+    );
+    // The other session goes on.
+    let (status, laptop_next) = refresh(&server, refresh_token(&laptop));
+    assert_eq!(status, 200, "{laptop_next}");
+    let (status, _) = logout(&server, refresh_token(&laptop_next));
+    assert_eq!(status, 200);
+    assert_refused(
+        refresh(&server, refresh_token(&laptop_next)),
+        "refresh_token_revoked",
+    );
+
+    assert_refused(logout(&server, "garbage"), "refresh_token_invalid");
+    let unknown = auth::RefreshToken::generate().unwrap();
+    assert_refused(logout(&server, unknown.as_str()), "refresh_token_invalid");
+}
+
+#[test]
+fn logout_all_ends_every_session_of_the_caller_and_no_one_elses() {
+    let server = TestServer::start(ServerConfig::app());
+    let first = sign_up(&server, "many@example.com");
+    let second = logged_in(&server, "many@example.com");
+    let (status, third) = refresh(&server, refresh_token(&second));
+    assert_eq!(status, 200);
+    let other = sign_up(&server, "other@example.com");
+
+    let (status, body) = server.call("POST", "/api/users/logout-all", None, None);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("missing_token"))
+    );
+
+    let access = third["access_token"].as_str().unwrap();
+    let (status, body) = server.call("POST", "/api/users/logout-all", Some(access), None);
+    assert_eq!((status, &body), (200, &json!({"revoked_sessions": 2})));
+    assert_refused(
+        refresh(&server, refresh_token(&first)),
+        "refresh_token_revoked",
+    );
+    assert_refused(
+        refresh(&server, refresh_token(&third)),
+        "refresh_token_revoked",
+    );
+    assert_eq!(refresh(&server, refresh_token(&other)).0, 200);
+    // The access token stays valid until it expires; a new login starts a new session.
+    assert!(access_works(&server, &third));
+    let (status, body) = server.call("POST", "/api/users/logout-all", Some(access), None);
+    assert_eq!((status, &body), (200, &json!({"revoked_sessions": 0})));
+    let again = logged_in(&server, "many@example.com");
+    assert_eq!(refresh(&server, refresh_token(&again)).0, 200);
+}
+
+#[test]
+fn garbage_unknown_and_expired_refresh_tokens_are_401() {
+    let server = TestServer::start(ServerConfig::app());
+    let login = sign_up(&server, "late@example.com");
+    let access = login["access_token"].as_str().unwrap();
+
+    for garbage in ["garbage", access, &"A".repeat(43)] {
+        assert_refused(refresh(&server, garbage), "refresh_token_invalid");
+    }
+    let unknown = auth::RefreshToken::generate().unwrap();
+    assert_refused(refresh(&server, unknown.as_str()), "refresh_token_invalid");
+    for body in [
+        json!({}),
+        json!({"refresh_token": 7}),
+        json!({"refresh_token": ""}),
+    ] {
+        let (status, answer) = server.call("POST", "/api/users/refresh", None, Some(&body));
+        assert_eq!(status, 422, "{body}: {answer}");
+        assert_eq!(answer["error"]["fields"][0]["field"], "refresh_token");
+    }
+
+    // The session reaches its end, as if 30 days had passed.
+    psql_db(
+        &server.db,
+        "UPDATE users.sessions SET created_at = created_at - interval '30 days', \
+         expires_at = expires_at - interval '30 days'",
+    );
+    assert_refused(
+        refresh(&server, refresh_token(&login)),
+        "refresh_token_expired",
+    );
+    // The next login prunes it, tokens and all.
+    logged_in(&server, "late@example.com");
+    assert_eq!(
+        psql_db(
+            &server.db,
+            "SELECT count(*) FROM users.sessions WHERE expires_at <= now()"
+        ),
+        "0"
+    );
+    assert_refused(
+        refresh(&server, refresh_token(&login)),
+        "refresh_token_invalid",
+    );
 }
