@@ -40,7 +40,10 @@ FILES = [
     "faults",
 ]
 
-RESULT = re.compile(r"^test (\S+) \.\.\. (ok|FAILED|ignored)$")
+RESULT = re.compile(r"^test (\S+) \.\.\. ?(ok|FAILED|ignored)?(.*)$")
+# A test's first output (the harness building the components) may come between its name and
+# its result, which then stands alone on a later line.
+LATE_RESULT = re.compile(r"^(ok|FAILED|ignored)$")
 RUNNING = re.compile(r"^\s+Running tests/(\w+)\.rs")
 STDOUT = re.compile(r"^---- (\S+) stdout ----$")
 NOT_RUN = re.compile(r"^SPIN: not run — ([^:]+): (.*)$")
@@ -70,6 +73,7 @@ def main():
     os.makedirs(os.path.dirname(args.log) or ".", exist_ok=True)
     results = OrderedDict()  # file -> {test: [status, reason]}
     current = None
+    pending = None  # a test whose result has not been printed yet
     in_stdout_of = None
     with open(args.log, "w") as log:
         process = subprocess.Popen(
@@ -82,10 +86,14 @@ def main():
                 current = results.setdefault(m.group(1), OrderedDict())
                 in_stdout_of = None
             elif (m := RESULT.match(line)) and current is not None:
-                status = {"ok": "passed", "FAILED": "failed", "ignored": "ignored"}[m.group(2)]
-                previous = current.get(m.group(1))
-                current[m.group(1)] = [status, previous[1] if previous else ""]
-                print(f"{m.group(2):>7}  {m.group(1)}", file=sys.stderr)
+                pending = None
+                if m.group(2) and not m.group(3):
+                    record(current, m.group(1), m.group(2))
+                else:
+                    pending = m.group(1)
+            elif (m := LATE_RESULT.match(line)) and pending and current is not None:
+                record(current, pending, m.group(1))
+                pending = None
             elif m := STDOUT.match(line):
                 in_stdout_of = m.group(1)
             elif (m := NOT_RUN.match(line)) and in_stdout_of and current is not None:
@@ -101,6 +109,13 @@ def main():
     if missing:
         print(f"no results for: {', '.join(missing)} (did they build? see {args.log})")
     return 1 if failed or missing or (code != 0 and not failed) else 0
+
+
+def record(tests, name, result):
+    status = {"ok": "passed", "FAILED": "failed", "ignored": "ignored"}[result]
+    previous = tests.get(name)
+    tests[name] = [status, previous[1] if previous else ""]
+    print(f"{result:>7}  {name}", file=sys.stderr)
 
 
 def report(host, results):

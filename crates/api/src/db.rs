@@ -137,8 +137,29 @@ fn from_pg_error(error: pg3::PgError) -> ApiError {
         pg3::PgError::ConnectionFailed(detail) => {
             ApiError::unavailable(UNAVAILABLE, "the database is unavailable").with_detail(detail)
         }
+        pg3::PgError::QueryFailed(detail) if connection_lost(&detail) => {
+            ApiError::unavailable(UNAVAILABLE, "the database is unavailable").with_detail(detail)
+        }
         other => ApiError::internal("a database query failed").with_detail(other),
     }
+}
+
+/// Whether a failed query's text says the connection was lost rather than the statement
+/// refused. Our host reports a lost connection as `connection-failed`; Spin 4.0.2 reports it as
+/// `query-failed` with tokio-postgres's error in its debug form (`Error { kind: Closed, .. }`,
+/// `kind: Io`, or the server ending the session: SQLSTATE class 08, or 57P01-57P03 for
+/// shutting down, crashed, starting up), so a database stopped mid-query would be a 500
+/// there without this.
+fn connection_lost(detail: &str) -> bool {
+    const LOST: [&str; 6] = [
+        "kind: Closed",
+        "kind: Io",
+        "SqlState(E57P01)",
+        "SqlState(E57P02)",
+        "SqlState(E57P03)",
+        "SqlState(E08",
+    ];
+    LOST.iter().any(|mark| detail.contains(mark))
 }
 
 /// The only row of a result that must have exactly one.
@@ -246,6 +267,31 @@ mod tests {
     use spin_sdk::pg3::{Column, DbDataType};
 
     use super::*;
+
+    #[test]
+    fn a_query_cut_off_by_a_lost_connection_is_503_and_a_refused_one_500() {
+        let status = |detail: &str| from_pg_error(pg3::PgError::QueryFailed(detail.into())).status;
+        // As Spin 4.0.2 words them (tokio-postgres's Debug).
+        for lost in [
+            "Error { kind: Closed, cause: None }",
+            "Error { kind: Io, cause: Some(Os { code: 104, kind: ConnectionReset }) }",
+            "Error { kind: Db, cause: Some(DbError { severity: \"FATAL\", code: \
+             SqlState(E57P01), message: \"terminating connection due to administrator command\" }) }",
+            "Error { kind: Db, cause: Some(DbError { code: SqlState(E08006) }) }",
+        ] {
+            assert_eq!(status(lost), 503, "{lost}");
+        }
+        for refused in [
+            "Error { kind: Db, cause: Some(DbError { code: SqlState(E23505), message: \
+             \"duplicate key value violates unique constraint\" }) }",
+            "Error { kind: ToSql(0), cause: Some(WrongType) }",
+            "ERROR: relation \"cars.nothing\" does not exist (SQLSTATE 42P01)",
+        ] {
+            assert_eq!(status(refused), 500, "{refused}");
+        }
+        let lost = from_pg_error(pg3::PgError::ConnectionFailed("refused".into()));
+        assert_eq!(lost.status, 503);
+    }
 
     #[test]
     fn a_list_leaves_out_the_placeholder_row() {

@@ -363,6 +363,14 @@ fn tls_backends(db: &TestDb) -> (u64, u64) {
 
 #[test]
 fn the_payment_path_runs_over_tls_end_to_end() {
+    if common::we_do_better(
+        "Spin 4.0.2 verifies the server's certificate chain and host name for `sslmode=require`, \
+         where libpq and our host only encrypt, as that mode means; the local PostgreSQL's \
+         self-signed certificate for another name fails that check, so under Spin the app's \
+         side needs a certificate for the database's host from a CA the system trusts",
+    ) {
+        return;
+    }
     let snakeoil = server_certificate();
     let (cert, key) = self_signed("localhost");
     let db = TestDb::create();
@@ -491,6 +499,13 @@ fn probe_with(url_for: impl FnOnce(&str) -> String) -> (TestServer, TestDb) {
 
 #[test]
 fn a_component_cannot_reach_postgres_through_hostaddr() {
+    if common::we_do_better(
+        "our host checks the address a PostgreSQL URL dials (`hostaddr=`) against \
+         allowed_outbound_hosts and refuses it at once; Spin 4.0.2 does not refuse it that way \
+         (seen: the probe's request got no answer within the test's timeout)",
+    ) {
+        return;
+    }
     for url_for in [
         // An allowed name, and the address actually dialled beside it.
         (|name: &str| {
