@@ -31,7 +31,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "$want" >"$stamp"
 fi
 
-cargo build --release -p detailing
+# The binary as the test command builds it: `cargo build -p detailing` alone resolves features
+# for that package only and would rebuild most dependencies after a workspace test run.
+cargo test --release --workspace --no-run
 target/release/detailing build
 
 work=$(mktemp -d)
