@@ -20,7 +20,7 @@ const APPEND: &str = "WITH added AS (\
        INSERT INTO bonuses.ledger (user_id, kind, amount_kopecks, event_id, order_id, promocode) \
        VALUES ($1::text::uuid, $2::text, $3::int8, $4::text::uuid, $5::text::uuid, $6::text) \
        ON CONFLICT (event_id) DO NOTHING RETURNING id\
-     ) SELECT count(added.id) AS appended FROM (SELECT 1) AS one LEFT JOIN added ON true";
+     ) SELECT count(*) AS appended FROM added";
 
 /// Adds to a balance, opening the account on its first credit.
 const CREDIT: &str = "INSERT INTO bonuses.accounts AS a (user_id, balance_kopecks) \
@@ -59,7 +59,7 @@ const FIND_PROMOCODE: &str = concat!(
 const REDEEM: &str = "WITH redeemed AS (\
        INSERT INTO bonuses.redemptions (code, user_id) VALUES ($1::text, $2::text::uuid) \
        ON CONFLICT DO NOTHING RETURNING code\
-     ) SELECT count(redeemed.code) AS redeemed FROM (SELECT 1) AS one LEFT JOIN redeemed ON true";
+     ) SELECT count(*) AS redeemed FROM redeemed";
 
 /// A user's entries newest first, from after a cursor. The LATERAL join keeps the one-row
 /// shape when the page is empty (an all-NULL row, dropped below).
