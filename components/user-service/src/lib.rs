@@ -216,6 +216,13 @@ impl TokenResponse {
     }
 }
 
+/// The refresh token of a refresh or logout body: 422 when the field is missing or empty,
+/// 401 `refresh_token_invalid` when its text cannot be a token (no look-up needed).
+fn presented_token(request: &Request) -> Result<RefreshToken, UserError> {
+    let PresentedToken(presented) = PresentedToken::parse(&read_json_object(request)?)?;
+    presented.ok_or(UserError::RefreshRefused(Refusal::Unknown))
+}
+
 /// A new refresh token, or 500 when the system has no randomness to give.
 fn new_refresh_token() -> Result<RefreshToken, ApiError> {
     RefreshToken::generate().map_err(|error| {
@@ -293,8 +300,7 @@ fn login(request: Request, _params: Params) -> Result<Response, UserError> {
         (status = 401, description = "refresh_token_invalid (not a token this service issued), refresh_token_expired (the session reached its end), refresh_token_revoked (the session was ended by logout, logout-all or a reuse) or refresh_token_reused (the token was used before: its session is ended now)", body = api::openapi::ErrorBody),
     ))]
 fn refresh(request: Request, _params: Params) -> Result<Response, UserError> {
-    let PresentedToken(presented) = PresentedToken::parse(&read_json_object(&request)?)?;
-    let presented = presented.ok_or(UserError::RefreshRefused(Refusal::Unknown))?;
+    let presented = presented_token(&request)?;
     let ttl = Config::token_ttl()?;
     let secret = api::auth::secret()?;
     let config = Config::load()?;
@@ -331,8 +337,7 @@ struct LoggedOut {
         (status = 401, description = "refresh_token_invalid: not a token this service issued", body = api::openapi::ErrorBody),
     ))]
 fn logout(request: Request, _params: Params) -> Result<Response, UserError> {
-    let PresentedToken(presented) = PresentedToken::parse(&read_json_object(&request)?)?;
-    let presented = presented.ok_or(UserError::RefreshRefused(Refusal::Unknown))?;
+    let presented = presented_token(&request)?;
     let config = Config::load()?;
     let db = api::db::open(&config.postgres_url)?;
     match store::end_session(&db, &presented)? {

@@ -183,7 +183,8 @@ const ADD_TOKEN: &str = "INSERT INTO users.refresh_tokens (token_hash, session_i
 /// Why the token with hash `$1` was not rotated, after [`USE_TOKEN`] updated nothing, and,
 /// when it had been used already, its session revoked. A statement of its own, so it sees
 /// the rotation that won a race. Always one row: `refusal` is `unknown`, `expired`,
-/// `reused` or `revoked`.
+/// `reused` or `revoked`. The `revoked` CTE runs whether or not the
+/// SELECT reads it, as every data-modifying CTE does.
 const REFUSE_TOKEN: &str = "WITH token AS ( \
          SELECT t.session_id, t.used_at IS NOT NULL AS used, \
                 s.revoked_at IS NOT NULL AS revoked, s.expires_at <= now() AS expired \
@@ -199,8 +200,7 @@ const REFUSE_TOKEN: &str = "WITH token AS ( \
                  WHEN token.expired THEN 'expired' \
                  WHEN token.used THEN 'reused' \
                  WHEN token.revoked THEN 'revoked' \
-                 ELSE 'unknown' END AS refusal, \
-            (SELECT count(*) FROM revoked) AS revoked_now \
+                 ELSE 'unknown' END AS refusal \
        FROM (SELECT 1) AS one LEFT JOIN token ON true";
 
 /// Revokes the session of the token with hash `$1`, whatever the token's state. Always one

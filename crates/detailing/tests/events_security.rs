@@ -9,7 +9,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{psql_db, signed_event, Actor, ServerConfig, TestServer, TestVhost};
+use common::{psql_db, signed_event, under_spin, Actor, ServerConfig, TestServer, TestVhost};
 use serde_json::{json, Value};
 
 const WASH: &str = "6b1f2c1e-0001-4000-8000-000000000001";
@@ -42,13 +42,9 @@ fn altered(event: &Value) -> Vec<u8> {
     events::envelope(&raised.to_string(), genuine["signature"].as_str().unwrap())
 }
 
-/// Under the Spin CLI (`SPIN_BIN`) there are no metrics of ours: the tests then count what
-/// the components log and what the database and the broker hold, as they also do on our host.
-fn under_spin() -> bool {
-    common::spin_bin().is_some()
-}
-
-/// A server with its metrics listener (ours only: under Spin, a plain server).
+/// A server with its metrics listener (ours only: under Spin, a plain server). Under the Spin
+/// CLI there are no metrics of ours: the tests then count what the components log and what
+/// the database and the broker hold, as they also do on our host.
 fn observed(config: ServerConfig) -> TestServer {
     if under_spin() {
         return TestServer::start(config);

@@ -810,7 +810,7 @@ fn a_host_killed_mid_writes_keeps_every_acknowledged_write_and_nothing_else() {
     // gives every component a pool of up to 64 PostgreSQL connections of its own, and 200
     // writes at once through four components would take more than the 100 a default
     // PostgreSQL allows (docs/spin-compatibility.md, "PostgreSQL connections").
-    let customer_count: usize = if common::spin_bin().is_some() { 10 } else { 40 };
+    let customer_count: usize = if common::under_spin() { 10 } else { 40 };
     let test_started = Instant::now();
     let vhost = TestVhost::create();
     let mut server = TestServer::start(

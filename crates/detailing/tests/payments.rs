@@ -238,7 +238,7 @@ fn payments_racing_cancellations_never_leave_an_order_paid_and_cancelled() {
     // connections of its own, kept open, so 50 payments racing 50 cancellations (each payment
     // also chains to order-service) take more than the 100 connections a default PostgreSQL
     // allows, which this suite shares (docs/spin-compatibility.md, "PostgreSQL connections").
-    let pairs: usize = if common::spin_bin().is_some() { 12 } else { 50 };
+    let pairs: usize = if common::under_spin() { 12 } else { 50 };
     let server = TestServer::start(
         ServerConfig::app().env("SPIN_VARIABLE_PAYMENT_PROCESSING_DELAY_MS", "300"),
     );

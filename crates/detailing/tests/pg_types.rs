@@ -455,7 +455,7 @@ fn every_postgres_type_converts_as_spin_4_0_2_converts_it() {
     common::psql_db(&server.db, "CREATE TYPE probe_mood AS ENUM ('ok')");
     let wrong = mismatches(&server.base);
     assert!(wrong.is_empty(), "{}\n{}", wrong.join("\n"), server.log());
-    if common::spin_bin().is_some() {
+    if common::under_spin() {
         // Spin's log is its own.
         return;
     }
@@ -483,7 +483,7 @@ fn every_case_against_another_host() {
 #[test]
 fn a_query_with_no_rows_is_answered_and_logged_as_one_spin_would_never_answer() {
     let server = probe_server();
-    if common::spin_bin().is_some() {
+    if common::under_spin() {
         return spin_never_answers_a_query_with_no_rows(&server);
     }
     let results = run(

@@ -272,6 +272,11 @@ pub fn spin_bin() -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
+/// Whether the suite runs under the Spin CLI (`SPIN_BIN` names one).
+pub fn under_spin() -> bool {
+    spin_bin().is_some()
+}
+
 /// True (after saying so) when the suite runs under the Spin CLI and the calling test checks
 /// something only our host has (its flags, metrics, hot swap, limits: `reason`): the test
 /// then returns early. For a whole file about our host's internals.
@@ -295,7 +300,7 @@ pub const UNROUTABLE_CHAINING: &str = "Spin 4.0.2 traps the calling component wh
      component answers with 503 in the callee's code";
 
 fn not_run_under_spin(why: &str, reason: &str) -> bool {
-    if spin_bin().is_some() {
+    if under_spin() {
         // Seen with `--show-output` (passing tests' output is captured otherwise).
         println!("SPIN: not run — {why}: {reason}");
         true
