@@ -1,25 +1,32 @@
 #!/usr/bin/env python3
 """The side-by-side benchmark: one command, one run, BENCHMARKS.md rewritten.
 
-    python3 bench/run.py            # full run (about 5 minutes once built), writes BENCHMARKS.md
+    python3 bench/run.py            # full run (about 7 minutes once built), writes BENCHMARKS.md
     python3 bench/run.py --quick    # smoke run (short runs), writes target/bench/quick.md
-    python3 bench/run.py --only ours,floor --skip criterion,payment
+    python3 bench/run.py --only ours,fresh,floor --skip criterion,payment
+    SPIN_BIN=/path/to/spin python3 bench/run.py    # adds the real Spin CLI as a contender
 
 It builds what it measures (release builds, the components, the FastAPI reference stack's
 venv), makes a database of its own (migrated by `detailing migrate`, one customer and one car
 seeded, an HS256 token minted with the run's own secret), refuses any contender that answers
 the car lookup differently from ours, then measures one contender at a time with wrk:
 
-  ours    `detailing up` (release build, every component of spin.toml, relay inside)
+  ours    `detailing up` (release build, every component of spin.toml as shipped, whose
+          `[component.<id>.tool.detailing]` sections may opt into instance reuse; relay inside)
+  fresh   the same with `--max-instance-reuse-count 1`: a fresh instance per request, Spin's
+          model
+  spin    the real Spin CLI (`spin up`), only when SPIN_BIN or --spin-bin names a binary the
+          user has: the bench never builds or downloads Spin
   native  bench-native-twin (axum + tokio-postgres)
   seed    the FastAPI reference stack, bench/seed-stack (FastAPI + uvicorn, 2 workers per
           service, asyncpg)
   floor   bench-floor (hyper, every request 200 {"status":"ok"})
 
-Scenarios: (1) GET /api/cars/health/live; (2) GET /api/cars/{id} with a token and a pooled
-query, 32 connections; (3) POST /api/orders (a chained call to car-service and an insert);
-(4) (2) at 256 connections; (5) cold start (compile cache emptied) and warm start to the first
-200; (6) idle RSS of `detailing up` and its peak under load; (7) payment -> bonus latency at
+Scenarios: (1) GET /api/cars/health/live, 32 connections, and (1c) at one connection;
+(2) GET /api/cars/{id} with a token and a pooled query, 32 connections; (3) POST /api/orders
+(a chained call to car-service and an insert); (4) (2) at 256 connections; (5) cold start
+(compile cache emptied) and warm start to the first 200; (6) idle RSS of `detailing up`, its
+peak under load and its RSS after the load runs (also Spin's); (7) payment -> bonus latency at
 200/s (bench/payment_bonus.py); and the criterion micro-benchmark of one instantiate+handle
 cycle (crates/runtime/benches/instantiate.rs).
 
@@ -62,14 +69,24 @@ OURS_CACHE = os.path.join(WORK, "compile-cache")
 ADMIN_DB = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 MARK_BEGIN = "<!-- bench:run.py begin -->"
 MARK_END = "<!-- bench:run.py end -->"
-CONTENDERS = ["ours", "native", "seed", "floor"]
+# ours first: it is the correctness gate's reference and every ratio's numerator.
+CONTENDERS = ["ours", "fresh", "spin", "native", "seed", "floor"]
 STAGES = ["build", "start", "payment", "criterion"]
 LABELS = {
     "ours": "ours (`detailing up`)",
+    "fresh": "ours, fresh instance per request (`--max-instance-reuse-count 1`)",
+    "spin": "Spin CLI (`spin up`)",
     "native": "native twin (axum + tokio-postgres)",
     "seed": "FastAPI reference stack (FastAPI + uvicorn ×2 + asyncpg)",
     "floor": "floor (hyper hello)",
 }
+# The hosts of wasm components, whose RSS after the load runs is compared.
+WASM_HOSTS = ["ours", "fresh", "spin"]
+SPIN_NOT_SET = ("SPIN_BIN is not set (the bench never builds or downloads Spin; point SPIN_BIN "
+                "at a `spin` 4.x binary to add it)")
+SPIN_HEALTH = "/.well-known/spin/health"
+SPIN_LOGS = os.path.join(LOGS, "spin")
+SPIN_STATE = os.path.join(WORK, "spin-state")
 LIVE_PATH = "/api/cars/health/live"
 DESIRED_TIME = "2030-12-20T10:00:00Z"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -136,21 +153,27 @@ def run_streamed(cmd, logfile, env=None):
 
 
 def end_process(child, grace=10.0):
-    """SIGTERM to the child's own process group, then SIGKILL after `grace` seconds."""
-    if child.poll() is not None:
+    """SIGTERM to the child's own process group, then SIGKILL after `grace` seconds. Ends when
+    the whole group is gone, not only the child: `spin up` runs each trigger as a child
+    process that can outlive it for a moment, holding database connections."""
+    def running():
+        return child.poll() is None or group_members(child.pid)
+    if not running():
         return
-    try:
-        os.killpg(child.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        child.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(child.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    signal_group(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if running():
+        signal_group(child.pid, signal.SIGKILL)
         child.wait()
+
+
+def signal_group(pgid, signum):
+    try:
+        os.killpg(pgid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def cleanup():
@@ -173,7 +196,7 @@ def on_signal(signum, _frame):
 # /proc: a process tree's CPU time and memory.
 
 def proc_table():
-    """pid -> (ppid, utime+stime ticks, comm) for every process."""
+    """pid -> (ppid, utime+stime ticks, comm, process group) for every live process."""
     table = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -185,21 +208,32 @@ def proc_table():
             continue
         comm = raw[raw.index("(") + 1:raw.rindex(")")]
         fields = raw[raw.rindex(")") + 2:].split()
-        table[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]), comm)
+        # A zombie is gone but for its exit status (nobody may reap an orphan in a container).
+        if fields[0] == "Z":
+            continue
+        table[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]), comm,
+                             int(fields[2]))
     return table
 
 
+def group_members(pgid, table=None):
+    table = table if table is not None else proc_table()
+    return [pid for pid, row in table.items() if row[3] == pgid]
+
+
 def tree(roots, table=None):
+    """The roots and their descendants, each once (a root may descend from another)."""
     table = table if table is not None else proc_table()
     children = {}
-    for pid, (ppid, _, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    found, stack = [], [r for r in roots if r in table]
+    for pid, row in table.items():
+        children.setdefault(row[0], []).append(pid)
+    found, stack = set(), [r for r in roots if r in table]
     while stack:
         pid = stack.pop()
-        found.append(pid)
-        stack.extend(children.get(pid, []))
-    return found
+        if pid not in found:
+            found.add(pid)
+            stack.extend(children.get(pid, []))
+    return sorted(found)
 
 
 def cpu_seconds(roots):
@@ -229,8 +263,8 @@ def hwm_mb(roots):
 def postgres_roots():
     """The postmaster(s): `postgres` processes whose parent is not one."""
     table = proc_table()
-    return [pid for pid, (ppid, _, comm) in table.items()
-            if comm == "postgres" and table.get(ppid, (0, 0, ""))[2] != "postgres"]
+    return [pid for pid, (ppid, _, comm, _) in table.items()
+            if comm == "postgres" and table.get(ppid, (0, 0, "", 0))[2] != "postgres"]
 
 
 class Sampler:
@@ -292,9 +326,12 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_http_200(url, deadline, interval=0.005):
-    """Polls `url` until it answers 200; returns the monotonic time it did."""
+def wait_http_200(url, deadline, interval=0.005, alive=None):
+    """Polls `url` until it answers 200; returns the monotonic time it did. Gives up early
+    when `alive` says the server has exited."""
     while time.monotonic() < deadline:
+        if alive and not alive():
+            raise BenchError(f"the server exited before {url} answered 200; see target/bench/logs/")
         try:
             status, _ = http("GET", url, timeout=2)
             if status == 200:
@@ -357,7 +394,12 @@ class Server:
                 return line[len(prefix):].strip()
 
     def roots(self, scenario=None):
-        return self.roots_for.get(scenario) or [c.pid for c in self.children]
+        """The processes measured: each root's process group as well as its descendants, so
+        what end_process stops is what is counted (`spin up`'s trigger processes, uvicorn's
+        workers), also a member that left the tree."""
+        roots = self.roots_for.get(scenario) or [c.pid for c in self.children]
+        table = proc_table()
+        return sorted({pid for root in roots for pid in [root] + group_members(root, table)})
 
     def base(self, scenario=None):
         return self.bases.get(scenario) or self.bases[None]
@@ -387,8 +429,8 @@ class Bench:
         self.token = mint_token(self.user_id, self.secret)
         self.car_id = None
         self.available = {}      # contender -> None (ok) or the reason it is not measured
-        self.results = {"runs": {}, "start": {}, "memory": {}, "payment": None,
-                        "criterion": None, "gate": {}, "commands": []}
+        self.results = {"runs": {}, "start": {}, "memory": {}, "after_load_rss_mb": {},
+                        "payment": None, "criterion": None, "gate": {}, "commands": []}
         self.reference = {}
 
     # ---------------------------------------------------------------- set-up
@@ -450,10 +492,38 @@ class Bench:
         for name, path in needs.items():
             if self.available.get(name) is None and not os.access(path, os.X_OK):
                 self.available[name] = f"{os.path.relpath(path, ROOT)} is missing"
+        if self.wanted("fresh") and self.available.get("fresh") is None:
+            self.available["fresh"] = self.reuse_flag_missing()
+        # Unset SPIN_BIN is the reason shown even when --only leaves spin out: it says how
+        # to add it.
+        if self.wanted("spin") or not self.args.spin_bin:
+            self.available["spin"] = self.check_spin()
         for name in CONTENDERS:
             self.available.setdefault(name, None)
         if self.available["ours"]:
             raise BenchError(f"cannot measure ours: {self.available['ours']}")
+
+    def reuse_flag_missing(self):
+        """Why fresh cannot run, or None: an older build (`--ours-bin`) has no such flag."""
+        out = run([self.detailing(), "up", "--help"], check=False, quiet=True, timeout=60)
+        if "--max-instance-reuse-count" in out.stdout:
+            return None
+        return (f"{os.path.relpath(self.detailing(), ROOT)} has no `--max-instance-reuse-count` "
+                "(an older build)")
+
+    def check_spin(self):
+        """Why the Spin CLI cannot run, or None (and its version recorded)."""
+        spin = self.args.spin_bin
+        if not spin:
+            return SPIN_NOT_SET
+        if not os.access(spin, os.X_OK) or os.path.isdir(spin):
+            return f"SPIN_BIN ({spin}) is not an executable file"
+        out = run([spin, "--version"], check=False, quiet=True, timeout=60)
+        if out.returncode != 0 or not out.stdout.strip():
+            return f"`{spin} --version` failed ({out.returncode}): {out.stderr.strip()[:200]}"
+        self.results["spin_version"] = out.stdout.strip().splitlines()[0]
+        log(f"Spin CLI: {spin}, {self.results['spin_version']}")
+        return None
 
     def psql(self, url, sql):
         out = run(["psql", url, "-v", "ON_ERROR_STOP=1", "-Atc", sql], quiet=True)
@@ -509,19 +579,44 @@ class Bench:
         return [self.detailing(), "--manifest", os.path.join(ROOT, "spin.toml"), "up",
                 "--listen", "127.0.0.1:0", "--cache-dir", OURS_CACHE]
 
+    def fresh_command(self):
+        return self.ours_command() + ["--max-instance-reuse-count", "1"]
+
+    def spin_command(self, port, spin=None):
+        """As the test harness starts it (crates/detailing/tests/common/mod.rs, spawn_spin):
+        component output in the log folder only, state of the bench's own."""
+        return [spin or self.args.spin_bin, "up", "-f", os.path.join(ROOT, "spin.toml"),
+                "--quiet", "--listen", f"127.0.0.1:{port}",
+                "--log-dir", SPIN_LOGS, "--state-dir", SPIN_STATE]
+
     def ours_env(self):
-        return clean_env(SPIN_VARIABLE_POSTGRES_URL=self.db_url,
-                         SPIN_VARIABLE_JWT_SECRET=self.secret,
-                         SPIN_VARIABLE_RELAY_TOKEN=self.relay_token,
-                         SPIN_VARIABLE_EVENT_SIGNING_KEY=self.event_signing_key,
-                         AMQP_URL=self.amqp_url, RUST_LOG=self.args.ours_log)
+        env = clean_env(SPIN_VARIABLE_POSTGRES_URL=self.db_url,
+                        SPIN_VARIABLE_JWT_SECRET=self.secret,
+                        SPIN_VARIABLE_RELAY_TOKEN=self.relay_token,
+                        SPIN_VARIABLE_EVENT_SIGNING_KEY=self.event_signing_key,
+                        AMQP_URL=self.amqp_url, RUST_LOG=self.args.ours_log)
+        # ours is the manifest as shipped: a reuse count from the caller's shell would make
+        # it fresh (or something else) without the report saying so.
+        env.pop("DETAILING_MAX_INSTANCE_REUSE_COUNT", None)
+        return env
 
     def start(self, name, timeout=120):
         server = Server(name)
         try:
-            if name == "ours":
-                child = server.spawn(self.ours_command(), self.ours_env(), "ours")
+            if name in ("ours", "fresh"):
+                cmd = self.ours_command() if name == "ours" else self.fresh_command()
+                child = server.spawn(cmd, self.ours_env(), name)
                 server.bases[None] = server.wait_line(child, "Serving ", timeout, "detailing up")
+            elif name == "spin":
+                # The database is already migrated, and the payment stage (the only one that
+                # needs the relay) runs for ours alone: `spin up` is all there is to start.
+                port = free_port()
+                for folder in (SPIN_LOGS, SPIN_STATE):
+                    os.makedirs(folder, exist_ok=True)
+                server.spawn(self.spin_command(port), self.ours_env(), "spin")
+                server.bases[None] = f"http://127.0.0.1:{port}"
+                wait_http_200(server.base() + SPIN_HEALTH, time.monotonic() + timeout, 0.1,
+                              alive=server.alive)
             elif name == "native":
                 cmd = [os.path.join(RELEASE, "bench-native-twin"), "--listen", "127.0.0.1:0",
                        "--database-url", self.db_url, "--jwt-secret", self.secret]
@@ -610,7 +705,9 @@ class Bench:
 
     def wrk(self, server, scenario, connections, url, script=None, record=True):
         duration = self.args.duration if record else self.args.warmup
-        cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+        # wrk wants a connection per thread at least: one connection, one thread.
+        threads = min(2, connections)
+        cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
                "--latency", "-H", f"Authorization: Bearer {self.token}"]
         if script:
             cmd += ["-s", script]
@@ -646,7 +743,8 @@ class Bench:
     def scenarios(self, server):
         base = server.base()
         car_url = f"{base}/api/cars/{self.car_id}"
-        plan = [("live", 32, base + LIVE_PATH, None)]
+        # live1: one connection, so latency is a request's own cost, not a queue's.
+        plan = [("live", 32, base + LIVE_PATH, None), ("live1", 1, base + LIVE_PATH, None)]
         if server.name != "floor":
             plan += [("car", 32, car_url, None),
                      ("order", 32, server.base("order") + "/api/orders",
@@ -708,19 +806,31 @@ class Bench:
             log("  correctness gate passed")
             self.scenarios(server)
             if name == "ours":
-                ours_runs = {s: runs["ours"] for s, runs in self.results["runs"].items()
-                             if "ours" in runs}
-                if "car256" in ours_runs:
-                    self.results["memory"]["loaded_rss_mb"] = ours_runs["car256"]["peak_rss_mb"]
-                self.results["memory"]["max_rss_mb"] = max(
-                    r["peak_rss_mb"] for r in ours_runs.values())
-                self.results["memory"]["hwm_mb"] = hwm_mb(server.roots())
-                time.sleep(2)
-                self.results["memory"]["after_load_rss_mb"] = rss_mb(server.roots())
-                if "payment" not in self.args.skip:
-                    self.measure_payment(server)
+                self.record_ours_peaks(server)
+            if name in WASM_HOSTS:
+                self.record_after_load(server)
+            if name == "ours" and "payment" not in self.args.skip:
+                self.measure_payment(server)
         finally:
             server.stop()
+
+    def record_ours_peaks(self, server):
+        ours_runs = {s: runs["ours"] for s, runs in self.results["runs"].items()
+                     if "ours" in runs}
+        if "car256" in ours_runs:
+            self.results["memory"]["loaded_rss_mb"] = ours_runs["car256"]["peak_rss_mb"]
+        self.results["memory"]["max_rss_mb"] = max(r["peak_rss_mb"] for r in ours_runs.values())
+        self.results["memory"]["hwm_mb"] = hwm_mb(server.roots())
+
+    def record_after_load(self, server):
+        """RSS 2 s after the load runs: what a host keeps once the burst is over (instances
+        kept for reuse, pools, allocator caches), the same measure for each wasm host."""
+        time.sleep(2)
+        rss = rss_mb(server.roots())
+        self.results["after_load_rss_mb"][server.name] = rss
+        if server.name == "ours":
+            self.results["memory"]["after_load_rss_mb"] = rss
+        log(f"  RSS 2 s after the load runs: {rss:.0f} MB")
 
     def measure_payment(self, server):
         seconds = 3 if self.args.quick else 15
@@ -847,7 +957,8 @@ def display(cmd, token=None):
     words = []
     for word in cmd:
         word = word.replace(ROOT + "/", "")
-        if word.startswith("$"):
+        # A placeholder for the reader to fill ($DB, 127.0.0.1:$PORT) stays unquoted.
+        if word.startswith("$") or re.fullmatch(r"[\w.:/-]*\$[A-Z_0-9]+", word):
             words.append(word)
         elif token and token in word:
             words.append('"' + word.replace(token, "$TOKEN") + '"')
@@ -892,6 +1003,37 @@ class Report:
             return None
         return ours["rps"] / them["rps"]
 
+    def measured(self, name):
+        return any(name in runs for runs in self.r["runs"].values())
+
+    def why_not(self, name):
+        """Why `name` has no run: not available (with the reason), left out, or neither."""
+        if self.bench.available.get(name):
+            return self.bench.available[name]
+        return "not run" if self.bench.wanted(name) else "skipped (--only/--skip)"
+
+    def why_missing(self, *needs):
+        """The reason of the first (contender, run) pair that has no run."""
+        for name, run_ in needs:
+            if not run_:
+                return self.why_not(name)
+        return "no number (see target/bench/logs/)"
+
+    def rps_ratio(self, scenario, a, b, scenario_b=None):
+        """(a's req/s ÷ b's, the two numbers), or (None, why not); b's run may be of another
+        scenario."""
+        ra, rb = self.run_of(scenario, a), self.run_of(scenario_b or scenario, b)
+        if not ra or not rb or not rb["rps"]:
+            return None, self.why_missing((a, ra), (b, rb))
+        return ra["rps"] / rb["rps"], f"{fmt_rps(ra['rps'])} vs {fmt_rps(rb['rps'])} req/s"
+
+    def latency_ratio(self, scenario, a, b, key_a="p50_ms", key_b="p50_ms"):
+        """(a's latency ÷ b's, the two numbers), or (None, why not)."""
+        ra, rb = self.run_of(scenario, a), self.run_of(scenario, b)
+        if not ra or not rb or not rb[key_b] > 0 or ra[key_a] != ra[key_a]:  # absent or NaN
+            return None, self.why_missing((a, ra), (b, rb))
+        return ra[key_a] / rb[key_b], f"{fmt_ms(ra[key_a])} vs {fmt_ms(rb[key_b])}"
+
     def machine(self):
         model = "unknown CPU"
         try:
@@ -917,6 +1059,8 @@ class Report:
         except BenchError:
             pass
         parts.append(f"Python {platform.python_version()}")
+        if self.measured("spin"):
+            parts.append(f"Spin CLI: `{self.r.get('spin_version', 'unknown version')}`")
         return ", ".join(parts)
 
     def commit(self):
@@ -931,12 +1075,13 @@ class Report:
                  "| contender | req/s | p50 | p99 | server CPU / req | PostgreSQL CPU / req "
                  "| peak RSS | ours ÷ this (req/s) |",
                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
-        contenders = CONTENDERS if scenario == "live" else [c for c in CONTENDERS if c != "floor"]
+        # The floor answers the trivial route only.
+        contenders = CONTENDERS if scenario in ("live", "live1") else \
+            [c for c in CONTENDERS if c != "floor"]
         for name in contenders:
             run_ = self.run_of(scenario, name)
             if not run_:
-                reason = self.bench.available.get(name) or "skipped (--only/--skip)"
-                lines.append(f"| {LABELS[name]} | not measured: {reason} |||||||")
+                lines.append(f"| {LABELS[name]} | not measured: {self.why_not(name)} |||||||")
                 continue
             ratio = self.ratio(scenario, name)
             note = "" if run_["errors_ok"] else f" ⚠ {run_['errors']}"
@@ -949,42 +1094,58 @@ class Report:
         return lines + [""]
 
     def targets(self):
+        """Each goal as a ratio within this one run (or an absolute bound); a row without a
+        number says why."""
         rows = []
 
         def add(label, goal, measured, ok):
             verdict = "—" if ok is None else ("**met**" if ok else "**missed**")
             rows.append(f"| {label} | {goal} | {measured} | {verdict} |")
 
-        def ratio_row(label, scenario, other, goal):
-            ratio = self.ratio(scenario, other)
+        def goal_row(label, at_least, limit, found):
+            goal = f"{'≥' if at_least else '≤'} {limit}×"
+            ratio, text = found
             if ratio is None:
-                add(label, f"≥ {goal}×", "not measured", None)
-                return
-            ours, them = self.run_of(scenario, "ours"), self.run_of(scenario, other)
-            add(label, f"≥ {goal}×",
-                f"{ratio:.2f}× ({fmt_rps(ours['rps'])} vs {fmt_rps(them['rps'])} req/s)",
-                ratio >= goal)
+                add(label, goal, f"not measured: {text}", None)
+            else:
+                add(label, goal, f"{ratio:.2f}× ({text})",
+                    ratio >= limit if at_least else ratio <= limit)
 
-        ratio_row("(2) `GET /api/cars/{id}`, 32 conns: ours ÷ native twin", "car", "native", 0.7)
-        ratio_row("(2) `GET /api/cars/{id}`, 32 conns: ours ÷ FastAPI reference stack", "car", "seed", 4)
-        ratio_row("(1) trivial route, 32 conns: ours ÷ floor", "live", "floor", 0.5)
-        crit = self.r.get("criterion") or {}
-        if "http_guest_us" in crit:
-            us = crit["http_guest_us"]
-            redis = crit.get("redis_message", {}).get("median_us")
-            extra = f"; no-network path {redis:.1f} µs" if redis is not None else ""
-            add("instantiate+handle of an empty component (criterion)", "≤ 20 µs",
-                f"{us:.1f} µs on the HTTP path{extra}", us <= 20)
-        else:
-            add("instantiate+handle of an empty component (criterion)", "≤ 20 µs",
-                crit.get("error", "not measured"), None)
-        ratio_row("(3) `POST /api/orders`, 32 conns: ours ÷ native twin", "order", "native", 0.6)
+        car = "`GET /api/cars/{id}`"
+        goal_row("(1) trivial route, 32 conns: ours ÷ FastAPI stack", True, 3,
+                 self.rps_ratio("live", "ours", "seed"))
+        goal_row("(1) trivial route, 32 conns: ours ÷ floor", True, 0.3,
+                 self.rps_ratio("live", "ours", "floor"))
+        goal_row("(1c) trivial route, 1 connection: ours p50 ÷ native twin p50", False, 2,
+                 self.latency_ratio("live1", "ours", "native"))
+        goal_row(f"(2) {car}, 32 conns: ours ÷ native twin", True, 0.6,
+                 self.rps_ratio("car", "ours", "native"))
+        goal_row(f"(2) {car}, 32 conns: ours ÷ FastAPI stack", True, 4,
+                 self.rps_ratio("car", "ours", "seed"))
+        goal_row("(3) `POST /api/orders`, 32 conns: ours ÷ native twin", True, 0.5,
+                 self.rps_ratio("order", "ours", "native"))
+        goal_row(f"(4) {car}, 256 conns: ours ÷ ours at 32 conns", True, 0.9,
+                 self.rps_ratio("car256", "ours", "ours", "car"))
+        goal_row(f"(4) {car}, 256 conns: ours p99 ÷ ours p50", False, 3,
+                 self.latency_ratio("car256", "ours", "ours", "p99_ms", "p50_ms"))
         warm = self.r["start"].get("warm_s") if self.r["start"] else None
         if warm:
             median = statistics.median(warm)
             add("(5) warm start to the first 200", "≤ 0.5 s", f"{median:.2f} s", median <= 0.5)
         else:
             add("(5) warm start to the first 200", "≤ 0.5 s", "not measured", None)
+        self.memory_targets(add)
+        pay = self.r.get("payment") or {}
+        if "p99_ms" in pay:
+            add("(7) payment → bonus p99 at 200/s", "≤ 100 ms", f"{pay['p99_ms']:.1f} ms",
+                pay["p99_ms"] <= 100 and not pay.get("failed_payments"))
+        else:
+            add("(7) payment → bonus p99 at 200/s", "≤ 100 ms",
+                "failed" if pay.get("error") else "not measured", None if not pay else False)
+        self.spin_targets(add)
+        return ["| target | goal | measured | |", "|---|---|---|---|"] + rows + [""]
+
+    def memory_targets(self, add):
         mem = self.r["memory"]
         if "idle_rss_mb" in mem:
             add(f"(6) idle RSS, all {component_count()} components", "≤ 80 MB", f"{mem['idle_rss_mb']:.0f} MB",
@@ -996,14 +1157,34 @@ class Report:
                 f"{mem['loaded_rss_mb']:.0f} MB", mem["loaded_rss_mb"] <= 200)
         else:
             add("(6) RSS under load", "≤ 200 MB", "not measured", None)
-        pay = self.r.get("payment") or {}
-        if "p99_ms" in pay:
-            add("(7) payment → bonus p99 at 200/s", "≤ 100 ms", f"{pay['p99_ms']:.1f} ms",
-                pay["p99_ms"] <= 100 and not pay.get("failed_payments"))
+        after = self.r["after_load_rss_mb"]
+        label = "(6) RSS 2 s after the load runs: ours ÷ Spin's"
+        if "spin" not in after:
+            add(label, "≤ 1.5×", f"not run: {self.why_not('spin')}", None)
+        elif "ours" not in after:
+            add(label, "≤ 1.5×", "not measured", None)
         else:
-            add("(7) payment → bonus p99 at 200/s", "≤ 100 ms",
-                "failed" if pay.get("error") else "not measured", None if not pay else False)
-        return ["| target | goal | measured | |", "|---|---|---|---|"] + rows + [""]
+            ratio = after["ours"] / after["spin"]
+            add(label, "≤ 1.5×", f"{ratio:.2f}× ({after['ours']:.0f} vs {after['spin']:.0f} MB)",
+                ratio <= 1.5)
+
+    def spin_targets(self, add):
+        """The real Spin CLI beside ours: for information, no goal."""
+        if not self.measured("spin"):
+            add("(8) real Spin CLI: ours ÷ Spin for (1), (1c), (2), (3), (4)", "—",
+                f"not run: {self.why_not('spin')}", None)
+            return
+        car = "`GET /api/cars/{id}`"
+        for label, (ratio, text) in (
+                ("(1) trivial route, 32 conns: ours ÷ Spin", self.rps_ratio("live", "ours", "spin")),
+                ("(1c) trivial route, 1 connection: Spin p50 ÷ ours p50",
+                 self.latency_ratio("live1", "spin", "ours")),
+                (f"(2) {car}, 32 conns: ours ÷ Spin", self.rps_ratio("car", "ours", "spin")),
+                ("(3) `POST /api/orders`, 32 conns: ours ÷ Spin",
+                 self.rps_ratio("order", "ours", "spin")),
+                (f"(4) {car}, 256 conns: ours ÷ Spin", self.rps_ratio("car256", "ours", "spin"))):
+            add(f"(8) real Spin CLI, {label}", "—",
+                f"{ratio:.2f}× ({text})" if ratio is not None else f"not run: {text}", None)
 
     def render(self):
         r, args = self.r, self.args
@@ -1015,31 +1196,42 @@ class Report:
                  "",
                  f"{now}, {kind}, took {r['seconds'] / 60:.1f} min. Machine: {self.machine()}; "
                  f"{self.versions()}. Commit {self.commit()}. The load generator (wrk, 2 "
-                 "threads), PostgreSQL and the server share the same cores, so read ratios, "
-                 "not absolute numbers.",
+                 "threads; 1 at one connection), PostgreSQL and the server share the same "
+                 "cores, so read ratios, not absolute numbers.",
                  "",
                  f"Each contender ran alone against the same database (one customer, one car), "
                  f"{args.warmup} s of warm-up then {args.duration} s measured per line. ours is "
-                 f"`detailing up`, release build, relay inside, defaults otherwise (pool 16), "
+                 f"`detailing up`, release build, spin.toml as shipped (its "
+                 "`[component.<id>.tool.detailing]` sections may opt components into instance "
+                 "reuse), relay inside, defaults otherwise (pool 16), "
                  f"`RUST_LOG={args.ours_log}` (no per-request log line, like the FastAPI stack's "
-                 "`--no-access-log`). Server CPU is utime + stime of the server's whole process "
-                 "tree from `/proc` over the measured run, per request; PostgreSQL CPU the same "
+                 "`--no-access-log`); fresh is the same command with "
+                 "`--max-instance-reuse-count 1`, a fresh instance per request as in Spin; spin "
+                 "is the real Spin CLI (`spin up`, same manifest and variables) when SPIN_BIN "
+                 "names one. Server CPU is utime + stime of the server's whole process "
+                 "tree and process group from `/proc` over the measured run, per request (for "
+                 "Spin, `spin up` and the trigger processes it starts); PostgreSQL CPU the same "
                  "for the postmaster's tree; peak RSS the largest sum of VmRSS over the tree, "
                  "sampled every 100 ms. The FastAPI stack's numbers are both services' trees for "
                  "`POST /api/orders`, the car service's tree otherwise.",
                  "",
                  "### Targets",
+                 "",
+                 "Ratios are between contenders of this one run.",
                  ""]
         lines += self.targets()
         lines += ["### Throughput and latency", ""]
         lines += self.scenario_table("live", "(1) trivial route: `GET /api/cars/health/live` "
                                              "(no database), 32 connections")
+        lines += self.scenario_table("live1", "(1c) the trivial route at one connection "
+                                              "(`wrk -t1 -c1`): a request's own latency")
         lines += self.scenario_table("car", "(2) `GET /api/cars/{id}`: token check and a pooled "
                                             "query, 32 connections")
         lines += self.scenario_table("order", "(3) `POST /api/orders`: chained call to "
                                               "car-service, then an insert, 32 connections")
         lines += self.scenario_table("car256", "(4) `GET /api/cars/{id}` at 256 connections")
-        lines += ["### Start and memory (ours)", "", "| measure | value |", "|---|---|"]
+        lines += ["### Start and memory (ours unless said)", "", "| measure | value |",
+                  "|---|---|"]
         start = r["start"]
         if start:
             lines.append("| (5) cold start to the first 200 (compile cache emptied, all "
@@ -1054,6 +1246,9 @@ class Report:
                            ("after_load_rss_mb", "(6) RSS 2 s after the load runs")):
             if key in mem:
                 lines.append(f"| {label} | {mem[key]:.0f} MB |")
+        for name, rss in r["after_load_rss_mb"].items():
+            if name != "ours":
+                lines.append(f"| (6) RSS 2 s after the load runs: {LABELS[name]} | {rss:.0f} MB |")
         pay = r.get("payment") or {}
         if "p99_ms" in pay:
             lines.append(f"| (7) payment → bonus at {pay['rate_per_s']}/s, {pay['payments']} "
@@ -1081,7 +1276,7 @@ class Report:
                   "(as JSON) and two `POST /api/orders` must answer 201 with ours' fields and "
                   "values (ids and timestamps aside).", ""]
         for name in CONTENDERS:
-            verdict = r["gate"].get(name) or self.bench.available.get(name) or "not run"
+            verdict = r["gate"].get(name) or self.why_not(name)
             lines.append(f"- {LABELS[name]}: {verdict}")
         lines += ["", "### Commands", "", "```sh", "python3 bench/run.py" +
                   (" --quick" if args.quick else ""),
@@ -1101,7 +1296,12 @@ class Report:
                          "\"description\":\"bench\"}")
         lines.append("# the servers (SPIN_VARIABLE_POSTGRES_URL / --database-url / POSTGRES_URL: "
                      "the run's database; the JWT secret: the run's own)")
+        lines.append("# ours: spin.toml as shipped")
         lines.append(f"RUST_LOG={args.ours_log} " + display(self.bench.ours_command()))
+        lines.append("# fresh: the same, a fresh instance per request")
+        lines.append(f"RUST_LOG={args.ours_log} " + display(self.bench.fresh_command()))
+        lines.append("# spin: the Spin CLI named by SPIN_BIN (or --spin-bin), same SPIN_VARIABLE_*")
+        lines.append(display(self.bench.spin_command("$PORT", "$SPIN_BIN")))
         lines.append(display([os.path.join(RELEASE, "bench-native-twin"), "--listen",
                               "127.0.0.1:0", "--database-url", "$DB", "--jwt-secret",
                               "$SECRET"]))
@@ -1175,6 +1375,11 @@ def main():
     parser.add_argument("--ours-bin", type=os.path.abspath,
                         help="the detailing binary measured as ours (default target/release/"
                              "detailing), e.g. an earlier commit's build for a before/after A/B")
+    parser.add_argument("--spin-bin", type=os.path.abspath,
+                        default=os.path.abspath(os.environ["SPIN_BIN"])
+                        if os.environ.get("SPIN_BIN") else None,
+                        help="a Spin CLI (4.x) to measure as spin (default $SPIN_BIN); the "
+                             "bench never builds or downloads one")
     args = parser.parse_args()
     if "ours" in args.skip:
         parser.error("ours is the reference of every ratio and of the correctness gate")
