@@ -3,7 +3,7 @@
 //! No spin-sdk here: `cargo test` runs these rules natively.
 
 use api::json::Object;
-use api::money::Money;
+use api::money::{Money, PositiveAmount};
 use api::{FieldError, FieldErrors};
 use chrono::{DateTime, Utc};
 use serde::ser::Error as _;
@@ -85,55 +85,6 @@ pub struct SignedEventRequest {
     /// `hmac-sha256=<64 hex digits>` over the bytes of `event`.
     #[schema(pattern = "^hmac-sha256=[0-9a-fA-F]{64}$")]
     pub signature: String,
-}
-
-/// An amount of roubles a request gives: above 0, at most 1000000000, at most two decimal
-/// places, as a JSON number or the same as a string (`"17.50"`, for clients that keep money
-/// out of floats).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PositiveAmount(pub Money);
-
-/// A positive amount as a string: digits without leading zeros, up to two decimals.
-const AMOUNT_PATTERN: &str =
-    r"^(?:[1-9][0-9]{0,8}(?:\.[0-9]{1,2})?|1000000000(?:\.00?)?|0\.(?:0[1-9]|[1-9][0-9]?))$";
-
-impl utoipa::PartialSchema for PositiveAmount {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
-        OneOfBuilder::new()
-            .description(Some(
-                "Roubles: above 0, at most 1000000000, at most two decimal places; a number \
-                 or the same as a string",
-            ))
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::Number)
-                    .exclusive_minimum(Some(0))
-                    .maximum(Some(1_000_000_000))
-                    .multiple_of(Some(0.01)),
-            )
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .pattern(Some(AMOUNT_PATTERN)),
-            )
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for PositiveAmount {}
-
-impl<'de> Deserialize<'de> for PositiveAmount {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let value = serde_json::Value::deserialize(deserializer)?;
-        let amount =
-            Money::parse_json("amount", &value).map_err(|e| D::Error::custom(e.message))?;
-        if amount == Money::ZERO {
-            return Err(D::Error::custom("must be more than 0"));
-        }
-        Ok(Self(amount))
-    }
 }
 
 /// The event inside a [`SignedEventRequest`]: documented and read as this type (see

@@ -136,8 +136,19 @@ impl Schema {
     }
 
     /// `oneOf` (and `anyOf`): the value must fit a branch. When it fits none, the errors of
-    /// the branch it came closest to (fewest errors, the first on a tie) are reported.
+    /// the branch it came closest to are reported: the fewest errors, then the fewest about
+    /// values the body gives (a branch that only asks for a missing property is closer than
+    /// one that contradicts what was sent: `{"kind":"service"}` without its duration is
+    /// told the duration is required, not that the kind must be `product`), then the first.
     fn check_one_of(&self, branches: &[Value], value: &Value, path: &str, out: &mut FieldErrors) {
+        let distance = |errors: &FieldErrors| {
+            let missing = errors
+                .as_slice()
+                .iter()
+                .filter(|e| e.message == REQUIRED)
+                .count();
+            (errors.len(), errors.len() - missing)
+        };
         let mut closest: Option<FieldErrors> = None;
         for branch in branches {
             let mut errors = FieldErrors::new();
@@ -145,7 +156,10 @@ impl Schema {
             if errors.is_empty() {
                 return;
             }
-            if closest.as_ref().is_none_or(|c| errors.len() < c.len()) {
+            if closest
+                .as_ref()
+                .is_none_or(|c| distance(&errors) < distance(c))
+            {
                 closest = Some(errors);
             }
         }
@@ -218,7 +232,7 @@ impl Schema {
             .filter_map(Value::as_str)
         {
             if !object.contains_key(name) {
-                errors.push(FieldError::new(nested(name), "is required"));
+                errors.push(FieldError::new(nested(name), REQUIRED));
             }
         }
         let additional = keywords.get("additionalProperties");
@@ -238,6 +252,9 @@ impl Schema {
         }
     }
 }
+
+/// What a missing required property is told.
+const REQUIRED: &str = "is required";
 
 fn to_json<S: serde::Serialize>(schema: &S) -> Value {
     serde_json::to_value(schema).expect("a utoipa schema serializes")
@@ -1157,6 +1174,35 @@ mod tests {
                 json!({"plate": "A", "year": 2000, "price": 1, "tags": [{"name": "red"}, {"name": "red"}, {"name": "red"}]})
             ),
             [("tags".to_owned(), "must hold at most 2 items".to_owned())]
+        );
+    }
+
+    #[test]
+    fn of_branches_none_fits_the_one_that_only_misses_a_property_is_reported() {
+        let schema = Schema {
+            name: "Entry".into(),
+            components: BTreeMap::new(),
+            root: json!({"oneOf": [
+                {"type": "object", "required": ["kind"],
+                 "properties": {"kind": {"enum": ["product"]}, "minutes": {"type": "null"}}},
+                {"type": "object", "required": ["kind", "minutes"],
+                 "properties": {"kind": {"enum": ["service"]}, "minutes": {"type": "integer"}}}
+            ]}),
+        };
+        let named = |body: Value| -> Vec<(String, String)> {
+            let errors = schema.check(&body);
+            errors.into_iter().map(|e| (e.field, e.message)).collect()
+        };
+        assert_eq!(
+            named(json!({"kind": "service"})),
+            [("minutes".to_owned(), "is required".to_owned())]
+        );
+        assert_eq!(
+            named(json!({"kind": "product", "minutes": 30})),
+            [(
+                "minutes".to_owned(),
+                "must be left out (or null) here".to_owned()
+            )]
         );
     }
 

@@ -177,6 +177,17 @@ impl ApiError {
         }
     }
 
+    /// 422 with a code of its own, naming the one field at fault: the body is valid as
+    /// documented, but what the field names cannot be used now (`catalog_item_retired` on
+    /// `items[0].catalog_id`). Clients branch on the code; `fields` says where, as on
+    /// `validation_failed`.
+    pub fn unprocessable_field(code: &'static str, field: FieldError) -> Self {
+        Self {
+            fields: vec![field.clone()],
+            ..Self::new(422, code, field.to_string())
+        }
+    }
+
     /// 500 `internal`. Put the cause in [`ApiError::with_detail`], not in the message.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "internal", message)
@@ -308,6 +319,22 @@ mod tests {
                     {"field": "vin", "message": "must be 17 characters"},
                     {"field": "year", "message": "must be an integer"}
                 ]
+            }})
+        );
+    }
+
+    #[test]
+    fn a_refused_field_keeps_its_own_code_and_names_the_field() {
+        let error = ApiError::unprocessable_field(
+            "catalog_item_retired",
+            FieldError::new("catalog_id", "is no longer sold"),
+        );
+        assert_eq!(
+            body(&error),
+            json!({"error": {
+                "code": "catalog_item_retired",
+                "message": "catalog_id: is no longer sold",
+                "fields": [{"field": "catalog_id", "message": "is no longer sold"}]
             }})
         );
     }

@@ -97,6 +97,57 @@ impl Money {
     }
 }
 
+/// An amount of roubles a request gives (a price, a spend): above 0, at most 1000000000 (that
+/// is [`Money::MAX_KOPECKS`]), at most two decimal places, as a JSON number or the same as a
+/// string (`"17.50"`, for clients that keep money out of floats). A request type's field of
+/// this type is documented and checked by `api::body` with the schema below; use it with
+/// `#[schema(inline)]` and no doc comment (one would wrap the inline schema in an `allOf`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PositiveAmount(pub Money);
+
+/// A positive amount as a string: digits without leading zeros, up to two decimals.
+const AMOUNT_PATTERN: &str =
+    r"^(?:[1-9][0-9]{0,8}(?:\.[0-9]{1,2})?|1000000000(?:\.00?)?|0\.(?:0[1-9]|[1-9][0-9]?))$";
+
+impl utoipa::PartialSchema for PositiveAmount {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .description(Some(
+                "Roubles: above 0, at most 1000000000, at most two decimal places; a number \
+                 or the same as a string",
+            ))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .exclusive_minimum(Some(0))
+                    .maximum(Some(1_000_000_000))
+                    .multiple_of(Some(0.01)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(AMOUNT_PATTERN)),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for PositiveAmount {}
+
+impl<'de> serde::Deserialize<'de> for PositiveAmount {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = <Value as serde::Deserialize>::deserialize(deserializer)?;
+        let amount =
+            Money::parse_json("amount", &value).map_err(|e| D::Error::custom(e.message))?;
+        if amount == Money::ZERO {
+            return Err(D::Error::custom("must be more than 0"));
+        }
+        Ok(Self(amount))
+    }
+}
+
 impl fmt::Display for Money {
     /// `1499.99`, always two places.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -191,5 +242,25 @@ mod tests {
         assert_eq!(money(Money::MAX_KOPECKS).times(2), None);
         assert_eq!(money(1).checked_add(money(2)), Some(money(3)));
         assert_eq!(Money::from_kopecks(-1), None);
+    }
+
+    #[test]
+    fn positive_amounts_are_above_zero_as_numbers_or_strings() {
+        let read = |value: Value| serde_json::from_value::<PositiveAmount>(value).map(|a| a.0);
+        assert_eq!(read(json!(17.5)).unwrap().kopecks(), 1750);
+        assert_eq!(read(json!("17.50")).unwrap().kopecks(), 1750);
+        assert_eq!(
+            read(json!(1_000_000_000)).unwrap().kopecks(),
+            Money::MAX_KOPECKS
+        );
+        for bad in [
+            json!(0),
+            json!("0.00"),
+            json!(-1),
+            json!(0.001),
+            json!(null),
+        ] {
+            assert!(read(bad.clone()).is_err(), "{bad}");
+        }
     }
 }

@@ -39,6 +39,17 @@ impl Query {
             .transpose()
     }
 
+    /// `name` as a boolean: `true` or `false` (how OpenAPI clients write a boolean query
+    /// parameter), `false` when absent; anything else given, the empty string too, is
+    /// refused naming it.
+    pub fn flag(&self, name: &str) -> Result<bool, FieldError> {
+        match self.get(name) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(_) => Err(FieldError::new(name, "must be true or false")),
+        }
+    }
+
     /// The first value of `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
@@ -211,6 +222,17 @@ mod tests {
         assert_eq!(query.get("flag"), Some(""));
         assert_eq!(query.get("missing"), None);
         assert_eq!(Query::parse("").unwrap(), Query::default());
+    }
+
+    #[test]
+    fn flags_are_true_or_false_and_off_when_absent() {
+        let flag = |raw: &str| Query::parse(raw).unwrap().flag("all");
+        assert_eq!(flag(""), Ok(false));
+        assert_eq!(flag("all=false"), Ok(false));
+        assert_eq!(flag("all=true"), Ok(true));
+        for bad in ["all", "all=", "all=1", "all=TRUE", "all=yes"] {
+            assert_eq!(flag(bad).unwrap_err().field, "all", "{bad}");
+        }
     }
 
     #[test]
