@@ -1,7 +1,7 @@
 //! Every way a cart-service request can fail, and the one place each maps to a status and a
 //! stable `code`. Handlers return `Result<_, CartError>` and use `?`.
 
-use api::{ApiError, FieldErrors};
+use api::{ApiError, FieldError, FieldErrors};
 use spin_sdk::http::{IntoResponse, Response};
 use uuid::Uuid;
 
@@ -11,8 +11,14 @@ use crate::domain::{TooExpensive, MAX_QUANTITY};
 pub enum CartError {
     /// 422: the body has invalid fields.
     Invalid(FieldErrors),
-    /// 404: `catalog_id` names nothing the shop sells.
-    UnknownCatalogItem(Uuid),
+    /// 404: `catalog_id` (or the path's id) names no catalog entry.
+    UnknownCatalogItem(String),
+    /// 422: `catalog_id` names an entry that is no longer sold.
+    RetiredCatalogItem(Uuid),
+    /// 403: a customer asked to change the catalog.
+    StaffOnly,
+    /// 409: another catalog entry has this name.
+    NameTaken(String),
     /// 409: the line would hold more than the limit.
     QuantityLimit,
     /// 409: the cart's total is beyond any real bill.
@@ -32,7 +38,21 @@ impl From<CartError> for ApiError {
             CartError::Invalid(fields) => ApiError::unprocessable(fields),
             CartError::UnknownCatalogItem(id) => ApiError::not_found(
                 "catalog_item_not_found",
-                format!("catalog_id: no catalog entry with id {id}"),
+                format!("no catalog entry with id {id}"),
+            ),
+            CartError::RetiredCatalogItem(id) => ApiError::unprocessable_field(
+                "catalog_item_retired",
+                FieldError::new(
+                    "catalog_id",
+                    format!("catalog entry {id} is retired: it is no longer sold"),
+                ),
+            ),
+            CartError::StaffOnly => {
+                ApiError::forbidden("staff_only", "only staff may change the catalog")
+            }
+            CartError::NameTaken(name) => ApiError::conflict(
+                "catalog_name_taken",
+                format!("another catalog entry is named {name:?}"),
             ),
             CartError::QuantityLimit => ApiError::conflict(
                 "quantity_limit",

@@ -1,6 +1,6 @@
-//! cart-service: the shop's catalog and each customer's cart, as a Spin HTTP component routed
-//! at `/api/cart/...`. Checkout books an order through order-service (service chaining) and
-//! empties the cart only once the order exists. This file only maps HTTP to the domain
+//! cart-service: the shop's catalog (which staff manage) and each customer's cart, as a Spin
+//! HTTP component routed at `/api/cart/...`. Checkout books an order through order-service
+//! (service chaining) and empties the cart only once the order exists. This file only maps HTTP to the domain
 //! (`domain`) and the tables (`store`); it must not hold business rules.
 
 // `#[spin_sdk::http_component]` expands, on wasm32, into wit-bindgen's export glue, which is
@@ -13,15 +13,16 @@ mod error;
 mod store;
 
 use api::http::{json_response, read_json_object};
+use api::query::Query;
 use api::routes::Routes;
 use api::upstream::{Service, Upstream};
-use api::{ApiError, Caller};
+use api::{ApiError, Caller, FieldErrors};
 use spin_sdk::http::{Method, Params, Request, Response, Router};
 use uuid::Uuid;
 
-use crate::domain::{Cart, NewCartItem};
+use crate::domain::{Cart, CatalogPatch, NewCartItem, NewCatalogEntry};
 use crate::error::CartError;
-use crate::store::Added;
+use crate::store::{Added, Changed};
 
 const SERVICE: &str = "cart-service";
 
@@ -44,6 +45,9 @@ async fn handle(request: Request) -> Response {
 pub fn routes() -> Routes {
     Routes::service("/api/cart", SERVICE)
         .get("/api/cart/catalog", catalog)
+        .post("/api/cart/catalog", create_entry)
+        .get("/api/cart/catalog/:catalog_id", get_entry)
+        .patch("/api/cart/catalog/:catalog_id", change_entry)
         .get("/api/cart", get_cart)
         .post("/api/cart/items", add_item)
         .delete("/api/cart/items/:item_id", remove_item)
@@ -58,7 +62,16 @@ pub fn router() -> Router {
 /// This component's part of the API document (`GET /openapi.json` joins them all).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     #[derive(utoipa::OpenApi)]
-    #[openapi(paths(catalog, get_cart, add_item, remove_item, checkout))]
+    #[openapi(paths(
+        catalog,
+        create_entry,
+        get_entry,
+        change_entry,
+        get_cart,
+        add_item,
+        remove_item,
+        checkout
+    ))]
     struct Doc;
     let mut doc = <Doc as utoipa::OpenApi>::openapi();
     doc.merge(api::openapi::health_paths("/api/cart", "cart"));
@@ -105,16 +118,109 @@ impl Config {
     }
 }
 
-/// Everything the shop sells: `{"items":[{id,name,kind,price,duration_minutes?}]}`.
+/// Everything the shop sells: `{"items":[{id,name,kind,price,duration_minutes?,active}]}`.
+/// Staff may ask for retired entries too; a customer's `include_retired` is ignored, as a
+/// customer's `user_id` is on other lists.
 #[utoipa::path(get, path = "/api/cart/catalog", tag = "cart",
     summary = "Everything the shop sells, at today's prices",
+    params(
+        ("include_retired" = Option<bool>, Query, description = "Staff only: list retired entries (`active: false`) too (a customer's is ignored: they see what is sold)"),
+    ),
     responses(
         (status = 200, description = "`{\"items\":[...]}`", body = CatalogList),
+        (status = 422, description = "validation_failed: `include_retired` is not `true` or `false`", body = api::openapi::ErrorBody),
     ))]
 fn catalog(request: Request, _params: Params) -> Result<Response, CartError> {
-    api::auth::caller(&request)?;
-    let items = store::catalog(&Config::db()?)?;
+    let caller = api::auth::caller(&request)?;
+    let retired_too = Query::parse(request.query())?
+        .flag("include_retired")
+        .map_err(FieldErrors::from)?;
+    let items = store::catalog(&Config::db()?, retired_too && caller.is_staff())?;
     Ok(json_response(200, &CatalogList { items }))
+}
+
+/// Staff add an entry, sold from now on: `{name, kind, price, duration_minutes?}`.
+#[utoipa::path(post, path = "/api/cart/catalog", tag = "cart",
+    operation_id = "create_catalog_entry",
+    summary = "Add a catalog entry (staff only)",
+    request_body = domain::CatalogEntryRequest,
+    responses(
+        (status = 201, description = "The new entry, active; `Location` names it", body = domain::CatalogItem),
+        (status = 403, description = "staff_only: a customer asked", body = api::openapi::ErrorBody),
+        (status = 409, description = "catalog_name_taken: another entry has this name", body = api::openapi::ErrorBody),
+    ))]
+fn create_entry(request: Request, _params: Params) -> Result<Response, CartError> {
+    staff(&request)?;
+    let entry = NewCatalogEntry::parse(&read_json_object(&request)?)?;
+    match store::create(&Config::db()?, &entry)? {
+        Some(created) => {
+            let mut response = json_response(201, &created);
+            response.set_header("location", format!("/api/cart/catalog/{}", created.id));
+            Ok(response)
+        }
+        None => Err(CartError::NameTaken(entry.name)),
+    }
+}
+
+/// One entry, retired or not (order-service reads it to tell a retired entry from an
+/// unknown one).
+#[utoipa::path(get, path = "/api/cart/catalog/{catalog_id}", tag = "cart",
+    operation_id = "get_catalog_entry",
+    summary = "One catalog entry, retired or not",
+    params(("catalog_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The entry (`active: false`: retired, no longer sold)", body = domain::CatalogItem),
+        (status = 404, description = "catalog_item_not_found: no such entry", body = api::openapi::ErrorBody),
+    ))]
+fn get_entry(request: Request, params: Params) -> Result<Response, CartError> {
+    api::auth::caller(&request)?;
+    let id = catalog_id(&params)?;
+    match store::entry(&Config::db()?, id)? {
+        Some(entry) => Ok(json_response(200, &entry)),
+        None => Err(CartError::UnknownCatalogItem(id.to_string())),
+    }
+}
+
+/// Staff rename, reprice, retime, retire (`active: false`) or reactivate an entry. Carts
+/// follow at once (they are priced at today's prices); booked orders keep what they copied.
+#[utoipa::path(patch, path = "/api/cart/catalog/{catalog_id}", tag = "cart",
+    operation_id = "change_catalog_entry",
+    summary = "Change a catalog entry: name, price, duration, retire or reactivate (staff only)",
+    params(("catalog_id" = Uuid, Path)),
+    request_body = domain::CatalogPatchRequest,
+    responses(
+        (status = 200, description = "The entry, changed", body = domain::CatalogItem),
+        (status = 403, description = "staff_only: a customer asked", body = api::openapi::ErrorBody),
+        (status = 404, description = "catalog_item_not_found: no such entry", body = api::openapi::ErrorBody),
+        (status = 409, description = "catalog_name_taken: another entry has this name", body = api::openapi::ErrorBody),
+        (status = 422, description = "validation_failed: `fields` lists every invalid field (`duration_minutes` given for a product included)", body = api::openapi::ErrorBody),
+    ))]
+fn change_entry(request: Request, params: Params) -> Result<Response, CartError> {
+    staff(&request)?;
+    let patch = CatalogPatch::parse(&read_json_object(&request)?)?;
+    let id = catalog_id(&params)?;
+    match store::change(&Config::db()?, id, |entry| entry.patched(&patch))? {
+        Changed::Entry(entry) => Ok(json_response(200, &entry)),
+        Changed::NotFound => Err(CartError::UnknownCatalogItem(id.to_string())),
+        Changed::NameTaken => Err(CartError::NameTaken(patch.name.unwrap_or_default())),
+        Changed::Invalid(fields) => Err(CartError::Invalid(fields)),
+    }
+}
+
+/// Only staff go on: a customer is 403 before the body is read.
+fn staff(request: &Request) -> Result<(), CartError> {
+    if api::auth::caller(request)?.is_staff() {
+        Ok(())
+    } else {
+        Err(CartError::StaffOnly)
+    }
+}
+
+/// The `catalog_id` route parameter. An id that is not a UUID names no entry: 404, like an
+/// unknown one.
+fn catalog_id(params: &Params) -> Result<Uuid, CartError> {
+    let raw_id = params.get("catalog_id").unwrap_or_default();
+    Uuid::parse_str(raw_id).map_err(|_| CartError::UnknownCatalogItem(raw_id.to_owned()))
 }
 
 #[utoipa::path(get, path = "/api/cart", tag = "cart",
@@ -135,8 +241,9 @@ fn get_cart(request: Request, _params: Params) -> Result<Response, CartError> {
     request_body = domain::CartItemRequest,
     responses(
         (status = 201, description = "The whole cart", body = domain::Cart),
-        (status = 404, description = "catalog_item_not_found: `catalog_id` names nothing the shop sells", body = api::openapi::ErrorBody),
+        (status = 404, description = "catalog_item_not_found: `catalog_id` names no catalog entry", body = api::openapi::ErrorBody),
         (status = 409, description = "quantity_limit: the line would hold more than 100 of the entry; total_too_large: the cart would come to more than any real bill", body = api::openapi::ErrorBody),
+        (status = 422, description = "validation_failed: `fields` lists every invalid field; catalog_item_retired: the entry is no longer sold (`fields` names `catalog_id`)", body = api::openapi::ErrorBody),
     ))]
 fn add_item(request: Request, _params: Params) -> Result<Response, CartError> {
     let caller = api::auth::caller(&request)?;
@@ -144,7 +251,10 @@ fn add_item(request: Request, _params: Params) -> Result<Response, CartError> {
     let db = Config::db()?;
     match store::add(&db, caller.user_id, &item)? {
         Added::Line => Ok(json_response(201, &cart_of(&db, &caller)?)),
-        Added::UnknownCatalogItem => Err(CartError::UnknownCatalogItem(item.catalog_id)),
+        Added::UnknownCatalogItem => {
+            Err(CartError::UnknownCatalogItem(item.catalog_id.to_string()))
+        }
+        Added::RetiredCatalogItem => Err(CartError::RetiredCatalogItem(item.catalog_id)),
         Added::QuantityLimit => Err(CartError::QuantityLimit),
     }
 }
@@ -182,6 +292,7 @@ fn remove_item(request: Request, params: Params) -> Result<Response, CartError> 
         (status = 201, description = "Booked: order-service's order, passed on", body = inline(BookedOrder)),
         (status = 404, description = "car_not_found (from order-service): no such car, or not the caller's; catalog_item_not_found (from order-service): a line's catalog entry is gone", body = api::openapi::ErrorBody),
         (status = 409, description = "cart_empty: nothing to check out; desired_time_passed (from order-service): the slot is not in the future; total_too_large: the cart comes to more than any real bill", body = api::openapi::ErrorBody),
+        (status = 422, description = "validation_failed: `fields` lists every invalid field; catalog_item_retired (from order-service): a line's entry is no longer sold (`fields` names it as `items[i].catalog_id`, the cart's i-th line): remove the line", body = api::openapi::ErrorBody),
         (status = 502, description = "order_service_failed: order-service gave an unexpected answer (its own upstream failures included)", body = api::openapi::ErrorBody),
         (status = 503, description = "order_service_unavailable: order-service could not be reached", body = api::openapi::ErrorBody),
         (status = 504, description = "order_service_timeout: order-service did not answer in time", body = api::openapi::ErrorBody),
@@ -253,6 +364,12 @@ mod tests {
         api::testing::assert_documents_request::<domain::CartItemRequest>(|body| {
             NewCartItem::parse(body).map(drop)
         });
+        api::testing::assert_documents_request::<domain::CatalogEntryRequest>(|body| {
+            NewCatalogEntry::parse(body).map(drop)
+        });
+        api::testing::assert_documents_request::<domain::CatalogPatchRequest>(|body| {
+            CatalogPatch::parse(body).map(drop)
+        });
         // Checkout's body is read by order-service, with the cart's lines added as `items`.
         let cart = Cart::price(vec![domain::StoredLine {
             id: Uuid::from_u128(1),
@@ -261,6 +378,7 @@ mod tests {
             kind: domain::Kind::Service,
             unit_price: api::money::Money::from_kopecks(150_000).unwrap(),
             quantity: 2,
+            active: true,
         }])
         .unwrap();
         api::testing::assert_documents_request::<domain::CheckoutRequest>(|body| {
@@ -279,10 +397,35 @@ mod tests {
             operation["responses"][status]["content"]["application/json"]["schema"]["$ref"].clone()
         };
         let cart = "#/components/schemas/Cart";
+        let list = operation("/api/cart/catalog", "get");
+        assert_eq!(schema(&list, "200"), "#/components/schemas/CatalogList");
+        assert_eq!(list["parameters"][0]["name"], "include_retired");
+        let entry = "#/components/schemas/CatalogItem";
+        let create = operation("/api/cart/catalog", "post");
+        assert_eq!(schema(&create, "201"), entry);
         assert_eq!(
-            schema(&operation("/api/cart/catalog", "get"), "200"),
-            "#/components/schemas/CatalogList"
+            create["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/CatalogEntryRequest"
         );
+        assert_eq!(
+            schema(&operation("/api/cart/catalog/{catalog_id}", "get"), "200"),
+            entry
+        );
+        let change = operation("/api/cart/catalog/{catalog_id}", "patch");
+        assert_eq!(schema(&change, "200"), entry);
+        for (operation, statuses) in [
+            (&create, &["403", "409"][..]),
+            (&change, &["403", "404", "409", "422"][..]),
+        ] {
+            for status in statuses {
+                assert!(operation["responses"][status].is_object(), "{status}");
+            }
+        }
+        let add = operation("/api/cart/items", "post");
+        assert!(add["responses"]["422"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("catalog_item_retired"));
         assert_eq!(schema(&operation("/api/cart", "get"), "200"), cart);
         assert_eq!(schema(&operation("/api/cart/items", "post"), "201"), cart);
         let remove = operation("/api/cart/items/{item_id}", "delete");

@@ -173,6 +173,8 @@ pub struct CatalogEntry {
     pub name: String,
     pub kind: String,
     pub price: Money,
+    /// Sold now; a retired entry (false) is not booked.
+    pub active: bool,
 }
 
 /// One booked line, priced when the order was made; later catalog changes leave it alone.
@@ -193,11 +195,24 @@ pub struct OrderLine {
 pub enum Unpriced {
     /// 404: the catalog has no entry with this id (the `index`th item).
     UnknownEntry { index: usize, id: Uuid },
+    /// 422: the `index`th item's entry is retired: no longer sold.
+    RetiredEntry { index: usize, id: Uuid },
     /// 409: the order's total is beyond any real bill.
     TooLarge,
 }
 
-/// Prices the requested items from the catalog.
+/// The items' catalog ids that `catalog` (the entries on sale) does not list: each is an
+/// entry retired since, or none at all, which only asking for it tells apart.
+pub fn unlisted(items: &[ItemRequest], catalog: &[CatalogEntry]) -> Vec<Uuid> {
+    items
+        .iter()
+        .map(|item| item.catalog_id)
+        .filter(|id| !catalog.iter().any(|entry| entry.id == *id))
+        .collect()
+}
+
+/// Prices the requested items from the catalog; items naming an entry that is not there or
+/// is retired are refused, the first one named.
 pub fn price_items(
     items: &[ItemRequest],
     catalog: &[CatalogEntry],
@@ -205,13 +220,14 @@ pub fn price_items(
     let mut lines = Vec::with_capacity(items.len());
     let mut total = Money::ZERO;
     for (index, item) in items.iter().enumerate() {
+        let id = item.catalog_id;
         let entry = catalog
             .iter()
-            .find(|entry| entry.id == item.catalog_id)
-            .ok_or(Unpriced::UnknownEntry {
-                index,
-                id: item.catalog_id,
-            })?;
+            .find(|entry| entry.id == id)
+            .ok_or(Unpriced::UnknownEntry { index, id })?;
+        if !entry.active {
+            return Err(Unpriced::RetiredEntry { index, id });
+        }
         let (line_total, new_total) = entry
             .price
             .times(item.quantity)
@@ -523,7 +539,33 @@ mod tests {
             name: format!("entry {n}"),
             kind: "service".into(),
             price: Money::from_kopecks(kopecks).unwrap(),
+            active: true,
         }
+    }
+
+    #[test]
+    fn retired_entries_are_not_booked_and_unlisted_ones_are_named() {
+        let retired = CatalogEntry {
+            active: false,
+            ..entry(3, 10_000)
+        };
+        let catalog = [entry(1, 150_000), retired.clone()];
+        let item = |n: u128| ItemRequest {
+            catalog_id: Uuid::from_u128(n),
+            quantity: 1,
+        };
+        assert_eq!(
+            price_items(&[item(1), item(3)], &catalog),
+            Err(Unpriced::RetiredEntry {
+                index: 1,
+                id: Uuid::from_u128(3)
+            })
+        );
+        assert_eq!(
+            unlisted(&[item(1), item(4), item(3)], &[entry(1, 100)]),
+            [Uuid::from_u128(4), Uuid::from_u128(3)]
+        );
+        assert!(unlisted(&[item(1)], &catalog).is_empty());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Every way an order-service request can fail, and the one place each maps to a status
 //! and a stable `code`. Handlers return `Result<_, OrderError>` and use `?`.
 
-use api::{ApiError, FieldErrors};
+use api::{ApiError, FieldError, FieldErrors};
 
 use crate::domain::{IllegalTransition, OrderStatus, TimePassed, Unpriced};
 use spin_sdk::http::{IntoResponse, Response};
@@ -29,7 +29,8 @@ pub enum OrderError {
     CarNotFound(Uuid),
     /// 409: the booking time has passed.
     TimePassed(TimePassed),
-    /// 404 (an unknown catalog entry) or 409 (a total beyond any real bill).
+    /// 404 (an unknown catalog entry), 422 (a retired one) or 409 (a total beyond any
+    /// real bill).
     Unpriced(Unpriced),
     /// Malformed JSON, configuration, database, car-service failing (502/503/504):
     /// already an API error.
@@ -68,6 +69,15 @@ impl From<OrderError> for ApiError {
                 "catalog_item_not_found",
                 format!("items[{index}].catalog_id: no catalog entry with id {id}"),
             ),
+            OrderError::Unpriced(Unpriced::RetiredEntry { index, id }) => {
+                ApiError::unprocessable_field(
+                    "catalog_item_retired",
+                    FieldError::new(
+                        format!("items[{index}].catalog_id"),
+                        format!("catalog entry {id} is retired: it is no longer sold"),
+                    ),
+                )
+            }
             OrderError::Unpriced(Unpriced::TooLarge) => ApiError::conflict(
                 "total_too_large",
                 "the order's total is beyond any real bill",

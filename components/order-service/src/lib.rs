@@ -106,6 +106,7 @@ impl Config {
         (status = 201, description = "Booked; `Location` names it", body = domain::Order),
         (status = 404, description = "car_not_found: car-service knows no such car, or not the caller's; catalog_item_not_found: an item names no catalog entry", body = api::openapi::ErrorBody),
         (status = 409, description = "desired_time_passed: the slot is not in the future; total_too_large: the items come to more than any real bill", body = api::openapi::ErrorBody),
+        (status = 422, description = "validation_failed: `fields` lists every invalid field; catalog_item_retired: an item's entry is no longer sold (`fields` names it, e.g. `items[0].catalog_id`)", body = api::openapi::ErrorBody),
         (status = 502, description = "car_service_failed or cart_service_failed (the catalog, read only when `items` is not empty): an unexpected answer", body = api::openapi::ErrorBody),
         (status = 503, description = "car_service_unavailable or cart_service_unavailable: could not be reached", body = api::openapi::ErrorBody),
         (status = 504, description = "car_service_timeout or cart_service_timeout: no answer in time", body = api::openapi::ErrorBody),
@@ -129,7 +130,15 @@ async fn create_order(request: Request, _params: Params) -> Result<Response, Ord
     let (lines, total) = if new_order.items.is_empty() {
         (Vec::new(), Money::ZERO)
     } else {
-        let catalog = catalog_client::fetch_catalog(&Config::carts()?, authorization).await?;
+        let carts = Config::carts()?;
+        let mut catalog = catalog_client::fetch_catalog(&carts, authorization).await?;
+        // An item the list of entries on sale lacks is retired or unknown: its entry, if
+        // any, says which (no call at all when every item is listed).
+        for id in domain::unlisted(&new_order.items, &catalog) {
+            if let Some(entry) = catalog_client::fetch_entry(&carts, id, authorization).await? {
+                catalog.push(entry);
+            }
+        }
         domain::price_items(&new_order.items, &catalog)?
     };
     let db = api::db::open(&config.postgres_url)?;
