@@ -861,6 +861,7 @@ pub const SUFFIXES: &[&str] = &[
     "/items/{id}",
     "/checkout",
     "/catalog",
+    "/catalog/{id}",
     "/balance",
     "/history",
     "/spend",
