@@ -15,6 +15,7 @@ use observability::RelaySource;
 use runtime::http_trigger::Workers;
 use runtime::manifest::LoadedManifest;
 use runtime::metrics::Registry;
+use runtime::reuse::{Range, ReuseFlags};
 use runtime::{
     App, AppOptions, CacheOutcome, CompileCache, Concurrency, ConnectionLimits, Limits,
     PostgresConfig,
@@ -201,6 +202,20 @@ struct UpArgs {
     /// (`user-service=0` lifts it).
     #[arg(long = "component-concurrency", value_name = "COMPONENT=N[:WAITING]")]
     component_concurrency: Vec<String>,
+    /// Requests one instance of a component serves, one after another, before it is dropped:
+    /// a count or a range A..B drawn from per instance. As in `spin up`, the default is 1 (a
+    /// fresh instance per request); a component's `[component.<id>.tool.detailing]` section
+    /// may ask for more, and this flag, when given, applies to every component instead.
+    #[arg(long, env = "DETAILING_MAX_INSTANCE_REUSE_COUNT", value_parser = Range::<u32>::parse_count)]
+    max_instance_reuse_count: Option<Range<u32>>,
+    /// Requests one instance serves at once. Accepted as `spin up` accepts it; WASIp2
+    /// instances, all this host runs, serve one request at a time whatever it says.
+    #[arg(long, value_parser = Range::<u32>::parse_count)]
+    max_instance_concurrent_reuse_count: Option<Range<u32>>,
+    /// How long an idle instance is kept for its next request (`1s`, `250ms`, a range
+    /// `1..8s`; a bare number is seconds). Default 1s, or the component's own setting.
+    #[arg(long, value_parser = Range::<Duration>::parse_duration)]
+    idle_instance_timeout: Option<Range<Duration>>,
     /// Open connections at once; one more is answered 503 and closed at once.
     #[arg(long, default_value_t = 10_000)]
     max_connections: usize,
@@ -336,6 +351,7 @@ async fn up(manifest_path: &Path, app_dir: &Path, migrations: &Path, args: UpArg
     if !args.skip_migrations {
         migrate_app(migrations, &settings.postgres_url).await?;
     }
+    let reuse = reuse_flags(&args);
     let cache_dir = args
         .cache_dir
         .unwrap_or_else(|| app_dir.join(".detailing/cache"));
@@ -349,6 +365,7 @@ async fn up(manifest_path: &Path, app_dir: &Path, migrations: &Path, args: UpArg
             max_body_bytes: args.max_body_bytes,
             max_instances: args.max_instances,
             component_concurrency: component_concurrency(&args.component_concurrency, &loaded)?,
+            reuse,
         },
         postgres: PostgresConfig {
             max_connections_per_url: args.pg_pool_size,
@@ -454,6 +471,24 @@ async fn up(manifest_path: &Path, app_dir: &Path, migrations: &Path, args: UpArg
 /// The component whose work is hashing passwords: capped by default so a flood of logins
 /// cannot take every core from the other services.
 const PASSWORD_HASHING_COMPONENT: &str = "user-service";
+
+/// The reuse flags as given; a concurrent reuse count above one is accepted, as Spin accepts
+/// it, with a warning that it changes nothing here.
+fn reuse_flags(args: &UpArgs) -> ReuseFlags {
+    if args
+        .max_instance_concurrent_reuse_count
+        .is_some_and(|count| count.most() > 1)
+    {
+        tracing::warn!(
+            "--max-instance-concurrent-reuse-count above 1 has no effect: WASIp2 instances serve one request at a time"
+        );
+    }
+    ReuseFlags {
+        max_requests: args.max_instance_reuse_count,
+        max_concurrent: args.max_instance_concurrent_reuse_count,
+        idle_timeout: args.idle_instance_timeout,
+    }
+}
 
 /// The `--component-concurrency` caps, with user-service's default (half the cores) when the
 /// app has it; `=0` lifts a cap.

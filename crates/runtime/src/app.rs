@@ -1,5 +1,6 @@
 //! A loaded application: the engine, the linker with every capability, each component compiled
-//! and pre-instantiated once, and the router. `serve` runs one request in a fresh instance.
+//! and pre-instantiated once, and the router. `serve` runs one request in a fresh instance, or
+//! in an idle one when the component reuses instances (crate::reuse).
 
 use crate::admission::Admission;
 use crate::allowed_hosts::AllowedHosts;
@@ -14,6 +15,7 @@ use crate::observe::{self, RequestId};
 use crate::outbound::{ChainedResponse, Chaining};
 use crate::postgres::{Postgres, PostgresConfig};
 use crate::redis::RedisClients;
+use crate::reuse::{self, InstancePool, ReusePolicy};
 use crate::routes::Router;
 use crate::spin_headers::{self, SpinRequestInfo};
 use crate::state::{Capabilities, InstanceState};
@@ -23,7 +25,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::Instrument;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store};
@@ -42,12 +44,14 @@ pub struct AppOptions {
     pub postgres: PostgresConfig,
 }
 
-/// A component ready to serve: its configuration and its pre-instantiated handles, one per
-/// trigger interface it exports (HTTP, Redis, or both).
+/// A component ready to serve: its configuration, its pre-instantiated handles, one per
+/// trigger interface it exports (HTTP, Redis, or both), and its idle instances.
 pub struct LoadedComponent {
     pub config: Arc<ComponentConfig>,
     http: Option<ProxyPre<InstanceState>>,
     redis: Option<RedisGuestPre<InstanceState>>,
+    /// Instances of this version kept for reuse; a hot swap drops them with the version.
+    pool: InstancePool,
 }
 
 pub struct App {
@@ -63,6 +67,9 @@ pub struct App {
     router: Router,
     redis_triggers: Vec<RedisTrigger>,
     components: RwLock<HashMap<String, Arc<LoadedComponent>>>,
+    /// Idle instances each component may keep: together at most half the instance pool, so
+    /// instances kept for reuse never leave a request without a slot.
+    idle_capacity: usize,
     refused_connections: AtomicU64,
 }
 
@@ -91,6 +98,8 @@ impl App {
             anyhow::bail!("a concurrency cap names `{unknown}`, which the app does not have");
         }
 
+        let idle_capacity =
+            (options.limits.max_instances as usize / (2 * manifest.component.len().max(1))).max(1);
         let mut components = HashMap::new();
         let mut reports = Vec::new();
         for (id, decl) in &manifest.component {
@@ -114,6 +123,8 @@ impl App {
                     .component_concurrency
                     .get(id)
                     .map(|cap| Arc::new(Admission::new(*cap))),
+                reuse: ReusePolicy::resolve(&options.limits.reuse, decl.tool.get(reuse::TOOL))
+                    .with_context(|| format!("component `{id}` [tool.{}]", reuse::TOOL))?,
             };
             let (component, outcome) = options.cache.load(&engine, &loaded.source_path(decl))?;
             let serves = Serves {
@@ -124,6 +135,7 @@ impl App {
             components.insert(
                 id.clone(),
                 Arc::new(LoadedComponent {
+                    pool: InstancePool::new(config.reuse, idle_capacity),
                     config: Arc::new(config),
                     http,
                     redis,
@@ -181,9 +193,12 @@ impl App {
             router,
             redis_triggers,
             components: RwLock::new(components),
+            idle_capacity,
             refused_connections: AtomicU64::new(0),
         };
-        Ok((Arc::new(app), reports))
+        let app = Arc::new(app);
+        start_idle_sweeper(&app);
+        Ok((app, reports))
     }
 
     pub fn router(&self) -> &Router {
@@ -210,6 +225,7 @@ impl App {
         };
         let (http, redis) = prepare(&self.linker, &component, id, serves)?;
         let replacement = Arc::new(LoadedComponent {
+            pool: InstancePool::new(old.config.reuse, self.idle_capacity),
             config: old.config.clone(),
             http,
             redis,
@@ -261,6 +277,19 @@ impl App {
             .values()
             .map(|loaded| loaded.config.clone())
             .collect()
+    }
+
+    /// How many instances each component keeps idle now, by component id.
+    pub(crate) fn idle_instances(&self) -> Vec<(String, usize)> {
+        let mut idle: Vec<(String, usize)> = self
+            .components
+            .read()
+            .expect("components lock")
+            .iter()
+            .map(|(id, loaded)| (id.clone(), loaded.pool.idle_count()))
+            .collect();
+        idle.sort();
+        idle
     }
 
     /// The app's `[[trigger.redis]]`s with their addresses resolved.
@@ -361,15 +390,15 @@ impl App {
         Ok(observe::request(&config, &id, &method, &path, work).await)
     }
 
-    /// Runs one request in a fresh instance of `loaded` and returns its response, or a JSON
-    /// error when the guest traps, exceeds its limits or never answers.
+    /// Runs one request in an instance of `loaded` (a fresh one, or an idle one when the
+    /// component reuses instances) and returns its response, or a JSON error when the guest
+    /// traps, exceeds its limits or never answers.
     pub(crate) async fn serve(
         self: Arc<Self>,
         loaded: Arc<LoadedComponent>,
         request: http::Request<WasiBody>,
         request_id: RequestId,
     ) -> http::Response<HyperOutgoingBody> {
-        let mut store = self.store(loaded.config.clone(), request_id);
         let Some(http) = loaded.http.clone() else {
             return error_response(
                 500,
@@ -377,6 +406,16 @@ impl App {
                 "the component does not handle HTTP requests",
             );
         };
+        let (mut store, reused) = match loaded.pool.take() {
+            Some(idle) => {
+                let mut store = idle.store;
+                store.data_mut().begin(request_id);
+                self.limits.arm_deadline(&mut store);
+                (store, Some((idle.proxy, idle.left)))
+            }
+            None => (self.store(loaded.config.clone(), request_id), None),
+        };
+        loaded.config.metrics.instance_used(reused.is_some());
 
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let prepared = store
@@ -392,19 +431,35 @@ impl App {
         let timeout = self.limits.request_timeout;
         let config = loaded.config.clone();
         let id = &config.id;
+        let keeper = loaded.clone();
         // The guest runs in a task of its own: it carries the request's span, so whatever the
-        // host logs for it (traps, refused outbound calls) names the request.
+        // host logs for it (traps, refused outbound calls) names the request. An instance that
+        // came back from its request without a fault goes back to the pool when the component
+        // reuses instances; any failure drops it with its store.
         let task = tokio::spawn(
             async move {
                 let run = async {
-                    let proxy = http.instantiate_async(&mut store).await?;
+                    let (proxy, left) = match reused {
+                        Some(pair) => pair,
+                        None => (
+                            http.instantiate_async(&mut store).await?,
+                            keeper.pool.draw_requests(),
+                        ),
+                    };
                     proxy
                         .wasi_http_incoming_handler()
                         .call_handle(&mut store, req, out)
-                        .await
+                        .await?;
+                    Ok((proxy, left))
                 };
                 match tokio::time::timeout(timeout, run).await {
-                    Ok(result) => result.map_err(Failure::Guest),
+                    Ok(Ok((proxy, left))) => {
+                        if keeper.pool.reuses() {
+                            keeper.pool.give_back(store, proxy, left.saturating_sub(1));
+                        }
+                        Ok(())
+                    }
+                    Ok(Err(e)) => Err(Failure::Guest(e)),
                     Err(_) => Err(Failure::Deadline),
                 }
             }
@@ -491,6 +546,41 @@ impl Chaining for App {
     ) -> ChainedResponse {
         Box::pin(self.chained(target, request))
     }
+}
+
+/// Drops instances idle past their timeout, a few times per shortest timeout, until the app
+/// is dropped; started only when some component reuses instances.
+fn start_idle_sweeper(app: &Arc<App>) {
+    let shortest = app
+        .components
+        .read()
+        .expect("components lock")
+        .values()
+        .filter(|c| c.pool.reuses())
+        .map(|c| c.pool.shortest_idle())
+        .min();
+    let Some(shortest) = shortest else {
+        return;
+    };
+    let every = (shortest / 4).clamp(Duration::from_millis(10), Duration::from_millis(250));
+    let app = Arc::downgrade(app);
+    std::thread::Builder::new()
+        .name("idle-instances".into())
+        .spawn(move || loop {
+            std::thread::sleep(every);
+            let Some(app) = app.upgrade() else { break };
+            let components: Vec<Arc<LoadedComponent>> = app
+                .components
+                .read()
+                .expect("components lock")
+                .values()
+                .cloned()
+                .collect();
+            for component in components {
+                component.pool.sweep();
+            }
+        })
+        .expect("cannot start the idle-instance sweeper thread");
 }
 
 /// Which trigger interfaces a component must export.

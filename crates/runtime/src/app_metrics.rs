@@ -69,6 +69,32 @@ impl Source for App {
         }
 
         out.family(
+            "instance_requests_total",
+            Kind::Counter,
+            "HTTP requests each component served, by instance: a new one, or one reused \
+             (instance reuse is off unless configured).",
+        );
+        for c in &components {
+            for (instance, count) in ["new", "reused"].iter().zip(&c.metrics.instances) {
+                let labels = [("component", c.id.as_str()), ("instance", instance)];
+                out.sample(
+                    "instance_requests_total",
+                    &labels,
+                    count.load(Relaxed) as f64,
+                );
+            }
+        }
+
+        out.family(
+            "instances_idle",
+            Kind::Gauge,
+            "Instances of each component kept idle for their next request.",
+        );
+        for (id, idle) in self.idle_instances() {
+            out.sample("instances_idle", &[("component", id.as_str())], idle as f64);
+        }
+
+        out.family(
             "redis_messages_total",
             Kind::Counter,
             "Redis trigger messages each component ran, by outcome: handled, or failed (the guest \

@@ -25,6 +25,7 @@ pub mod outbound;
 pub mod postgres;
 pub mod redis;
 pub mod redis_trigger;
+pub mod reuse;
 pub mod routes;
 pub mod spin_headers;
 pub mod state;

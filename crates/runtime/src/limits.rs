@@ -7,6 +7,7 @@
 
 use crate::admission::Concurrency;
 use crate::metrics::ComponentMetrics;
+use crate::reuse::ReuseFlags;
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -65,6 +66,10 @@ pub struct Limits {
     /// Components whose inbound requests run at most so many at once (the rest wait or get
     /// 503); a component not named here has no cap of its own.
     pub component_concurrency: BTreeMap<String, Concurrency>,
+    /// How many requests an instance serves before it is dropped, and how long it waits idle
+    /// (`spin up`'s reuse flags); what is not given here comes from each component's manifest
+    /// section, else one request per instance.
+    pub reuse: ReuseFlags,
 }
 
 impl Default for Limits {
@@ -75,6 +80,7 @@ impl Default for Limits {
             max_body_bytes: 4 << 20,
             max_instances: 512,
             component_concurrency: BTreeMap::new(),
+            reuse: ReuseFlags::default(),
         }
     }
 }
@@ -175,10 +181,12 @@ fn kernel_at_least(release: &str, wanted: (u32, u32)) -> bool {
 
 /// One instance's [`StoreLimits`], counting a memory-limit hit the first time the instance is
 /// refused memory: a guest that retries smaller allocations is still one instance at its cap.
+/// It also adds up the instance's memories, which decides whether it may be reused.
 pub(crate) struct InstanceLimits {
     limits: StoreLimits,
     metrics: Arc<ComponentMetrics>,
     refused: bool,
+    memory_bytes: usize,
 }
 
 impl InstanceLimits {
@@ -189,7 +197,14 @@ impl InstanceLimits {
                 .build(),
             metrics,
             refused: false,
+            memory_bytes: 0,
         }
+    }
+
+    /// Whether the instance should not serve another request: it was refused memory, or its
+    /// memories together grew past [`crate::reuse::MEMORY_CEILING_BYTES`].
+    pub(crate) fn spoiled(&self) -> bool {
+        self.refused || self.memory_bytes > crate::reuse::MEMORY_CEILING_BYTES
     }
 
     fn memory_refused(&mut self) {
@@ -208,7 +223,9 @@ impl ResourceLimiter for InstanceLimits {
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let allowed = self.limits.memory_growing(current, desired, maximum)?;
-        if !allowed {
+        if allowed {
+            self.memory_bytes += desired.saturating_sub(current);
+        } else {
             self.memory_refused();
         }
         Ok(allowed)

@@ -93,6 +93,10 @@ pub struct ComponentDecl {
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
     pub build: Option<BuildDecl>,
+    /// Settings for tools other than Spin, by tool name; Spin ignores them. This host reads
+    /// `[component.<id>.tool.detailing]` (instance reuse, crate::reuse).
+    #[serde(default)]
+    pub tool: BTreeMap<String, toml::Table>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -45,6 +45,8 @@ pub struct ComponentMetrics {
     /// Redis trigger messages by outcome: handled (the guest returned Ok), failed (it returned
     /// an error, trapped or ran out of time).
     pub(crate) redis_messages: [AtomicU64; 2],
+    /// HTTP requests by the instance that served them: a new one, or one reused.
+    pub(crate) instances: [AtomicU64; 2],
 }
 
 impl ComponentMetrics {
@@ -71,6 +73,11 @@ impl ComponentMetrics {
     /// A request was turned away at the component's concurrency cap.
     pub fn concurrency_limit_hit(&self) {
         self.concurrency_limit_hits.fetch_add(1, Relaxed);
+    }
+
+    /// An HTTP request went to an instance: `reused` when it had served one before.
+    pub fn instance_used(&self, reused: bool) {
+        self.instances[usize::from(reused)].fetch_add(1, Relaxed);
     }
 
     /// One Redis trigger message ran to its end: `handled` when the guest returned Ok.

@@ -61,6 +61,13 @@ impl OutboundHttp {
         }
     }
 
+    /// A reused instance starts its next request: its calls carry that request's id, and its
+    /// deadline counts from now.
+    pub(crate) fn begin(&mut self, request_id: RequestId) {
+        self.request_id = request_id;
+        self.started = Instant::now();
+    }
+
     /// How long an outbound request may wait for its answer: until
     /// [`OUTBOUND_ANSWER_RESERVE`] before the instance's own deadline.
     fn answer_budget(&self) -> Duration {

@@ -1,5 +1,6 @@
 //! What one instance's `Store` holds: WASI contexts, its resources, limits, and the component's
-//! configuration. Built fresh for every request and dropped with the instance.
+//! configuration. Built with the instance, and dropped with it: after one request, or after
+//! several when the component reuses instances (crate::reuse).
 
 use crate::bindings::fermyon::spin2_0_0::variables;
 use crate::component::ComponentConfig;
@@ -70,6 +71,13 @@ impl InstanceState {
             http: WasiHttpCtx::new(),
             hooks,
         }
+    }
+}
+
+impl InstanceState {
+    /// Readies a reused instance for the request `request_id`.
+    pub(crate) fn begin(&mut self, request_id: RequestId) {
+        self.hooks.begin(request_id);
     }
 }
 
