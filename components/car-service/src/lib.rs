@@ -31,7 +31,9 @@ const SERVICE: &str = "car-service";
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::http_component]
 async fn handle(request: Request) -> Response {
-    router().handle_async(request).await
+    api::routes::instance_router(router)
+        .handle_async(request)
+        .await
 }
 
 /// The component's routes, on the full path rather than the part after the trigger route: a

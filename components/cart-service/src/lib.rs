@@ -38,7 +38,9 @@ const ORDER_SERVICE: Service = Service {
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::http_component]
 async fn handle(request: Request) -> Response {
-    router().handle_async(request).await
+    api::routes::instance_router(router)
+        .handle_async(request)
+        .await
 }
 
 /// The component's routes, on the full path (see car-service for why not the suffix).

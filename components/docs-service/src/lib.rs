@@ -63,7 +63,9 @@ const FILES: &[(&str, &str, &[u8])] = &[
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::http_component]
 async fn handle(request: Request) -> Response {
-    router().handle_async(request).await
+    api::routes::instance_router(router)
+        .handle_async(request)
+        .await
 }
 
 /// The component's routes (full paths: spin.toml routes `/openapi.json` and `/docs/...` here),

@@ -39,7 +39,9 @@ const SERVICE: &str = "fines-service";
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::http_component]
 async fn handle(request: Request) -> Response {
-    router().handle_async(request).await
+    api::routes::instance_router(router)
+        .handle_async(request)
+        .await
 }
 
 /// The component's routes, on the full path (see car-service for why not the suffix).

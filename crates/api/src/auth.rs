@@ -5,7 +5,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use auth::Role;
-use auth::{Secret, TokenError};
+use auth::{Secret, TokenError, VerifiedTokens};
 use spin_sdk::http::Request;
 use uuid::Uuid;
 
@@ -45,6 +45,13 @@ impl Caller {
     }
 }
 
+thread_local! {
+    /// Tokens this instance has verified: on a host that reuses instances (docs/architecture.md)
+    /// checks a returning caller's signature once, not at every request. A fresh instance
+    /// starts with none.
+    static VERIFIED: std::cell::RefCell<VerifiedTokens> = std::cell::RefCell::default();
+}
+
 /// The caller of `request`, verified. A missing header is 401 `missing_token` (checked before
 /// the secret is read, so it needs no host); a token that fails any rule is 401
 /// `invalid_token` or `token_expired`; a missing or short secret is 500 `configuration`.
@@ -54,7 +61,8 @@ pub fn caller(request: &Request) -> Result<Caller, ApiError> {
         .map(|value| value.as_str().ok_or_else(invalid_header))
         .transpose()?;
     let token = bearer_token(header)?;
-    let claims = auth::token::verify(&secret()?, token, unix_now()).map_err(|error| {
+    let verified = VERIFIED.with_borrow_mut(|memo| memo.verify(secret, token, unix_now()))?;
+    let claims = verified.map_err(|error| {
         let code = match error {
             TokenError::Expired => "token_expired",
             _ => "invalid_token",

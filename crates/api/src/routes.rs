@@ -157,6 +157,15 @@ impl Routes {
 
     /// The router: the declared routes, a 405 with `Allow` on each declared path for any
     /// other method, and 404 `not_found` for every other path.
+    ///
+    /// Every fresh instance builds it, so it registers as few routes as it can. spin-sdk tries
+    /// every route of the request's method before any `any` route: where a route of method M
+    /// also matches a declared path that lacks M, that path gets a 405 route for M of its own
+    /// (`GET /api/orders/review`, declared for POST only, would otherwise be `GET
+    /// /api/orders/:order_id`; for one method an exact segment beats `:name`, so the declared
+    /// path's 405 wins). Such a 405 route can in turn shadow another path, hence the loop.
+    /// Every other miss reaches one `any` route, which answers 405 for the declared path
+    /// that matches best, or 404.
     pub fn into_router(self) -> Router {
         let mut paths: Vec<&str> = Vec::new();
         for route in &self.declared {
@@ -164,34 +173,40 @@ impl Routes {
                 paths.push(&route.path);
             }
         }
-        let refusals: Vec<(String, String, Vec<Method>)> = paths
-            .into_iter()
-            .map(|path| {
-                let undeclared = METHODS
-                    .iter()
-                    .filter(|method| {
-                        !self
-                            .declared
-                            .iter()
-                            .any(|route| route.path == path && route.method == **method)
-                    })
-                    .cloned()
-                    .collect();
-                (path.to_owned(), self.allow(path), undeclared)
-            })
-            .collect();
-        let mut router = self.router;
-        for (path, allow, undeclared) in refusals {
-            // Per method, not only as `any`: spin-sdk tries every route of the request's
-            // method before any `any` route, so `GET /api/orders/review` (declared for POST
-            // only) would otherwise be `GET /api/orders/:order_id`. For one method an exact
-            // segment beats `:name`, so the declared path's 405 wins.
-            for method in undeclared {
-                router.add(&path, method, method_not_allowed(allow.clone()));
+        let fallback = Fallback {
+            allows: paths
+                .iter()
+                .map(|path| (path.to_string(), self.allow(path)))
+                .collect(),
+        };
+        let mut refusals: Vec<(String, Method, String)> = Vec::new();
+        for method in METHODS {
+            let mut routed: Vec<&str> = self
+                .declared
+                .iter()
+                .filter(|route| route.method == method)
+                .map(|route| route.path.as_str())
+                .collect();
+            loop {
+                let shadowed = paths.iter().copied().find(|path| {
+                    !routed.contains(path)
+                        && routed.iter().any(|taken| patterns_overlap(taken, path))
+                });
+                let Some(path) = shadowed else { break };
+                routed.push(path);
+                refusals.push((path.to_owned(), method.clone(), self.allow(path)));
             }
-            router.any(&path, method_not_allowed(allow));
         }
-        router.any("/*", not_found);
+        let mut router = self.router;
+        for (path, method, allow) in refusals {
+            router.add(&path, method, method_not_allowed(allow));
+        }
+        router.any("/*", move |request: Request, params: Params| match fallback
+            .allow_for(request.path())
+        {
+            Some(allow) => method_not_allowed(allow.to_owned())(request, params),
+            None => not_found(request, params),
+        });
         router
     }
 
@@ -216,6 +231,63 @@ impl Routes {
         });
         self
     }
+}
+
+/// The declared paths with their `Allow` values, for requests no route took.
+struct Fallback {
+    allows: Vec<(String, String)>,
+}
+
+impl Fallback {
+    /// The `Allow` of the declared pattern that matches `path` with the most exact segments;
+    /// a trailing slash is ignored, as spin-sdk's router ignores it.
+    fn allow_for(&self, path: &str) -> Option<&str> {
+        let path = match path.strip_suffix('/') {
+            Some(trimmed) if !trimmed.is_empty() => trimmed,
+            _ => path,
+        };
+        let segments: Vec<&str> = path.split('/').collect();
+        self.allows
+            .iter()
+            .filter(|(pattern, _)| {
+                let parts: Vec<&str> = pattern.split('/').collect();
+                parts.len() == segments.len()
+                    && parts.iter().zip(&segments).all(|(part, segment)| {
+                        part == segment || (part.starts_with(':') && !segment.is_empty())
+                    })
+            })
+            .max_by_key(|(pattern, _)| pattern.split('/').filter(|p| !p.starts_with(':')).count())
+            .map(|(_, allow)| allow.as_str())
+    }
+}
+
+/// The router `build` makes, built once per instance: on a host that reuses instances, the
+/// requests after an instance's first skip building it. Each instance has its own memory, so
+/// what is kept here never outlives the instance.
+pub fn instance_router(build: fn() -> Router) -> &'static Router {
+    thread_local! {
+        static BUILT: std::cell::RefCell<Vec<(usize, &'static Router)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let key = build as usize;
+    BUILT.with_borrow_mut(|built| {
+        if let Some((_, router)) = built.iter().find(|(k, _)| *k == key) {
+            return *router;
+        }
+        let router: &'static Router = Box::leak(Box::new(build()));
+        built.push((key, router));
+        router
+    })
+}
+
+/// Whether some path matches both patterns: as many segments, each pair equal or one of them
+/// a `:name` (our patterns have no wildcards).
+fn patterns_overlap(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.split('/').collect(), b.split('/').collect());
+    a.len() == b.len()
+        && a.iter()
+            .zip(&b)
+            .all(|(x, y)| x == y || x.starts_with(':') || y.starts_with(':'))
 }
 
 /// A known path hit with a method it does not serve: 405 with `allow` (e.g. `GET, POST`) in

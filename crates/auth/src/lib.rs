@@ -15,4 +15,4 @@ pub mod token;
 pub use email::Email;
 pub use password::{Cost, Password, PasswordError};
 pub use refresh::RefreshToken;
-pub use token::{Claims, Role, Secret, TokenError, WeakSecret};
+pub use token::{Claims, Role, Secret, TokenError, VerifiedTokens, WeakSecret};

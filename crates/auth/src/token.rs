@@ -202,24 +202,167 @@ pub fn verify(secret: &Secret, token: &str, now: i64) -> Result<Claims, TokenErr
         .map_err(|_| TokenError::Signature)?;
     let claims: Claims =
         serde_json::from_slice(&decode(payload)?).map_err(|_| TokenError::Malformed)?;
+    check_times(&claims, now)?;
+    Ok(claims)
+}
+
+/// Whether `claims` are valid at `now`, within the leeway.
+fn check_times(claims: &Claims, now: i64) -> Result<(), TokenError> {
     if now > claims.exp.saturating_add(LEEWAY_SECONDS) {
         return Err(TokenError::Expired);
     }
     if claims.iat > now.saturating_add(LEEWAY_SECONDS) {
         return Err(TokenError::NotYetValid);
     }
-    Ok(claims)
+    Ok(())
+}
+
+/// Tokens already verified with one secret, so that an instance serving many requests (a
+/// host that reuses instances) checks each token's signature once. A token is looked up by
+/// its whole text, so only that exact token finds its claims; its times are checked again at
+/// every use, so it stops working when it expires, as [`verify`] would say. At most
+/// [`VerifiedTokens::CAPACITY`] are kept: when full, the expired ones go, then all of them.
+#[derive(Debug, Default)]
+pub struct VerifiedTokens {
+    tokens: std::collections::HashMap<String, Claims>,
+}
+
+impl VerifiedTokens {
+    pub const CAPACITY: usize = 256;
+
+    /// [`verify`] with the key `secret` gives, unless `token` was verified here before (then
+    /// the key is not asked for). The outer error is `secret`'s own.
+    pub fn verify<E>(
+        &mut self,
+        secret: impl FnOnce() -> Result<Secret, E>,
+        token: &str,
+        now: i64,
+    ) -> Result<Result<Claims, TokenError>, E> {
+        if let Some(claims) = self.tokens.get(token) {
+            return Ok(check_times(claims, now).map(|()| claims.clone()));
+        }
+        Ok(self.verify_new(&secret()?, token, now))
+    }
+
+    fn verify_new(&mut self, secret: &Secret, token: &str, now: i64) -> Result<Claims, TokenError> {
+        let claims = verify(secret, token, now)?;
+        if self.tokens.len() >= Self::CAPACITY {
+            self.tokens
+                .retain(|_, claims| check_times(claims, now).is_ok());
+            if self.tokens.len() >= Self::CAPACITY {
+                self.tokens.clear();
+            }
+        }
+        self.tokens.insert(token.to_owned(), claims.clone());
+        Ok(claims)
+    }
+
+    /// How many tokens are remembered.
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[test]
+    fn remembered_tokens_skip_the_signature_but_not_the_clock() {
+        let mut memo = VerifiedTokens::default();
+        let token = issue(&secret(), &claims());
+        let mut keyed = 0;
+        let mut key = || {
+            keyed += 1;
+            key_ok()
+        };
+        assert_eq!(memo.verify(&mut key, &token, NOW), Ok(Ok(claims())));
+        assert_eq!(memo.verify(&mut key, &token, NOW + 60), Ok(Ok(claims())));
+        assert_eq!(keyed, 1, "the second use needed no key, so no MAC");
+        let late = NOW + 3600 + LEEWAY_SECONDS + 1;
+        assert_eq!(
+            memo.verify(key_ok, &token, late),
+            Ok(Err(TokenError::Expired))
+        );
+        assert_eq!(
+            memo.verify(|| Err("no key"), &token, late),
+            Ok(Err(TokenError::Expired))
+        );
+        let fresh = issue(
+            &secret(),
+            &Claims::new(Uuid::from_u128(8), Role::Staff, NOW, 60),
+        );
+        assert_eq!(memo.verify(|| Err("no key"), &fresh, NOW), Err("no key"));
+    }
+
+    #[test]
+    fn only_the_exact_token_is_remembered_and_failures_never_are() {
+        let mut memo = VerifiedTokens::default();
+        let token = issue(&secret(), &claims());
+        memo.verify(key_ok, &token, NOW).unwrap().unwrap();
+        let last = token.chars().last().unwrap();
+        let forged = format!(
+            "{}{}",
+            &token[..token.len() - 1],
+            if last == 'A' { 'B' } else { 'A' }
+        );
+        assert_eq!(
+            memo.verify(key_ok, &forged, NOW),
+            Ok(Err(TokenError::Signature))
+        );
+        assert_eq!(memo.len(), 1);
+        let other = Secret::new(b"another key, also 32 bytes long!").unwrap();
+        let foreign = issue(&other, &claims());
+        assert_eq!(
+            memo.verify(key_ok, &foreign, NOW),
+            Ok(Err(TokenError::Signature))
+        );
+        assert_eq!(memo.len(), 1);
+    }
+
+    #[test]
+    fn a_full_memo_drops_expired_tokens_first_then_starts_over() {
+        let mut memo = VerifiedTokens::default();
+        for i in 0..VerifiedTokens::CAPACITY {
+            let ttl = if i == 0 { 10 } else { 3600 };
+            let c = Claims::new(Uuid::from_u128(i as u128), Role::Customer, NOW, ttl);
+            memo.verify(key_ok, &issue(&secret(), &c), NOW)
+                .unwrap()
+                .unwrap();
+        }
+        assert_eq!(memo.len(), VerifiedTokens::CAPACITY);
+        let later = NOW + 10 + LEEWAY_SECONDS + 1;
+        let next = issue(
+            &secret(),
+            &Claims::new(Uuid::from_u128(9999), Role::Staff, later, 60),
+        );
+        memo.verify(key_ok, &next, later).unwrap().unwrap();
+        assert_eq!(
+            memo.len(),
+            VerifiedTokens::CAPACITY,
+            "the expired one made room"
+        );
+        let last = issue(
+            &secret(),
+            &Claims::new(Uuid::from_u128(10_000), Role::Staff, later, 60),
+        );
+        memo.verify(key_ok, &last, later).unwrap().unwrap();
+        assert_eq!(memo.len(), 1, "nothing had expired: the memo started over");
+    }
+
     const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
     const NOW: i64 = 1_800_000_000;
 
     fn secret() -> Secret {
         Secret::new(KEY).unwrap()
+    }
+
+    fn key_ok() -> Result<Secret, &'static str> {
+        Ok(secret())
     }
 
     fn claims() -> Claims {
