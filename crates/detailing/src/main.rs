@@ -57,7 +57,7 @@ enum Command {
     /// port) and say what to fix; exits non-zero when a required check fails.
     Doctor(doctor::DoctorArgs),
     /// Apply migrations and serve the application.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Replace one component of a running `detailing up` with a new .wasm (hot swap).
     Swap(SwapArgs),
     /// Move payment events: outbox -> RabbitMQ -> bonus-service (also run inside `up`).
@@ -300,7 +300,7 @@ fn main() -> Result<()> {
             if args.build {
                 builder::build_all(&manifest)?;
             }
-            runtime_for_cli()?.block_on(up(&cli.manifest, &manifest.dir, &migrations, args))
+            runtime_for_cli()?.block_on(up(&cli.manifest, &manifest.dir, &migrations, *args))
         }
     }
 }
