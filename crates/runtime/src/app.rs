@@ -15,7 +15,7 @@ use crate::observe::{self, RequestId};
 use crate::outbound::{ChainedResponse, Chaining};
 use crate::postgres::{Postgres, PostgresConfig};
 use crate::redis::RedisClients;
-use crate::reuse::{self, InstancePool, ReusePolicy};
+use crate::reuse::{self, IdleBudget, InstancePool, ReusePolicy};
 use crate::routes::Router;
 use crate::spin_headers::{self, SpinRequestInfo};
 use crate::state::{Capabilities, InstanceState};
@@ -67,9 +67,9 @@ pub struct App {
     router: Router,
     redis_triggers: Vec<RedisTrigger>,
     components: RwLock<HashMap<String, Arc<LoadedComponent>>>,
-    /// Idle instances each component may keep: together at most half the instance pool, so
-    /// instances kept for reuse never leave a request without a slot.
-    idle_capacity: usize,
+    /// Instances all components together may keep idle: half the instance pool, so instances
+    /// kept for reuse never leave a request without a slot.
+    idle_budget: Arc<IdleBudget>,
     refused_connections: AtomicU64,
 }
 
@@ -98,8 +98,9 @@ impl App {
             anyhow::bail!("a concurrency cap names `{unknown}`, which the app does not have");
         }
 
-        let idle_capacity =
-            (options.limits.max_instances as usize / (2 * manifest.component.len().max(1))).max(1);
+        let idle_budget = Arc::new(IdleBudget::new(
+            (options.limits.max_instances as usize / 2).max(1),
+        ));
         let mut components = HashMap::new();
         let mut reports = Vec::new();
         for (id, decl) in &manifest.component {
@@ -135,7 +136,7 @@ impl App {
             components.insert(
                 id.clone(),
                 Arc::new(LoadedComponent {
-                    pool: InstancePool::new(config.reuse, idle_capacity),
+                    pool: InstancePool::new(config.reuse, idle_budget.clone()),
                     config: Arc::new(config),
                     http,
                     redis,
@@ -193,7 +194,7 @@ impl App {
             router,
             redis_triggers,
             components: RwLock::new(components),
-            idle_capacity,
+            idle_budget,
             refused_connections: AtomicU64::new(0),
         };
         let app = Arc::new(app);
@@ -225,7 +226,7 @@ impl App {
         };
         let (http, redis) = prepare(&self.linker, &component, id, serves)?;
         let replacement = Arc::new(LoadedComponent {
-            pool: InstancePool::new(old.config.reuse, self.idle_capacity),
+            pool: InstancePool::new(old.config.reuse, self.idle_budget.clone()),
             config: old.config.clone(),
             http,
             redis,

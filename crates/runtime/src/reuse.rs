@@ -16,7 +16,8 @@ use crate::state::InstanceState;
 use anyhow::{bail, Context, Result};
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::Proxy;
@@ -211,19 +212,50 @@ pub(crate) struct Idle {
     expires: Instant,
 }
 
+/// How many instances the whole app may keep idle: they hold slots of the instance pool, so
+/// together they stay below what leaves every request a slot. One budget for all components,
+/// so the busy one can keep as many as it has connections.
+#[derive(Debug)]
+pub(crate) struct IdleBudget {
+    idle: AtomicUsize,
+    max: usize,
+}
+
+impl IdleBudget {
+    pub fn new(max: usize) -> Self {
+        Self {
+            idle: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// Counts one more idle instance, unless the budget is spent.
+    fn take(&self) -> bool {
+        self.idle
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |idle| {
+                (idle < self.max).then_some(idle + 1)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, count: usize) {
+        self.idle.fetch_sub(count, Ordering::AcqRel);
+    }
+}
+
 /// The idle instances of one version of a component, most recently used last.
 pub(crate) struct InstancePool {
     policy: ReusePolicy,
-    capacity: usize,
+    budget: Arc<IdleBudget>,
     idle: Mutex<Vec<Idle>>,
 }
 
 impl InstancePool {
-    /// A pool keeping at most `capacity` idle instances.
-    pub fn new(policy: ReusePolicy, capacity: usize) -> Self {
+    /// A pool whose idle instances count against the app's `budget`.
+    pub fn new(policy: ReusePolicy, budget: Arc<IdleBudget>) -> Self {
         Self {
             policy,
-            capacity,
+            budget,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -251,14 +283,16 @@ impl InstancePool {
                 }
             }
         };
+        self.budget
+            .release(expired.len() + usize::from(found.is_some()));
         drop(expired);
         found
     }
 
     /// Keeps an instance that served a request and came back sound, unless it has no requests
-    /// left, grew its memory past the ceiling, or the pool is full.
+    /// left, grew its memory past the ceiling, or the app's idle budget is spent.
     pub fn give_back(&self, store: Store<InstanceState>, proxy: Proxy, left: u32) {
-        if left == 0 || store.data().limits.spoiled() {
+        if left == 0 || store.data().limits.spoiled() || !self.budget.take() {
             return;
         }
         let instance = Idle {
@@ -267,16 +301,7 @@ impl InstancePool {
             left,
             expires: Instant::now() + self.policy.idle_timeout.draw(),
         };
-        let refused = {
-            let mut idle = self.idle.lock().expect("instance pool lock");
-            if idle.len() < self.capacity {
-                idle.push(instance);
-                None
-            } else {
-                Some(instance)
-            }
-        };
-        drop(refused);
+        self.idle.lock().expect("instance pool lock").push(instance);
     }
 
     /// Drops the instances idle past their timeout; the rest keep their order.
@@ -293,6 +318,7 @@ impl InstancePool {
             *idle = kept;
             expired
         };
+        self.budget.release(expired.len());
         drop(expired);
     }
 
@@ -306,6 +332,14 @@ impl InstancePool {
         match self.policy.idle_timeout {
             Range::Value(value) | Range::Bounds(value, _) => value,
         }
+    }
+}
+
+impl Drop for InstancePool {
+    /// A replaced version's idle instances go with it, and give their budget back.
+    fn drop(&mut self) {
+        let idle = self.idle.get_mut().map_or(0, |idle| idle.len());
+        self.budget.release(idle);
     }
 }
 
@@ -380,6 +414,18 @@ mod tests {
             overridden.idle_timeout,
             Range::Value(Duration::from_millis(250))
         );
+    }
+
+    #[test]
+    fn the_idle_budget_counts_up_to_its_maximum_and_back() {
+        let budget = IdleBudget::new(2);
+        assert!(budget.take());
+        assert!(budget.take());
+        assert!(!budget.take(), "a third idle instance is over the budget");
+        budget.release(1);
+        assert!(budget.take());
+        budget.release(2);
+        assert_eq!(budget.idle.load(Ordering::Acquire), 0);
     }
 
     #[test]
