@@ -1,10 +1,15 @@
 //! The host's own numbers as a metrics source: what `App` knows (its components' counters,
 //! refused connections, Postgres pools) in the exposition `metrics` writes.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
 use crate::app::App;
-use crate::metrics::{Exposition, Kind, Source, LATENCY_BOUNDS_MICROS, STATUS_CLASSES};
+use crate::component::ComponentConfig;
+use crate::metrics::{
+    ComponentMetrics, Exposition, Kind, Source, LATENCY_BOUNDS_MICROS, STATUS_CLASSES,
+};
 
 /// The host's own numbers: every component's requests, latencies and limit hits, and the
 /// usage of each Postgres pool guests opened.
@@ -18,12 +23,14 @@ impl Source for App {
             Kind::Counter,
             "HTTP requests answered for each component, by status class.",
         );
-        for c in &components {
-            for (class, count) in STATUS_CLASSES.iter().zip(&c.metrics.by_class) {
-                let labels = [("component", c.id.as_str()), ("status_class", class)];
-                out.sample("http_requests_total", &labels, count.load(Relaxed) as f64);
-            }
-        }
+        counters(
+            out,
+            &components,
+            "http_requests_total",
+            "status_class",
+            &STATUS_CLASSES,
+            |m| &m.by_class,
+        );
 
         out.family(
             "http_request_duration_seconds",
@@ -74,16 +81,14 @@ impl Source for App {
             "HTTP requests each component served, by instance: a new one, or one reused \
              (instance reuse is off unless configured).",
         );
-        for c in &components {
-            for (instance, count) in ["new", "reused"].iter().zip(&c.metrics.instances) {
-                let labels = [("component", c.id.as_str()), ("instance", instance)];
-                out.sample(
-                    "instance_requests_total",
-                    &labels,
-                    count.load(Relaxed) as f64,
-                );
-            }
-        }
+        counters(
+            out,
+            &components,
+            "instance_requests_total",
+            "instance",
+            &["new", "reused"],
+            |m| &m.instances,
+        );
 
         out.family(
             "instances_idle",
@@ -100,12 +105,14 @@ impl Source for App {
             "Redis trigger messages each component ran, by outcome: handled, or failed (the guest \
              returned an error, trapped or hit its deadline).",
         );
-        for c in &components {
-            for (outcome, count) in ["handled", "failed"].iter().zip(&c.metrics.redis_messages) {
-                let labels = [("component", c.id.as_str()), ("outcome", outcome)];
-                out.sample("redis_messages_total", &labels, count.load(Relaxed) as f64);
-            }
-        }
+        counters(
+            out,
+            &components,
+            "redis_messages_total",
+            "outcome",
+            &["handled", "failed"],
+            |m| &m.redis_messages,
+        );
 
         out.family(
             "http_connections_refused_total",
@@ -135,6 +142,24 @@ impl Source for App {
                     out.sample("postgres_pool_connections", &labels, value as f64);
                 }
             }
+        }
+    }
+}
+
+/// One sample per component and value of `label`, from the counters `pick` gives, in the order
+/// of `values`.
+fn counters(
+    out: &mut Exposition,
+    components: &[Arc<ComponentConfig>],
+    name: &str,
+    label: &str,
+    values: &[&str],
+    pick: impl Fn(&ComponentMetrics) -> &[AtomicU64],
+) {
+    for c in components {
+        for (value, count) in values.iter().zip(pick(&c.metrics)) {
+            let labels = [("component", c.id.as_str()), (label, value)];
+            out.sample(name, &labels, count.load(Relaxed) as f64);
         }
     }
 }
