@@ -187,6 +187,19 @@ fn a_chained_order_creation_shares_one_request_id_in_logs_and_counts_both_compon
         get(r#"detailing_instance_limit_hits_total{component="order-service",limit="deadline"}"#),
         0.0
     );
+    // Each of car-service's three requests ran in a new instance or a reused one; with reuse
+    // turned off (a fresh instance per request, as under Spin) never a reused one.
+    let new = get(r#"detailing_instance_requests_total{component="car-service",instance="new"}"#);
+    let reused =
+        get(r#"detailing_instance_requests_total{component="car-service",instance="reused"}"#);
+    assert_eq!(new + reused, 3.0);
+    if std::env::var("DETAILING_MAX_INSTANCE_REUSE_COUNT").as_deref() == Ok("1") {
+        assert_eq!(reused, 0.0);
+    }
+    assert!(
+        text.contains("# TYPE detailing_instances_idle gauge"),
+        "{text}"
+    );
     let pool = format!("127.0.0.1:5432/{}", server.db.name);
     for state in ["in_use", "idle"] {
         get(&format!(
