@@ -23,6 +23,7 @@ pub fn build_all(manifest: &LoadedManifest) -> Result<()> {
     let live = std::io::stderr().is_terminal();
     let marks = Marks::detect(live);
     let started = Instant::now();
+    build_together(manifest, &with_build, live);
     for (n, (id, build)) in with_build.into_iter().enumerate() {
         let workdir = match &build.workdir {
             Some(w) => manifest.dir.join(w),
@@ -67,6 +68,46 @@ pub fn build_all(manifest: &LoadedManifest) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The shape of our components' build commands: one package of the workspace for wasm.
+const CARGO_WASM_BUILD: &str = "cargo build --profile wasm --target wasm32-wasip1 -p ";
+
+/// When every build command is `cargo build --profile wasm --target wasm32-wasip1 -p <one
+/// package>` in the same folder, builds all those packages in one cargo run first. Run one at
+/// a time, each component's last step (its LTO link, one codegen unit) keeps one core busy
+/// and leaves the other idle; together cargo runs two at once. Each component's own command
+/// still runs after, as `spin build` would, finds its build fresh and reports it; a failure
+/// here is left for that command to report, with the component it belongs to.
+fn build_together(
+    manifest: &LoadedManifest,
+    builds: &[(&String, &runtime::manifest::BuildDecl)],
+    live: bool,
+) {
+    let packages: Option<Vec<&str>> = builds
+        .iter()
+        .map(|(_, build)| {
+            let package = build.command.strip_prefix(CARGO_WASM_BUILD)?;
+            let one_package = !package.is_empty() && !package.contains(char::is_whitespace);
+            (build.workdir.is_none() && one_package).then_some(package)
+        })
+        .collect();
+    let Some(packages) = packages.filter(|p| p.len() > 1) else {
+        return;
+    };
+    let step = Step::start(live, "[*]".into(), "all components", "one cargo build");
+    let mut command = Command::new("cargo");
+    command.args(["build", "--profile", "wasm", "--target", "wasm32-wasip1"]);
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    let built = command
+        .current_dir(&manifest.dir)
+        .stdin(Stdio::null())
+        .output()
+        .is_ok_and(|output| output.status.success());
+    let marks = Marks::detect(live);
+    step.finish(marks, if built { Status::Pass } else { Status::Warn });
 }
 
 /// One component's build as the user sees it.
