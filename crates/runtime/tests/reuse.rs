@@ -11,7 +11,7 @@ use common::{Setup, TestHost};
 use runtime::reuse::Range;
 use std::time::Duration;
 
-const PAUSE: Duration = Duration::from_millis(50);
+const PAUSE: Duration = Duration::from_millis(100);
 
 fn routes(tool: &str) -> String {
     format!(
