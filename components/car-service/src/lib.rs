@@ -26,15 +26,7 @@ use crate::store::Inserted;
 
 const SERVICE: &str = "car-service";
 
-// Exported only in the wasm build: a native cdylib cannot carry the WIT export's symbol
-// name (`wasi:http/incoming-handler@0.2.0#handle`), and native builds exist for tests.
-#[cfg(target_arch = "wasm32")]
-#[spin_sdk::http_component]
-async fn handle(request: Request) -> Response {
-    api::routes::instance_router(router)
-        .handle_async(request)
-        .await
-}
+api::export_router!(router);
 
 /// The component's routes, on the full path rather than the part after the trigger route: a
 /// chained call from order-service (`http://car-service.spin.internal/api/cars/<id>`) has the

@@ -60,13 +60,7 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ),
 ];
 
-#[cfg(target_arch = "wasm32")]
-#[spin_sdk::http_component]
-async fn handle(request: Request) -> Response {
-    api::routes::instance_router(router)
-        .handle_async(request)
-        .await
-}
+api::export_router!(router);
 
 /// The component's routes (full paths: spin.toml routes `/openapi.json` and `/docs/...` here),
 /// all public.

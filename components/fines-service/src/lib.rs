@@ -34,15 +34,7 @@ use crate::payment_client::{Charge, Payments};
 
 const SERVICE: &str = "fines-service";
 
-// Exported only in the wasm build: a native cdylib cannot carry the WIT export's symbol
-// name (`wasi:http/incoming-handler@0.2.0#handle`), and native builds exist for tests.
-#[cfg(target_arch = "wasm32")]
-#[spin_sdk::http_component]
-async fn handle(request: Request) -> Response {
-    api::routes::instance_router(router)
-        .handle_async(request)
-        .await
-}
+api::export_router!(router);
 
 /// The component's routes, on the full path (see car-service for why not the suffix).
 pub fn routes() -> Routes {

@@ -261,6 +261,25 @@ impl Fallback {
     }
 }
 
+/// The component's export, `wasi:http/incoming-handler`, serving every request with the
+/// router `build` makes ([`instance_router`]): `api::export_router!(router);` at a
+/// component's crate root. Only the wasm build exports it: a native cdylib cannot carry the
+/// WIT export's symbol name (`wasi:http/incoming-handler@0.2.0#handle`), and native builds
+/// exist for tests. spin-sdk's export glue is `unsafe` by nature, so a component's crate root
+/// allows `unsafe_code` on wasm32 only.
+#[macro_export]
+macro_rules! export_router {
+    ($build:path) => {
+        #[cfg(target_arch = "wasm32")]
+        #[spin_sdk::http_component]
+        async fn handle(request: spin_sdk::http::Request) -> spin_sdk::http::Response {
+            $crate::routes::instance_router($build)
+                .handle_async(request)
+                .await
+        }
+    };
+}
+
 /// The router `build` makes, built once per instance: on a host that reuses instances, the
 /// requests after an instance's first skip building it. Each instance has its own memory, so
 /// what is kept here never outlives the instance.
