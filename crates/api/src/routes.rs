@@ -239,26 +239,29 @@ struct Fallback {
 }
 
 impl Fallback {
-    /// The `Allow` of the declared pattern that matches `path` with the most exact segments;
-    /// a trailing slash is ignored, as spin-sdk's router ignores it.
+    /// The `Allow` of the declared pattern that matches `path` with the most exact segments.
     fn allow_for(&self, path: &str) -> Option<&str> {
-        let path = match path.strip_suffix('/') {
-            Some(trimmed) if !trimmed.is_empty() => trimmed,
-            _ => path,
-        };
-        let segments: Vec<&str> = path.split('/').collect();
         self.allows
             .iter()
-            .filter(|(pattern, _)| {
-                let parts: Vec<&str> = pattern.split('/').collect();
-                parts.len() == segments.len()
-                    && parts.iter().zip(&segments).all(|(part, segment)| {
-                        part == segment || (part.starts_with(':') && !segment.is_empty())
-                    })
-            })
+            .filter(|(pattern, _)| matches(pattern, path))
             .max_by_key(|(pattern, _)| pattern.split('/').filter(|p| !p.starts_with(':')).count())
             .map(|(_, allow)| allow.as_str())
     }
+}
+
+/// Whether spin-sdk's router matches `path` against `pattern`: segment by segment, `:name`
+/// matching any one, slashes at either end ignored.
+pub(crate) fn matches(pattern: &str, path: &str) -> bool {
+    let pattern: Vec<&str> = pattern.trim_matches('/').split('/').collect();
+    let path: Vec<&str> = path.trim_matches('/').split('/').collect();
+    pattern.len() == path.len()
+        && pattern.iter().zip(&path).all(|(expected, segment)| {
+            if expected.starts_with(':') {
+                !segment.is_empty()
+            } else {
+                expected == segment
+            }
+        })
 }
 
 /// The component's export, `wasi:http/incoming-handler`, serving every request with the

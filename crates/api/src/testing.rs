@@ -8,7 +8,7 @@ use std::task::{Context, Poll, Waker};
 use serde_json::Value;
 use spin_sdk::http::{Method, Request, Response, Router};
 
-use crate::routes::{Route, Routes, METHODS};
+use crate::routes::{matches, Route, Routes, METHODS};
 
 /// A request to `path` on the listener's address, as Spin presents it.
 pub fn request(method: Method, path: &str, body: &str) -> Request {
@@ -192,21 +192,6 @@ fn concrete(pattern: &str) -> Vec<String> {
         }
     }
     paths
-}
-
-/// Whether spin-sdk's router matches `path` against `pattern`: segment by segment, `:name`
-/// matching any one, slashes at either end ignored.
-fn matches(pattern: &str, path: &str) -> bool {
-    let pattern: Vec<&str> = pattern.trim_matches('/').split('/').collect();
-    let path: Vec<&str> = path.trim_matches('/').split('/').collect();
-    pattern.len() == path.len()
-        && pattern.iter().zip(&path).all(|(expected, segment)| {
-            if expected.starts_with(':') {
-                !segment.is_empty()
-            } else {
-                expected == segment
-            }
-        })
 }
 
 /// Paths under `base` that no declared route matches: a sibling of the routes, and each
