@@ -491,7 +491,6 @@ fn reuse_flags(args: &UpArgs) -> ReuseFlags {
     }
     ReuseFlags {
         max_requests: args.max_instance_reuse_count,
-        max_concurrent: args.max_instance_concurrent_reuse_count,
         idle_timeout: args.idle_instance_timeout,
     }
 }

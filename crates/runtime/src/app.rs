@@ -272,22 +272,28 @@ impl App {
 
     /// Every component's configuration (and metrics), in no particular order.
     pub(crate) fn component_configs(&self) -> Vec<Arc<ComponentConfig>> {
+        self.loaded_components()
+            .into_iter()
+            .map(|loaded| loaded.config.clone())
+            .collect()
+    }
+
+    /// Every component as loaded now (the current version of each), in no particular order.
+    fn loaded_components(&self) -> Vec<Arc<LoadedComponent>> {
         self.components
             .read()
             .expect("components lock")
             .values()
-            .map(|loaded| loaded.config.clone())
+            .cloned()
             .collect()
     }
 
     /// How many instances each component keeps idle now, by component id.
     pub(crate) fn idle_instances(&self) -> Vec<(String, usize)> {
         let mut idle: Vec<(String, usize)> = self
-            .components
-            .read()
-            .expect("components lock")
-            .iter()
-            .map(|(id, loaded)| (id.clone(), loaded.pool.idle_count()))
+            .loaded_components()
+            .into_iter()
+            .map(|loaded| (loaded.config.id.clone(), loaded.pool.idle_count()))
             .collect();
         idle.sort();
         idle
@@ -455,9 +461,7 @@ impl App {
                 };
                 match tokio::time::timeout(timeout, run).await {
                     Ok(Ok((proxy, left))) => {
-                        if keeper.pool.reuses() {
-                            keeper.pool.give_back(store, proxy, left.saturating_sub(1));
-                        }
+                        keeper.pool.give_back(store, proxy, left.saturating_sub(1));
                         Ok(())
                     }
                     Ok(Err(e)) => Err(Failure::Guest(e)),
@@ -553,10 +557,8 @@ impl Chaining for App {
 /// is dropped; started only when some component reuses instances.
 fn start_idle_sweeper(app: &Arc<App>) {
     let shortest = app
-        .components
-        .read()
-        .expect("components lock")
-        .values()
+        .loaded_components()
+        .iter()
         .filter(|c| c.pool.reuses())
         .map(|c| c.pool.shortest_idle())
         .min();
@@ -570,14 +572,7 @@ fn start_idle_sweeper(app: &Arc<App>) {
         .spawn(move || loop {
             std::thread::sleep(every);
             let Some(app) = app.upgrade() else { break };
-            let components: Vec<Arc<LoadedComponent>> = app
-                .components
-                .read()
-                .expect("components lock")
-                .values()
-                .cloned()
-                .collect();
-            for component in components {
+            for component in app.loaded_components() {
                 component.pool.sweep();
             }
         })

@@ -133,9 +133,6 @@ fn random() -> u64 {
 pub struct ReuseFlags {
     /// `--max-instance-reuse-count`: requests per instance before it is dropped.
     pub max_requests: Option<Range<u32>>,
-    /// `--max-instance-concurrent-reuse-count`: accepted for Spin's sake; a WASIp2 instance
-    /// serves one request at a time whatever it says.
-    pub max_concurrent: Option<Range<u32>>,
     /// `--idle-instance-timeout`: how long an idle instance waits for its next request.
     pub idle_timeout: Option<Range<Duration>>,
 }
@@ -290,7 +287,8 @@ impl InstancePool {
     }
 
     /// Keeps an instance that served a request and came back sound, unless it has no requests
-    /// left, grew its memory past the ceiling, or the app's idle budget is spent.
+    /// left (always so for a component that does not reuse: its instances draw one request),
+    /// grew its memory past the ceiling, or the app's idle budget is spent.
     pub fn give_back(&self, store: Store<InstanceState>, proxy: Proxy, left: u32) {
         if left == 0 || store.data().limits.spoiled() || !self.budget.take() {
             return;
