@@ -23,7 +23,7 @@ pub fn build_all(manifest: &LoadedManifest) -> Result<()> {
     let live = std::io::stderr().is_terminal();
     let marks = Marks::detect(live);
     let started = Instant::now();
-    build_together(manifest, &with_build, live);
+    build_together(manifest, &with_build, live, marks);
     for (n, (id, build)) in with_build.into_iter().enumerate() {
         let workdir = match &build.workdir {
             Some(w) => manifest.dir.join(w),
@@ -83,6 +83,7 @@ fn build_together(
     manifest: &LoadedManifest,
     builds: &[(&String, &runtime::manifest::BuildDecl)],
     live: bool,
+    marks: Marks,
 ) {
     let packages: Option<Vec<&str>> = builds
         .iter()
@@ -95,18 +96,16 @@ fn build_together(
     let Some(packages) = packages.filter(|p| p.len() > 1) else {
         return;
     };
-    let step = Step::start(live, "[*]".into(), "all components", "one cargo build");
-    let mut command = Command::new("cargo");
-    command.args(["build", "--profile", "wasm", "--target", "wasm32-wasip1"]);
-    for package in packages {
-        command.args(["-p", package]);
-    }
-    let built = command
+    // The components' own command, with every package: run as theirs are, through `sh -c`.
+    let together = format!("{CARGO_WASM_BUILD}{}", packages.join(" -p "));
+    let step = Step::start(live, "[*]".into(), "all components", &together);
+    let built = Command::new("sh")
+        .arg("-c")
+        .arg(&together)
         .current_dir(&manifest.dir)
         .stdin(Stdio::null())
         .output()
         .is_ok_and(|output| output.status.success());
-    let marks = Marks::detect(live);
     step.finish(marks, if built { Status::Pass } else { Status::Warn });
 }
 
