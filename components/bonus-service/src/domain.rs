@@ -3,7 +3,7 @@
 //! No spin-sdk here: `cargo test` runs these rules natively.
 
 use api::json::Object;
-use api::money::{Money, PositiveAmount};
+use api::money::{Money, PositiveAmount, Share};
 use api::{FieldError, FieldErrors};
 use chrono::{DateTime, Utc};
 use serde::ser::Error as _;
@@ -11,52 +11,24 @@ use serde::{Deserialize, Serialize, Serializer};
 use uuid::Uuid;
 
 /// The share of a paid amount credited as bonuses (`bonus_accrual_rate`, called
-/// `BONUS_ACCRUAL_RATE` in the reference design): a decimal from 0 to 1 kept as an exact fraction, so 1 % of
-/// 999.99 is 10.00 and never 9.999999.
+/// `BONUS_ACCRUAL_RATE` in the reference design): a decimal from 0 to 1 kept as an exact
+/// fraction, so 1 % of 999.99 is 10.00 and never 9.999999.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AccrualRate {
-    numerator: i64,
-    denominator: i64,
-}
+pub struct AccrualRate(Share);
 
 impl AccrualRate {
     /// Finer than any rate a loyalty programme sets; keeps the denominator a small power of 10.
-    pub const MAX_DECIMALS: usize = 9;
+    pub const MAX_DECIMALS: usize = Share::MAX_DECIMALS;
 
     /// `"0.01"` → 1/100. Only plain decimals from 0 to 1 (`0`, `1`, `0.5`, `1.00`,
     /// `0.015`): signs, exponents, commas and a missing leading digit are refused.
     pub fn parse(text: &str) -> Option<Self> {
-        let text = text.trim();
-        let (whole, fraction) = match text.split_once('.') {
-            Some((_, "")) => return None,
-            Some(parts) => parts,
-            None => (text, ""),
-        };
-        let whole: i64 = match whole {
-            "0" => 0,
-            "1" => 1,
-            _ => return None,
-        };
-        if fraction.len() > Self::MAX_DECIMALS || !fraction.chars().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        let denominator = 10_i64.pow(fraction.len() as u32);
-        let fraction: i64 = if fraction.is_empty() {
-            0
-        } else {
-            fraction.parse().ok()?
-        };
-        let numerator = whole * denominator + fraction;
-        (numerator <= denominator).then_some(Self {
-            numerator,
-            denominator,
-        })
+        Share::parse(text).map(Self)
     }
 
     /// The bonuses a payment of `paid` earns, rounded half up to the kopeck.
     pub fn accrual(self, paid: Money) -> Money {
-        paid.share(self.numerator, self.denominator)
-            .expect("a rate of at most 1 never earns more than the amount paid")
+        self.0.of(paid)
     }
 }
 
@@ -444,14 +416,7 @@ mod tests {
             ("0.015", 15, 1000),
             ("0.000000001", 1, 1_000_000_000),
         ] {
-            assert_eq!(
-                rate(text),
-                AccrualRate {
-                    numerator,
-                    denominator
-                },
-                "{text}"
-            );
+            assert_eq!(rate(text).0.parts(), (numerator, denominator), "{text}");
         }
     }
 

@@ -148,6 +148,134 @@ impl<'de> serde::Deserialize<'de> for PositiveAmount {
     }
 }
 
+/// An amount of roubles a request may give as zero (bonuses to pay with, say): 0 to
+/// 1000000000, at most two decimal places, as a JSON number or the same as a string, like
+/// [`PositiveAmount`] otherwise. Use it with `#[schema(inline)]` (or `schema_with` for an
+/// `Option`) and no doc comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NonNegativeAmount(pub Money);
+
+/// A non-negative amount as a string: digits without leading zeros, up to two decimals.
+const NON_NEGATIVE_PATTERN: &str =
+    r"^(?:(?:0|[1-9][0-9]{0,8})(?:\.[0-9]{1,2})?|1000000000(?:\.00?)?)$";
+
+impl utoipa::PartialSchema for NonNegativeAmount {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .description(Some(
+                "Roubles: 0 to 1000000000, at most two decimal places; a number or the same \
+                 as a string",
+            ))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .minimum(Some(0))
+                    .maximum(Some(1_000_000_000))
+                    .multiple_of(Some(0.01)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(NON_NEGATIVE_PATTERN)),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for NonNegativeAmount {}
+
+impl<'de> serde::Deserialize<'de> for NonNegativeAmount {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = <Value as serde::Deserialize>::deserialize(deserializer)?;
+        Money::parse_json("amount", &value)
+            .map(Self)
+            .map_err(|e| D::Error::custom(e.message))
+    }
+}
+
+/// A share of an amount from 0 to 1, written as a plain decimal in a Spin variable (`0.01`,
+/// `0.3`, `1`) and kept as an exact fraction, so 1 % of 999.99 is 10.00 and never 9.999999.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    numerator: i64,
+    denominator: i64,
+}
+
+impl Share {
+    /// Finer than any share a business sets; keeps the denominator a small power of 10.
+    pub const MAX_DECIMALS: usize = 9;
+
+    /// `"0.01"` → 1/100. Only plain decimals from 0 to 1 (`0`, `1`, `0.5`, `1.00`,
+    /// `0.015`): signs, exponents, commas and a missing leading digit are refused.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let (whole, fraction) = match text.split_once('.') {
+            Some((_, "")) => return None,
+            Some(parts) => parts,
+            None => (text, ""),
+        };
+        let whole: i64 = match whole {
+            "0" => 0,
+            "1" => 1,
+            _ => return None,
+        };
+        if fraction.len() > Self::MAX_DECIMALS || !fraction.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let denominator = 10_i64.pow(fraction.len() as u32);
+        let fraction: i64 = if fraction.is_empty() {
+            0
+        } else {
+            fraction.parse().ok()?
+        };
+        let numerator = whole * denominator + fraction;
+        (numerator <= denominator).then_some(Self {
+            numerator,
+            denominator,
+        })
+    }
+
+    /// `(numerator, denominator)`: `0.015` is `(15, 1000)`.
+    pub fn parts(self) -> (i64, i64) {
+        (self.numerator, self.denominator)
+    }
+
+    /// This share of `amount`, rounded half up to the kopeck (what a rate earns).
+    pub fn of(self, amount: Money) -> Money {
+        amount
+            .share(self.numerator, self.denominator)
+            .expect("a share of at most 1 is never more than the amount")
+    }
+
+    /// This share of `amount`, rounded down to the kopeck (a cap that must not be exceeded).
+    pub fn at_most_of(self, amount: Money) -> Money {
+        let scaled = i128::from(amount.0) * i128::from(self.numerator);
+        let floored = scaled / i128::from(self.denominator);
+        Money(i64::try_from(floored).expect("a share of at most 1 stays in range"))
+    }
+}
+
+impl fmt::Display for Share {
+    /// As a percentage, exactly: `30 %`, `1.5 %`, `0.0000001 %`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // numerator / denominator * 100, with the denominator a power of 10.
+        let places = self.denominator.ilog10().saturating_sub(2);
+        let scale = 10_i64.pow(places);
+        let hundredths =
+            i128::from(self.numerator) * 100 * i128::from(scale) / i128::from(self.denominator);
+        let scale = i128::from(scale);
+        let (whole, fraction) = (hundredths / scale, hundredths % scale);
+        if fraction == 0 {
+            write!(f, "{whole} %")
+        } else {
+            let digits = format!("{fraction:0width$}", width = places as usize);
+            write!(f, "{whole}.{} %", digits.trim_end_matches('0'))
+        }
+    }
+}
+
 impl fmt::Display for Money {
     /// `1499.99`, always two places.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -261,6 +389,60 @@ mod tests {
             json!(null),
         ] {
             assert!(read(bad.clone()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn non_negative_amounts_take_zero_too() {
+        let read = |value: Value| serde_json::from_value::<NonNegativeAmount>(value).map(|a| a.0);
+        assert_eq!(read(json!(0)).unwrap(), Money::ZERO);
+        assert_eq!(read(json!("0.00")).unwrap(), Money::ZERO);
+        assert_eq!(read(json!("900.5")).unwrap().kopecks(), 90_050);
+        for bad in [json!(-1), json!(0.001), json!("1e3"), json!(null)] {
+            assert!(read(bad.clone()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shares_parse_exactly_and_cap_or_round() {
+        let money = |k| Money::from_kopecks(k).unwrap();
+        for (text, parts) in [
+            ("0.01", (1, 100)),
+            ("0", (0, 1)),
+            ("1", (1, 1)),
+            ("1.00", (100, 100)),
+            (" 0.3 ", (3, 10)),
+            ("0.000000001", (1, 1_000_000_000)),
+        ] {
+            assert_eq!(Share::parse(text).map(Share::parts), Some(parts), "{text}");
+        }
+        for bad in [
+            "",
+            "-0.1",
+            "1.01",
+            "2",
+            "01",
+            ".3",
+            "0.",
+            "1e-2",
+            "0,3",
+            "0.0000000001",
+        ] {
+            assert_eq!(Share::parse(bad), None, "{bad}");
+        }
+        let third = Share::parse("0.3").unwrap();
+        assert_eq!(third.at_most_of(money(300_000)), money(90_000));
+        // 0.3 of 0.05 is 0.015: at most 0.01, and 0.02 as a rate's rounding.
+        assert_eq!(third.at_most_of(money(5)), money(1));
+        assert_eq!(third.of(money(5)), money(2));
+        for (text, shown) in [
+            ("0.3", "30 %"),
+            ("0.015", "1.5 %"),
+            ("1", "100 %"),
+            ("0", "0 %"),
+            ("0.000000001", "0.0000001 %"),
+        ] {
+            assert_eq!(Share::parse(text).unwrap().to_string(), shown, "{text}");
         }
     }
 }
