@@ -42,7 +42,8 @@ pub fn parse_switch(text: &str) -> Option<bool> {
 }
 
 /// `POST /api/bonuses/events`'s body, and every Redis message on the events channel: a
-/// payment event signed by payment-service. `event` is the event's JSON as a string, byte
+/// payment event signed by payment-service (and, on `POST /api/bonuses/payment-debits`, a
+/// [`PaymentDebitRequest`] signed the same way). `event` is the event's JSON as a string, byte
 /// for byte as signed; `signature` is `hmac-sha256=` and the hex HMAC-SHA256 of those bytes
 /// under the `event_signing_key` variable. A body of another shape is refused (403) before
 /// the signature is checked.
@@ -131,6 +132,111 @@ impl Spend {
     }
 }
 
+/// What payment-service asks of a payment's bonuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DebitAction {
+    /// Take the bonuses, before the money part is charged.
+    Debit,
+    /// Give them back (or make sure they are never taken): the charge was declined, or the
+    /// payment was given up before it.
+    Reverse,
+}
+
+/// The command inside a signed envelope on `POST /api/bonuses/payment-debits`: documented
+/// and read as this type (see `api::body`). payment-service signs it with the same key as
+/// its events; `action` is required, so neither kind of signed body passes for the other.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "action": "debit",
+    "payment_id": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+    "order_id": "550e8400-e29b-41d4-a716-446655440000",
+    "user_id": "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+    "amount": 900,
+    "attempt": 1767225600000000_u64
+}))]
+pub struct PaymentDebitRequest {
+    pub action: DebitAction,
+    /// The payment the bonuses pay towards: a debit is made once per payment.
+    pub payment_id: Uuid,
+    pub order_id: Uuid,
+    /// Whose bonuses: the order's owner.
+    pub user_id: Uuid,
+    // The bonuses (a doc comment here would wrap the inline schema in an `allOf`).
+    #[schema(inline)]
+    pub amount: PositiveAmount,
+    /// The payment's claim, in microseconds since the epoch: an attempt that took a payment
+    /// over owns its debit from then on, and a reversal by an older attempt is refused.
+    #[schema(minimum = 0)]
+    pub attempt: i64,
+}
+
+/// `POST /api/bonuses/payment-debits`, checked and signed: take or give back a payment's
+/// bonuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaymentDebit {
+    pub action: DebitAction,
+    pub payment_id: Uuid,
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub amount: Money,
+    pub attempt: i64,
+}
+
+impl PaymentDebit {
+    pub fn parse(body: &Object) -> Result<Self, FieldErrors> {
+        let request: PaymentDebitRequest = api::body::parse(body)?;
+        Ok(Self {
+            action: request.action,
+            payment_id: request.payment_id,
+            order_id: request.order_id,
+            user_id: request.user_id,
+            amount: request.amount.0,
+            attempt: request.attempt,
+        })
+    }
+}
+
+/// Where a payment's bonuses are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DebitState {
+    /// Taken off the balance.
+    Debited,
+    /// Given back, or never taken: final.
+    Reversed,
+}
+
+/// A payment's debit as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredDebit {
+    pub user_id: Uuid,
+    pub order_id: Uuid,
+    pub amount: Money,
+    pub reversed: bool,
+    pub attempt: i64,
+}
+
+impl StoredDebit {
+    /// Whether `command` names the same payment as this row: the same user, order and amount.
+    pub fn matches(&self, command: &PaymentDebit) -> bool {
+        (self.user_id, self.order_id, self.amount)
+            == (command.user_id, command.order_id, command.amount)
+    }
+}
+
+/// The answer to a payment's debit or reversal; `duplicate` when it had been done before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PaymentBonuses {
+    pub payment_id: Uuid,
+    pub user_id: Uuid,
+    pub amount: Money,
+    pub state: DebitState,
+    /// The user's balance after this.
+    pub balance: Money,
+    pub duplicate: bool,
+}
+
 /// A promocode as stored: trimmed and upper-cased, so ` welcome500 ` names `WELCOME500`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[schema(example = "WELCOME500")]
@@ -178,6 +284,7 @@ pub fn request_bodies() -> Vec<api::body::Documented> {
         api::body::Documented::new::<PaymentEventRequest, _>(PaymentEvent::parse),
         api::body::Documented::new::<SpendRequest, _>(Spend::parse),
         api::body::Documented::new::<PromocodeRequest, _>(PromocodeCode::from_body),
+        api::body::Documented::new::<PaymentDebitRequest, _>(PaymentDebit::parse),
     ]
 }
 
@@ -213,6 +320,11 @@ pub enum EntryKind {
     Spend,
     /// Credited by a promocode (once per code and user).
     Promocode,
+    /// Taken off the balance to pay part of an order (once per payment).
+    Payment,
+    /// A payment's bonuses given back: its charge was declined, or it was given up before
+    /// the charge (at most once per payment).
+    Reversal,
 }
 
 impl EntryKind {
@@ -221,6 +333,8 @@ impl EntryKind {
             Self::Accrual => "accrual",
             Self::Spend => "spend",
             Self::Promocode => "promocode",
+            Self::Payment => "payment",
+            Self::Reversal => "reversal",
         }
     }
 
@@ -229,6 +343,8 @@ impl EntryKind {
             "accrual" => Some(Self::Accrual),
             "spend" => Some(Self::Spend),
             "promocode" => Some(Self::Promocode),
+            "payment" => Some(Self::Payment),
+            "reversal" => Some(Self::Reversal),
             _ => None,
         }
     }
@@ -247,19 +363,21 @@ pub struct LedgerAmount(i64);
 impl LedgerAmount {
     pub fn new(kind: EntryKind, amount: Money) -> Self {
         match kind {
-            EntryKind::Spend => Self(-amount.kopecks()),
-            EntryKind::Accrual | EntryKind::Promocode => Self(amount.kopecks()),
+            EntryKind::Spend | EntryKind::Payment => Self(-amount.kopecks()),
+            EntryKind::Accrual | EntryKind::Promocode | EntryKind::Reversal => {
+                Self(amount.kopecks())
+            }
         }
     }
 
     /// Signed kopecks read back, if their sign fits `kind` (the schema's CHECK says so too).
     pub fn from_kopecks(kind: EntryKind, kopecks: i64) -> Option<Self> {
         let fits = match kind {
-            EntryKind::Spend => kopecks < 0,
+            EntryKind::Spend | EntryKind::Payment => kopecks < 0,
             // A rate of 0, or a payment of a few kopecks, earns nothing, yet the event
             // is still recorded, so its redelivery is recognised.
             EntryKind::Accrual => kopecks >= 0,
-            EntryKind::Promocode => kopecks > 0,
+            EntryKind::Promocode | EntryKind::Reversal => kopecks > 0,
         };
         let magnitude = Money::from_kopecks(kopecks.checked_abs()?)?;
         fits.then_some(Self::new(kind, magnitude))
@@ -292,6 +410,7 @@ pub struct NewEntry {
     pub event_id: Option<Uuid>,
     pub order_id: Option<Uuid>,
     pub promocode: Option<PromocodeCode>,
+    pub payment_id: Option<Uuid>,
 }
 
 impl NewEntry {
@@ -303,6 +422,7 @@ impl NewEntry {
             event_id: Some(event.event_id),
             order_id: Some(event.order_id),
             promocode: None,
+            payment_id: None,
         }
     }
 
@@ -314,6 +434,7 @@ impl NewEntry {
             event_id: None,
             order_id: spend.order_id,
             promocode: None,
+            payment_id: None,
         }
     }
 
@@ -325,6 +446,20 @@ impl NewEntry {
             event_id: None,
             order_id: None,
             promocode: Some(code.clone()),
+            payment_id: None,
+        }
+    }
+
+    /// Bonuses taken (`Payment`) or given back (`Reversal`) for a payment.
+    pub fn for_payment(kind: EntryKind, command: &PaymentDebit) -> Self {
+        Self {
+            user_id: command.user_id,
+            kind,
+            amount: LedgerAmount::new(kind, command.amount),
+            event_id: None,
+            order_id: Some(command.order_id),
+            promocode: None,
+            payment_id: Some(command.payment_id),
         }
     }
 }
@@ -347,6 +482,10 @@ pub struct Entry {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = String)]
     pub promocode: Option<String>,
+    /// Payments and reversals: the payment (payment-service's id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Uuid)]
+    pub payment_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -590,6 +729,12 @@ mod tests {
         assert_eq!(LedgerAmount::from_kopecks(EntryKind::Promocode, 0), None);
         assert_eq!(LedgerAmount::from_kopecks(EntryKind::Accrual, -1), None);
         assert_eq!(LedgerAmount::from_kopecks(EntryKind::Spend, i64::MIN), None);
+        assert_eq!(
+            LedgerAmount::new(EntryKind::Payment, money(90_000)).kopecks(),
+            -90_000
+        );
+        assert_eq!(LedgerAmount::from_kopecks(EntryKind::Payment, 1), None);
+        assert_eq!(LedgerAmount::from_kopecks(EntryKind::Reversal, 0), None);
     }
 
     #[test]
@@ -601,6 +746,7 @@ mod tests {
             event_id: None,
             order_id: None,
             promocode: None,
+            payment_id: None,
             created_at: DateTime::<Utc>::UNIX_EPOCH,
         };
         assert_eq!(
@@ -608,7 +754,13 @@ mod tests {
             json!({"id": "00000000-0000-0000-0000-000000000001", "kind": "spend",
                    "amount": -30.0, "created_at": "1970-01-01T00:00:00Z"})
         );
-        for kind in [EntryKind::Accrual, EntryKind::Spend, EntryKind::Promocode] {
+        for kind in [
+            EntryKind::Accrual,
+            EntryKind::Spend,
+            EntryKind::Promocode,
+            EntryKind::Payment,
+            EntryKind::Reversal,
+        ] {
             assert_eq!(EntryKind::parse(kind.as_str()), Some(kind));
         }
     }

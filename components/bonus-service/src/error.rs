@@ -4,6 +4,7 @@
 use api::{ApiError, FieldErrors};
 use chrono::{DateTime, Utc};
 use spin_sdk::http::{IntoResponse, Response};
+use uuid::Uuid;
 
 use crate::domain::{Expired, PromocodeCode};
 
@@ -19,6 +20,13 @@ pub enum BonusError {
     FailingOnPurpose,
     /// 409: the balance is smaller than the amount to spend (now, or after a concurrent spend).
     InsufficientBonuses,
+    /// 409: a payment's bonuses were reversed (or reversed before any debit): that payment
+    /// never takes bonuses again.
+    DebitReversed(Uuid),
+    /// 409: a reversal from an attempt at a payment older than the one now holding its debit.
+    DebitTakenOver(Uuid),
+    /// 409: the payment's debit was made for another user, order or amount.
+    DebitMismatch(Uuid),
     /// 404: no promocode by this name.
     PromocodeNotFound(PromocodeCode),
     /// 422: the promocode's time is over.
@@ -50,6 +58,20 @@ impl From<BonusError> for ApiError {
             BonusError::InsufficientBonuses => ApiError::conflict(
                 "insufficient_bonuses",
                 "the bonus balance is smaller than the amount to spend",
+            ),
+            BonusError::DebitReversed(payment) => ApiError::conflict(
+                "bonus_debit_reversed",
+                format!("the bonuses of payment {payment} were given back; it takes none again"),
+            ),
+            BonusError::DebitTakenOver(payment) => ApiError::conflict(
+                "bonus_debit_taken_over",
+                format!(
+                    "payment {payment} was taken over by a newer attempt, which holds its bonuses"
+                ),
+            ),
+            BonusError::DebitMismatch(payment) => ApiError::conflict(
+                "bonus_debit_mismatch",
+                format!("payment {payment} took bonuses for another user, order or amount"),
             ),
             BonusError::PromocodeNotFound(code) => {
                 ApiError::not_found("promocode_not_found", format!("no promocode {code}"))

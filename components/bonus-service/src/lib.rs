@@ -24,7 +24,8 @@ use spin_sdk::http::{Params, Request, Response, Router};
 use spin_sdk::pg3::Connection;
 
 use crate::domain::{
-    AccrualRate, Accrued, Balance, Credited, NewEntry, PaymentEvent, PromocodeCode, Spend, Spent,
+    AccrualRate, Accrued, Balance, Credited, DebitAction, DebitState, EntryKind, NewEntry,
+    PaymentBonuses, PaymentDebit, PaymentEvent, PromocodeCode, Spend, Spent,
 };
 use crate::error::BonusError;
 
@@ -36,6 +37,8 @@ api::export_router!(router);
 pub fn routes() -> Routes {
     Routes::service("/api/bonuses", SERVICE)
         .post("/api/bonuses/events", accrue)
+        .public()
+        .post("/api/bonuses/payment-debits", payment_debit)
         .public()
         .get("/api/bonuses/balance", balance)
         .get("/api/bonuses/history", history)
@@ -53,8 +56,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     #[derive(utoipa::OpenApi)]
     // The event inside a signed envelope is documented too, though no route takes it bare.
     #[openapi(
-        paths(accrue, balance, history, spend, apply_promocode),
-        components(schemas(domain::PaymentEventRequest))
+        paths(accrue, payment_debit, balance, history, spend, apply_promocode),
+        components(schemas(domain::PaymentEventRequest, domain::PaymentDebitRequest))
     )]
     struct Doc;
     let mut doc = <Doc as utoipa::OpenApi>::openapi();
@@ -212,6 +215,124 @@ fn accrue_event(body: &api::json::Object) -> Result<Accrued, BonusError> {
         );
     }
     Ok(answer)
+}
+
+/// payment-service's signed command to take a payment's bonuses before it charges the rest,
+/// or to give them back when the charge is declined or the payment is given up. Keyed by the
+/// payment's id, so a repeat changes nothing and answers `duplicate: true`: a debit is made
+/// at most once and reversed at most once, and a reversal that arrives first (its debit's
+/// answer was lost, the debit still on its way) leaves the payment unable to take any. The
+/// row, the balance and the ledger entry share one transaction. payment-service's `pay` has
+/// the ordering that makes a payment and its bonuses go through together or not at all.
+#[utoipa::path(post, path = "/api/bonuses/payment-debits", tag = "bonuses",
+    summary = "Take or give back a payment's bonuses, once per payment (payment-service's route)",
+    description = "Only payment-service calls this. The body is an envelope like the events': \
+        `event` is a `PaymentDebitRequest` as JSON text and `signature` is `hmac-sha256=` and \
+        the hex HMAC-SHA256 of exactly those bytes under the `event_signing_key` variable, \
+        which only payment-service and bonus-service hold; no bearer token counts. \
+        `debit` takes `amount` off `user_id`'s balance, never below zero; `reverse` gives it \
+        back, or, before any debit, makes sure the payment never takes any.",
+    security(()),
+    request_body = domain::SignedEventRequest,
+    responses(
+        (status = 200, description = "Done, or `duplicate: true` when it was done before", body = domain::PaymentBonuses),
+        (status = 403, description = "invalid_event_signature: not a signed envelope, or a \
+            signature that does not match under `event_signing_key`; nothing is recorded", body = api::openapi::ErrorBody),
+        (status = 409, description = "insufficient_bonuses: the balance is smaller than the \
+            debit; bonus_debit_reversed: the payment's bonuses were given back, it takes none \
+            again; bonus_debit_taken_over: a reversal from an attempt older than the one \
+            holding the debit; bonus_debit_mismatch: the payment's debit names another user, \
+            order or amount", body = api::openapi::ErrorBody),
+        (status = 422, description = "validation_failed: the signed command lacks or mangles a \
+            field", body = api::openapi::ErrorBody),
+    ))]
+fn payment_debit(request: Request, _params: Params) -> Result<Response, BonusError> {
+    let body = signed::open(request.body()).inspect_err(|error| {
+        if let BonusError::InvalidSignature(refused) = error {
+            eprintln!("refused a payment's bonus command: {refused}");
+        }
+    })?;
+    let command = PaymentDebit::parse(&body)?;
+    let db = Config::db()?;
+    let answer = api::db::transaction(&db, |db| match command.action {
+        DebitAction::Debit => debit_for_payment(db, &command),
+        DebitAction::Reverse => reverse_for_payment(db, &command),
+    })?;
+    Ok(json_response(200, &answer))
+}
+
+/// Takes a payment's bonuses once. The row goes in first: a second debit of the payment (a
+/// retry, a newer attempt) waits for the first's transaction and then finds it, and only
+/// passes the debit to a newer attempt; a reversed row refuses.
+fn debit_for_payment(
+    db: &Connection,
+    command: &PaymentDebit,
+) -> Result<PaymentBonuses, BonusError> {
+    let answer = |balance, duplicate| PaymentBonuses {
+        payment_id: command.payment_id,
+        user_id: command.user_id,
+        amount: command.amount,
+        state: DebitState::Debited,
+        balance,
+        duplicate,
+    };
+    if store::insert_debit(db, command, false)? {
+        // Rolled back with the row when the balance is short.
+        let balance = store::debit(db, command.user_id, command.amount)?
+            .ok_or(BonusError::InsufficientBonuses)?;
+        store::append(db, &NewEntry::for_payment(EntryKind::Payment, command))?;
+        return Ok(answer(balance, false));
+    }
+    let stored = stored_debit(db, command)?;
+    if stored.reversed {
+        return Err(BonusError::DebitReversed(command.payment_id));
+    }
+    Ok(answer(store::balance(db, command.user_id)?, true))
+}
+
+/// Gives a payment's bonuses back once, or, when none were taken, records the payment as
+/// reversed so that a debit arriving late is refused. A reversal from an attempt older than
+/// the one holding the debit is refused: that attempt lost the payment to a newer one.
+fn reverse_for_payment(
+    db: &Connection,
+    command: &PaymentDebit,
+) -> Result<PaymentBonuses, BonusError> {
+    let answer = |balance, duplicate| PaymentBonuses {
+        payment_id: command.payment_id,
+        user_id: command.user_id,
+        amount: command.amount,
+        state: DebitState::Reversed,
+        balance,
+        duplicate,
+    };
+    if store::insert_debit(db, command, true)? {
+        return Ok(answer(store::balance(db, command.user_id)?, false));
+    }
+    let stored = stored_debit(db, command)?;
+    if stored.reversed {
+        return Ok(answer(store::balance(db, command.user_id)?, true));
+    }
+    if !store::reverse_debit(db, command.payment_id, command.attempt)? {
+        return Err(BonusError::DebitTakenOver(command.payment_id));
+    }
+    let balance = store::credit(db, command.user_id, command.amount)?;
+    store::append(db, &NewEntry::for_payment(EntryKind::Reversal, command))?;
+    Ok(answer(balance, false))
+}
+
+/// The payment's debit row, locked, which must be the one `command` describes.
+fn stored_debit(
+    db: &Connection,
+    command: &PaymentDebit,
+) -> Result<domain::StoredDebit, BonusError> {
+    let stored = store::own_debit(db, command.payment_id, command.attempt)?.ok_or_else(|| {
+        ApiError::internal("a payment's debit row vanished")
+            .with_detail(format!("payment {}", command.payment_id))
+    })?;
+    if !stored.matches(command) {
+        return Err(BonusError::DebitMismatch(command.payment_id));
+    }
+    Ok(stored)
 }
 
 /// The caller's balance; staff may look at anyone's with `?user_id=`.

@@ -1,7 +1,7 @@
-//! `bonuses.*` in PostgreSQL (migrations/0010_bonuses.sql), one statement per intent; the
-//! handlers compose them in transactions. Every statement returns at least one row (Spin
-//! 4.0.2 hangs on an empty `pg3` result, docs/spin-compatibility.md): lookups run through
-//! [`db::lookup`]. Amounts travel as int8 kopecks, uuids as text (`$1::text::uuid`,
+//! `bonuses.*` in PostgreSQL (migrations/0010_bonuses.sql, 0018_bonus_payments.sql), one
+//! statement per intent; the handlers compose them in transactions. Every statement returns
+//! at least one row (Spin 4.0.2 hangs on an empty `pg3` result, docs/spin-compatibility.md):
+//! lookups run through [`db::lookup`]. Amounts travel as int8 kopecks, uuids as text (`$1::text::uuid`,
 //! `id::text`), timestamps as RFC 3339 text.
 
 use api::db::{self, Row};
@@ -11,14 +11,18 @@ use api::ApiError;
 use spin_sdk::pg3::Connection;
 use uuid::Uuid;
 
-use crate::domain::{Entry, EntryKind, LedgerAmount, NewEntry, Promocode, PromocodeCode};
+use crate::domain::{
+    Entry, EntryKind, LedgerAmount, NewEntry, PaymentDebit, Promocode, PromocodeCode, StoredDebit,
+};
 
 /// Appends an entry. Only accruals carry an `event_id`, and the unique index on it turns a
 /// redelivered event into "nothing appended" (`appended` 0): the insert that loses a race
 /// waits for the winner's transaction and then does nothing, so an event counts once.
 const APPEND: &str = "WITH added AS (\
-       INSERT INTO bonuses.ledger (user_id, kind, amount_kopecks, event_id, order_id, promocode) \
-       VALUES ($1::text::uuid, $2::text, $3::int8, $4::text::uuid, $5::text::uuid, $6::text) \
+       INSERT INTO bonuses.ledger \
+         (user_id, kind, amount_kopecks, event_id, order_id, promocode, payment_id) \
+       VALUES ($1::text::uuid, $2::text, $3::int8, $4::text::uuid, $5::text::uuid, $6::text, \
+               $7::text::uuid) \
        ON CONFLICT (event_id) DO NOTHING RETURNING id\
      ) SELECT count(*) AS appended FROM added";
 
@@ -36,6 +40,31 @@ const DEBIT: &str = "UPDATE bonuses.accounts \
      SET balance_kopecks = balance_kopecks - $2::int8, updated_at = now() \
      WHERE user_id = $1::text::uuid AND balance_kopecks >= $2::int8 \
      RETURNING balance_kopecks";
+
+/// A payment's debit row (migrations/0018_bonus_payments.sql), new: `$5` says whether it is
+/// born reversed (a reversal that came first). The primary key makes the second of two
+/// racing inserts wait for the first's transaction, then do nothing (`inserted` 0).
+const INSERT_DEBIT: &str = "WITH inserted AS (\
+       INSERT INTO bonuses.payment_debits \
+         (payment_id, user_id, order_id, amount_kopecks, reversed, attempt) \
+       VALUES ($1::text::uuid, $2::text::uuid, $3::text::uuid, $4::int8, $5::bool, $6::int8) \
+       ON CONFLICT (payment_id) DO NOTHING RETURNING payment_id\
+     ) SELECT count(*) AS inserted FROM inserted";
+
+/// A payment's debit row, locked for the rest of the transaction; a debit still standing
+/// passes to the attempt `$2` if that attempt is newer (it took the payment over).
+const OWN_DEBIT: &str = "UPDATE bonuses.payment_debits AS d \
+     SET attempt = CASE WHEN d.reversed THEN d.attempt ELSE greatest(d.attempt, $2::int8) END, \
+         updated_at = now() \
+     WHERE d.payment_id = $1::text::uuid \
+     RETURNING d.user_id::text AS user_id, d.order_id::text AS order_id, d.amount_kopecks, \
+       d.reversed, d.attempt";
+
+/// Reverses a standing debit for attempt `$2`, unless a newer attempt owns it.
+const REVERSE_DEBIT: &str = "UPDATE bonuses.payment_debits AS d \
+     SET reversed = true, attempt = $2::int8, updated_at = now() \
+     WHERE d.payment_id = $1::text::uuid AND NOT d.reversed AND d.attempt <= $2::int8 \
+     RETURNING d.payment_id::text AS payment_id";
 
 /// No row before the user's first credit.
 const BALANCE: &str =
@@ -65,7 +94,7 @@ const REDEEM: &str = "WITH redeemed AS (\
 /// shape when the page is empty (an all-NULL row, dropped below).
 const HISTORY: &str = concat!(
     "SELECT l.id::text AS id, l.kind, l.amount_kopecks, l.event_id::text AS event_id, \
-       l.order_id::text AS order_id, l.promocode, ",
+       l.order_id::text AS order_id, l.promocode, l.payment_id::text AS payment_id, ",
     api::rfc3339!("l.created_at"),
     " AS created_at FROM (SELECT 1) AS one LEFT JOIN LATERAL (\
        SELECT * FROM bonuses.ledger AS inner_l \
@@ -90,6 +119,7 @@ pub fn append(db: &Connection, entry: &NewEntry) -> Result<bool, ApiError> {
                 .as_ref()
                 .map(|code| code.as_str().to_owned()),
         ),
+        db::text_or_null(entry.payment_id.map(|id| id.to_string())),
     ];
     let row = db::one_row(db::query(db, APPEND, &params)?)?;
     Ok(row.get::<i64>("appended")? == 1)
@@ -106,6 +136,50 @@ pub fn credit(db: &Connection, user: Uuid, amount: Money) -> Result<Money, ApiEr
 pub fn debit(db: &Connection, user: Uuid, amount: Money) -> Result<Option<Money>, ApiError> {
     let params = [user.to_string().into(), amount.kopecks().into()];
     db::lookup(db, DEBIT, &params, |row| money(row, "balance_kopecks"))
+}
+
+/// Records `command`'s payment as debited (`reversed` false) or as reversed before any debit;
+/// false when the payment has a row already.
+pub fn insert_debit(
+    db: &Connection,
+    command: &PaymentDebit,
+    reversed: bool,
+) -> Result<bool, ApiError> {
+    let params = [
+        command.payment_id.to_string().into(),
+        command.user_id.to_string().into(),
+        command.order_id.to_string().into(),
+        command.amount.kopecks().into(),
+        reversed.into(),
+        command.attempt.into(),
+    ];
+    let row = db::one_row(db::query(db, INSERT_DEBIT, &params)?)?;
+    Ok(row.get::<i64>("inserted")? == 1)
+}
+
+/// The payment's debit row, locked; a standing debit passes to `attempt` if it is newer.
+pub fn own_debit(
+    db: &Connection,
+    payment_id: Uuid,
+    attempt: i64,
+) -> Result<Option<StoredDebit>, ApiError> {
+    let params = [payment_id.to_string().into(), attempt.into()];
+    db::lookup(db, OWN_DEBIT, &params, |row| {
+        Ok(StoredDebit {
+            user_id: row.uuid("user_id")?,
+            order_id: row.uuid("order_id")?,
+            amount: money(row, "amount_kopecks")?,
+            reversed: row.get("reversed")?,
+            attempt: row.get("attempt")?,
+        })
+    })
+}
+
+/// Marks a standing debit reversed for `attempt`; false when it is reversed already or a
+/// newer attempt owns it.
+pub fn reverse_debit(db: &Connection, payment_id: Uuid, attempt: i64) -> Result<bool, ApiError> {
+    let params = [payment_id.to_string().into(), attempt.into()];
+    Ok(db::lookup(db, REVERSE_DEBIT, &params, |_| Ok(()))?.is_some())
 }
 
 /// A user's balance; 0 before their first credit.
@@ -178,6 +252,7 @@ fn entry_from_row(row: &Row) -> Result<Entry, ApiError> {
         event_id: optional_uuid("event_id")?,
         order_id: optional_uuid("order_id")?,
         promocode: row.get("promocode")?,
+        payment_id: optional_uuid("payment_id")?,
         created_at: row.timestamp("created_at")?,
     })
 }
