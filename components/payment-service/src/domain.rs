@@ -3,7 +3,7 @@
 //! Idempotency-Key must get back. No spin-sdk here: `cargo test` runs these rules natively.
 
 use api::json::Object;
-use api::money::Money;
+use api::money::{Money, NonNegativeAmount, Share};
 use api::{FieldError, FieldErrors};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -97,6 +97,12 @@ pub struct PaymentFields {
     /// Exactly one of `order_id` and `fine_id`.
     pub fine_id: Option<Uuid>,
     pub payment_method: PaymentMethod,
+    // Orders only: bonuses of the order's owner that pay this much of the total, at most the
+    // `max_bonus_share` of it and at most the balance; the method pays the rest. Absent or 0:
+    // none. (`schema_with`: `inline` would add a null branch for the Option; no doc comment,
+    // which would wrap the schema in an `allOf`.)
+    #[schema(schema_with = <NonNegativeAmount as utoipa::PartialSchema>::schema)]
+    pub bonus_amount: Option<NonNegativeAmount>,
 }
 
 /// What a payment pays: one order or one fine, never both.
@@ -106,11 +112,13 @@ pub enum Target {
     Fine(Uuid),
 }
 
-/// `POST /api/payments`: `{order_id | fine_id, payment_method}`.
+/// `POST /api/payments`: `{order_id | fine_id, payment_method, bonus_amount?}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NewPayment {
     pub target: Target,
     pub method: PaymentMethod,
+    /// Paid in bonuses; zero when none.
+    pub bonus: Money,
 }
 
 impl NewPayment {
@@ -122,21 +130,51 @@ impl NewPayment {
             // The schema's oneOf admits exactly one of the two.
             _ => unreachable!("a checked payment names one order or one fine"),
         };
+        let bonus = request.bonus_amount.map_or(Money::ZERO, |amount| amount.0);
+        if bonus > Money::ZERO && matches!(target, Target::Fine(_)) {
+            return Err(
+                FieldError::new("bonus_amount", "bonuses pay orders only, not fines").into(),
+            );
+        }
         Ok(Self {
             target,
             method: request.payment_method,
+            bonus,
         })
     }
 
+    /// Whether `bonus` fits the bill: at most `share` of `total`, rounded down to the
+    /// kopeck (422 naming the share and the cap otherwise). The balance is bonus-service's
+    /// to check, when it takes them.
+    pub fn check_bonus(&self, total: Money, share: Share) -> Result<(), FieldError> {
+        let cap = share.at_most_of(total);
+        if self.bonus <= cap {
+            return Ok(());
+        }
+        Err(FieldError::new(
+            "bonus_amount",
+            format!(
+                "must be at most {cap}: bonuses pay at most {share} of the total {total} \
+                 (max_bonus_share)"
+            ),
+        ))
+    }
+
     /// What makes two requests "the same" for an Idempotency-Key: a key reused with another
-    /// order, fine or method is a client bug, not a retry. (An order's fingerprint is the
-    /// one keys stored before fines could be paid were made with.)
+    /// order, fine, method or bonus amount is a client bug, not a retry. (An order's
+    /// fingerprint without bonuses is the one keys stored before fines could be paid were
+    /// made with.)
     pub fn fingerprint(&self) -> String {
         let what = match self.target {
             Target::Order(id) => id.to_string(),
             Target::Fine(id) => format!("fine:{id}"),
         };
-        let digest = Sha256::digest(format!("{what}|{}", self.method.as_str()));
+        let bonus = if self.bonus > Money::ZERO {
+            format!("|bonus:{}", self.bonus.kopecks())
+        } else {
+            String::new()
+        };
+        let digest = Sha256::digest(format!("{what}|{}{bonus}", self.method.as_str()));
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
@@ -375,13 +413,55 @@ pub struct Payment {
     pub fine_id: Option<Uuid>,
     /// The order's owner, also when staff took the payment; for a fine, whoever paid it.
     pub user_id: Uuid,
+    /// The whole bill: the order's total or the fine's amount.
     pub amount: Money,
+    /// How much of `amount` bonuses pay (0 when none); `payment_method` pays the rest, and
+    /// bonuses accrue on that rest only.
+    pub bonus_amount: Money,
     pub payment_method: PaymentMethod,
     /// `pending` while the processor works (or an attempt died mid-way), then `succeeded`
     /// or `declined`. `POST /api/payments` answers 201 only with `succeeded`.
     #[schema(example = "succeeded")]
     pub status: PaymentStatus,
     pub created_at: DateTime<Utc>,
+}
+
+impl Payment {
+    /// What the processor is charged: the amount less the bonuses.
+    pub fn charged(&self) -> Money {
+        Money::from_kopecks(self.amount.kopecks() - self.bonus_amount.kopecks())
+            .expect("bonuses never pay more than the amount")
+    }
+}
+
+/// What payment-service asks bonus-service to do with a payment's bonuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BonusAction {
+    Debit,
+    Reverse,
+}
+
+/// A signed command for bonus-service's `POST /api/bonuses/payment-debits`, about one
+/// claimed payment: its id keys the debit, `attempt` (the claim's time in microseconds) lets
+/// an attempt that took the payment over own the debit from then on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BonusCommand {
+    pub action: BonusAction,
+    pub payment_id: Uuid,
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub amount: Money,
+    pub attempt: i64,
+}
+
+impl BonusCommand {
+    /// The envelope to send: the command's JSON and its signature under the events' key.
+    pub fn sealed(&self, key: &events::SigningKey) -> Vec<u8> {
+        let body = serde_json::to_string(self).expect("commands serialize");
+        let signature = key.sign(&body);
+        events::envelope(&body, &signature)
+    }
 }
 
 #[cfg(test)]
@@ -425,6 +505,7 @@ mod tests {
         let card = NewPayment {
             target: Target::Order(id),
             method: PaymentMethod::Card,
+            bonus: Money::ZERO,
         };
         let cash = NewPayment {
             method: PaymentMethod::Cash,
@@ -442,6 +523,96 @@ mod tests {
         let digest = Sha256::digest(format!("{id}|card"));
         let before: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(card.fingerprint(), before);
+        let with_bonus = NewPayment {
+            bonus: Money::from_kopecks(1).unwrap(),
+            ..card
+        };
+        assert_ne!(card.fingerprint(), with_bonus.fingerprint());
+    }
+
+    #[test]
+    fn bonuses_pay_orders_up_to_the_share_of_the_total() {
+        let id = "550e8400-e29b-41d4-a716-446655440000";
+        let parse = |body: Value| NewPayment::parse(&object(body));
+        let paid =
+            parse(json!({"order_id": id, "payment_method": "card", "bonus_amount": "900.50"}))
+                .unwrap();
+        assert_eq!(paid.bonus.kopecks(), 90_050);
+        assert_eq!(
+            parse(json!({"order_id": id, "payment_method": "card", "bonus_amount": 0}))
+                .unwrap()
+                .bonus,
+            Money::ZERO
+        );
+        for bad in [
+            json!(-1),
+            json!(0.001),
+            json!("12.345"),
+            json!("abc"),
+            Value::Null,
+        ] {
+            let body = json!({"order_id": id, "payment_method": "card", "bonus_amount": bad});
+            let errors = parse(body.clone()).unwrap_err();
+            assert_eq!(errors.as_slice()[0].field, "bonus_amount", "{body}");
+        }
+        let errors =
+            parse(json!({"fine_id": id, "payment_method": "cash", "bonus_amount": 1})).unwrap_err();
+        assert_eq!(errors.as_slice()[0].field, "bonus_amount");
+        assert!(parse(json!({"fine_id": id, "payment_method": "cash", "bonus_amount": 0})).is_ok());
+
+        let share = Share::parse("0.3").unwrap();
+        let total = Money::from_kopecks(300_000).unwrap();
+        let with = |kopecks| NewPayment {
+            bonus: Money::from_kopecks(kopecks).unwrap(),
+            ..paid
+        };
+        assert!(with(90_000).check_bonus(total, share).is_ok());
+        let over = with(90_001).check_bonus(total, share).unwrap_err();
+        assert_eq!(over.field, "bonus_amount");
+        assert_eq!(
+            over.message,
+            "must be at most 900.00: bonuses pay at most 30 % of the total 3000.00 \
+             (max_bonus_share)"
+        );
+        assert!(with(1)
+            .check_bonus(total, Share::parse("0").unwrap())
+            .is_err());
+    }
+
+    #[test]
+    fn the_processor_charges_what_bonuses_leave_and_commands_are_signed() {
+        let payment = Payment {
+            id: Uuid::from_u128(1),
+            order_id: Some(Uuid::from_u128(2)),
+            fine_id: None,
+            user_id: Uuid::from_u128(3),
+            amount: Money::from_kopecks(300_000).unwrap(),
+            bonus_amount: Money::from_kopecks(90_000).unwrap(),
+            payment_method: PaymentMethod::Card,
+            status: PaymentStatus::Pending,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        assert_eq!(payment.charged().kopecks(), 210_000);
+        assert_eq!(
+            serde_json::to_value(&payment).unwrap()["bonus_amount"],
+            900.0
+        );
+        let command = BonusCommand {
+            action: BonusAction::Reverse,
+            payment_id: payment.id,
+            order_id: Uuid::from_u128(2),
+            user_id: payment.user_id,
+            amount: payment.bonus_amount,
+            attempt: 1,
+        };
+        let key = events::SigningKey::new(&[7; 32]).unwrap();
+        let body = key.open(&command.sealed(&key)).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap(),
+            json!({"action": "reverse", "payment_id": Uuid::from_u128(1),
+                   "order_id": Uuid::from_u128(2), "user_id": Uuid::from_u128(3),
+                   "amount": 900.0, "attempt": 1})
+        );
     }
 
     #[test]
@@ -452,7 +623,8 @@ mod tests {
             parse(json!({"fine_id": id, "payment_method": "cash"})).unwrap(),
             NewPayment {
                 target: Target::Fine(id.parse().unwrap()),
-                method: PaymentMethod::Cash
+                method: PaymentMethod::Cash,
+                bonus: Money::ZERO
             }
         );
         assert_eq!(

@@ -1,7 +1,8 @@
 //! Every way a payment-service request can fail, and the one place each maps to a status
 //! and a stable `code`. Handlers return `Result<_, PaymentError>` and use `?`.
 
-use api::{ApiError, FieldErrors};
+use api::money::Money;
+use api::{ApiError, FieldError, FieldErrors};
 use spin_sdk::http::{IntoResponse, Response};
 use uuid::Uuid;
 
@@ -27,6 +28,8 @@ pub enum PaymentError {
     FineAlreadyPaid(Uuid),
     /// 409: another payment of the order or fine is being charged right now.
     InProgress(Target),
+    /// 409: the order owner's bonus balance is smaller than the bonuses asked for.
+    InsufficientBonuses(Money),
     /// 402: the processor declined the charge.
     Declined,
     /// 422: an Idempotency-Key sent again with another request.
@@ -77,6 +80,13 @@ impl From<PaymentError> for ApiError {
                     ),
                 )
             }
+            PaymentError::InsufficientBonuses(bonus) => ApiError::conflict(
+                "insufficient_bonuses",
+                format!(
+                    "the bonus balance is smaller than bonus_amount {bonus}; \
+                     nothing was charged or taken"
+                ),
+            ),
             PaymentError::Declined => ApiError::new(
                 402,
                 "payment_declined",
@@ -95,6 +105,12 @@ impl From<PaymentError> for ApiError {
 impl From<ApiError> for PaymentError {
     fn from(error: ApiError) -> Self {
         Self::Api(error)
+    }
+}
+
+impl From<FieldError> for PaymentError {
+    fn from(field: FieldError) -> Self {
+        Self::Invalid(field.into())
     }
 }
 

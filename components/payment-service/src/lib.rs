@@ -3,14 +3,17 @@
 //! payments of one order never both charge; an order's payment that succeeds writes its
 //! `payment_succeeded` event in the same transaction (the transactional outbox), and the
 //! relay takes it to RabbitMQ and on to bonus-service. An `Idempotency-Key` makes a retried
-//! POST answer like the first one instead of paying twice. This file only maps HTTP to the
-//! domain, order-service, fines-service and the tables.
+//! POST answer like the first one instead of paying twice. Bonuses may pay part of an order:
+//! bonus-service takes them per payment before the rest is charged, and gives them back if
+//! the payment does not go through (see [`pay`]). This file only maps HTTP to the domain,
+//! order-service, fines-service, bonus-service and the tables.
 
 // `#[spin_sdk::http_component]` expands, on wasm32, into wit-bindgen's export glue, which is
 // `unsafe` by nature. The workspace denies `unsafe_code`; the native build (tests, clippy)
 // still holds this crate's own code to that.
 #![cfg_attr(target_arch = "wasm32", allow(unsafe_code))]
 
+mod bonus_client;
 pub mod domain;
 mod error;
 mod fine_client;
@@ -20,7 +23,7 @@ mod store;
 use std::time::{Duration, Instant};
 
 use api::http::{json_response, read_json_object};
-use api::money::Money;
+use api::money::{Money, Share};
 use api::query::{Cursor, Page, Query};
 use api::routes::Routes;
 use api::upstream::Upstream;
@@ -29,9 +32,10 @@ use spin_sdk::http::{Params, Request, Response, Router};
 use spin_sdk::pg3::Connection;
 use uuid::Uuid;
 
+use crate::bonus_client::Outcome as Bonus;
 use crate::domain::{
-    IdempotencyKey, NewPayment, Payment, PaymentEvent, PaymentStatus, Processor, SignedEvent,
-    Target, Transport, Unpayable,
+    BonusAction, BonusCommand, IdempotencyKey, NewPayment, Payment, PaymentEvent, PaymentStatus,
+    Processor, SignedEvent, Target, Transport, Unpayable,
 };
 use crate::error::PaymentError;
 
@@ -92,6 +96,21 @@ impl Config {
         })
     }
 
+    /// Where bonus-service answers (`bonus_service_url`).
+    fn bonuses() -> Result<Upstream, ApiError> {
+        Upstream::from_variable(bonus_client::BONUS_SERVICE, "bonus_service_url")
+    }
+
+    /// `max_bonus_share`: how much of an order's total bonuses may pay (default 0.3).
+    fn max_bonus_share() -> Result<Share, ApiError> {
+        Share::parse(&api::config::variable("max_bonus_share")?).ok_or_else(|| {
+            ApiError::configuration(format!(
+                "max_bonus_share must be a decimal from 0 to 1 with at most {} places, like 0.3",
+                Share::MAX_DECIMALS
+            ))
+        })
+    }
+
     /// `event_signing_key`: what each payment event is signed with (bonus-service holds the
     /// same key and accrues only events it signed).
     fn signing_key() -> Result<events::SigningKey, ApiError> {
@@ -113,25 +132,47 @@ impl Config {
     }
 }
 
-/// `{order_id | fine_id, payment_method}`: charges the order's total or the fine's amount.
+/// `{order_id | fine_id, payment_method, bonus_amount?}`: charges the order's total or the
+/// fine's amount, less the bonuses that pay part of an order.
 ///
 /// The steps, each committed before the next: (1) read the order (fine) from its service;
 /// (2) claim the payment, `pending`, on the unique index of live payments per order (fine),
 /// with the Idempotency-Key if one came; (3) for an order, check it again with order-service
 /// (`POST /api/orders/{id}/payment-check`), which orders this payment against any
-/// cancellation (the argument is at order-service's `change_status`); (4) charge; (5) record
-/// `succeeded` (with the order's event) or `declined`, and the key's answer. A refusal before
-/// (4) gives the claim and the key up. A request that dies after (2) leaves its claim and key
-/// to [`domain::PENDING_LEASE_SECONDS`].
+/// cancellation (the argument is at order-service's `change_status`); (4) take the bonuses,
+/// if any, at bonus-service; (5) charge the rest; (6) record `succeeded` (with the order's
+/// event, on the money part) or, once the bonuses are back, `declined`, and the key's answer.
+/// A refusal before (5) gives the bonuses back and then the claim and the key up. A request
+/// that dies after (2) leaves its claim and key to [`domain::PENDING_LEASE_SECONDS`].
+///
+/// Why the bonuses and the payment go through together or not at all. The payment's row
+/// decides and bonus-service's debit follows it, keyed by the payment's id, so every call may
+/// be repeated: a repeated debit takes nothing more, a repeated reversal gives nothing more
+/// back, and a reversal that overtakes its debit (whose answer was lost) leaves the payment
+/// unable to take any, for good. The payment is recorded `succeeded` only after its debit was
+/// confirmed, and recorded `declined`, or released, only after its reversal was confirmed. So
+/// each end pairs up: succeeded with the bonuses taken, declined or gone with them back (or
+/// never taken). Whatever fails or dies in between leaves the payment `pending`, holding its
+/// order and its bonuses as it holds a charge that may have been made: after the lease the
+/// next payment of the order takes the claim over with its id, amount and bonuses and runs
+/// (3) to (6) again. Its debit makes it the debit's owner (`attempt`), so a reversal still on
+/// its way from the attempt it replaced is refused rather than giving back the bonuses of a
+/// payment that then succeeds. The processor is idempotent per payment id, so every attempt
+/// at one payment gets the same verdict.
 #[utoipa::path(post, path = "/api/payments", tag = "payments", operation_id = "create_payment",
     summary = "Pay an order's total or a fine",
     description = "Exactly one of `order_id` and `fine_id`. A second payment of the same order \
         or fine while the first is being charged is 409 `payment_in_progress` and charges \
-        nothing; after a decline the order (fine) may be paid again. Bonuses accrue on paid \
-        orders only: a fine's payment raises no event. With an `Idempotency-Key`, a retry of \
-        the same request gets the first answer (201, 402, or 409 `order_already_paid` / \
-        `fine_already_paid`) again without charging, and a retry racing the first waits for \
-        its answer; refusals before the charge are not kept.",
+        nothing; after a decline the order (fine) may be paid again. `bonus_amount` pays that \
+        much of an order's total from its owner's bonus balance, at most the \
+        `max_bonus_share` of the total (0.3 by default) and at most the balance; the method \
+        pays the rest. The bonuses are taken together with the payment or not at all: a \
+        declined charge or a refusal gives them back. Bonuses accrue on paid orders only, on \
+        the part paid in money: a fine's payment raises no event. With an `Idempotency-Key`, \
+        a retry of the same request gets the first answer (201, 402, or 409 \
+        `order_already_paid` / `fine_already_paid`) again without charging or taking \
+        bonuses, and a retry racing the first waits for its answer; refusals before the \
+        charge are not kept.",
     params(
         ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
             pattern = "^[!-~]+$",
@@ -142,14 +183,22 @@ impl Config {
         (status = 201, description = "Paid: the payment, `status: succeeded`", body = domain::Payment),
         (status = 402, description = "payment_declined: the processor declined; nothing was charged (the payment is listed as `declined`)", body = api::openapi::ErrorBody),
         (status = 404, description = "order_not_found or fine_not_found: no such order (fine), or not the caller's", body = api::openapi::ErrorBody),
-        (status = 409, description = "order_already_paid, fine_already_paid, order_cancelled, or payment_in_progress (another payment of it is being charged)", body = api::openapi::ErrorBody),
+        (status = 409, description = "order_already_paid, fine_already_paid, order_cancelled, \
+            payment_in_progress (another payment of it is being charged), or \
+            insufficient_bonuses: the order owner's bonus balance is smaller than \
+            bonus_amount (nothing is charged or taken)", body = api::openapi::ErrorBody),
         (status = 422, description = "validation_failed (`fields` lists every invalid field, \
-            the Idempotency-Key header too; neither or both of order_id and fine_id); \
-            nothing_to_pay: the order books nothing; \
-            idempotency_key_reused: the key came with another order, fine or method", body = api::openapi::ErrorBody),
-        (status = 502, description = "order_service_failed or fines_service_failed: it answered unusably", body = api::openapi::ErrorBody),
-        (status = 503, description = "order_service_unavailable or fines_service_unavailable: it cannot be reached", body = api::openapi::ErrorBody),
-        (status = 504, description = "order_service_timeout or fines_service_timeout: it did not answer in time", body = api::openapi::ErrorBody),
+            the Idempotency-Key header too; neither or both of order_id and fine_id; a \
+            bonus_amount that is negative, has more than two decimals, pays a fine, or is more \
+            than the `max_bonus_share` of the total, the message naming the share and the \
+            cap); nothing_to_pay: the order books nothing; idempotency_key_reused: the key \
+            came with another order, fine, method or bonus_amount", body = api::openapi::ErrorBody),
+        (status = 502, description = "order_service_failed, fines_service_failed or \
+            bonus_service_failed: it answered unusably", body = api::openapi::ErrorBody),
+        (status = 503, description = "order_service_unavailable, fines_service_unavailable or \
+            bonus_service_unavailable: it cannot be reached", body = api::openapi::ErrorBody),
+        (status = 504, description = "order_service_timeout, fines_service_timeout or \
+            bonus_service_timeout: it did not answer in time", body = api::openapi::ErrorBody),
     ))]
 async fn pay(request: Request, _params: Params) -> Result<Response, PaymentError> {
     let caller = api::auth::caller(&request)?;
@@ -176,20 +225,42 @@ async fn pay(request: Request, _params: Params) -> Result<Response, PaymentError
         .as_ref()
         .map(|_| Config::signing_key())
         .transpose()?;
+    // An order's payment may carry bonuses: its own, or those of a claim it takes over.
+    let bonuses = match &signing_key {
+        Some(key) => Some(Bonuses {
+            upstream: Config::bonuses()?,
+            key: key.clone(),
+        }),
+        None => None,
+    };
+    let share = (payment.bonus > Money::ZERO)
+        .then(Config::max_bonus_share)
+        .transpose()?;
     let authorization = request.header("authorization").and_then(|v| v.as_str());
     // Ask the other service before taking a connection: no pooled client waits on a component.
     let bill = bill(payment.target, &caller, authorization).await?;
+    if let Some(share) = share {
+        payment.check_bonus(bill.amount, share)?;
+    }
     let claimed = match claim(&caller, &payment, key.as_ref(), &bill, processor)? {
         Claim::Mine(claimed) => claimed,
         Claim::Answered(answer) => return Ok(answer.into_response()),
     };
-    if let Target::Order(order_id) = payment.target {
-        if let Err(refused) = check_before_charge(order_id, authorization).await {
-            give_up(&caller, key.as_ref(), &claimed);
-            return Err(refused);
+    let before_charge = async {
+        if let Target::Order(order_id) = payment.target {
+            check_before_charge(order_id, authorization).await?;
         }
+        take_bonuses(&claimed, bonuses.as_ref()).await
+    };
+    if let Err(refused) = before_charge.await {
+        give_up(&caller, key.as_ref(), &claimed, bonuses.as_ref()).await;
+        return Err(refused);
     }
     let charged = charge(processor, &claimed.payment);
+    if !charged {
+        // Recorded declined only with the bonuses back; else the claim waits for its lease.
+        give_bonuses_back(&claimed, bonuses.as_ref()).await?;
+    }
     let relayed = transport == Some(Transport::RabbitMq);
     let db = Config::db()?;
     let answer = api::db::transaction(&db, |db| {
@@ -388,9 +459,84 @@ fn claim(
     }
 }
 
-/// Gives up a claim that charged nothing, and its key: the request is refused. If this
-/// fails, both are left to the lease.
-fn give_up(caller: &Caller, key: Option<&IdempotencyKey>, claimed: &store::Claimed) {
+/// bonus-service and the key its commands are signed with.
+struct Bonuses {
+    upstream: Upstream,
+    key: events::SigningKey,
+}
+
+/// The command about the claimed payment's bonuses, if it has any.
+fn bonus_command(claimed: &store::Claimed, action: BonusAction) -> Option<BonusCommand> {
+    let payment = &claimed.payment;
+    let order_id = payment.order_id?;
+    (payment.bonus_amount > Money::ZERO).then_some(BonusCommand {
+        action,
+        payment_id: payment.id,
+        order_id,
+        user_id: payment.user_id,
+        amount: payment.bonus_amount,
+        attempt: claimed.attempt,
+    })
+}
+
+/// Step (4): takes the claimed payment's bonuses, if it has any. Refused when the balance
+/// is short, or when the payment's bonuses were given back by an attempt before this one
+/// (the claim is then given up; a new payment takes them afresh).
+async fn take_bonuses(
+    claimed: &store::Claimed,
+    bonuses: Option<&Bonuses>,
+) -> Result<(), PaymentError> {
+    let Some(command) = bonus_command(claimed, BonusAction::Debit) else {
+        return Ok(());
+    };
+    let bonuses =
+        bonuses.ok_or_else(|| ApiError::internal("an order's payment without bonus-service"))?;
+    match bonus_client::send(&bonuses.upstream, &bonuses.key, &command).await? {
+        Bonus::Done => Ok(()),
+        Bonus::Insufficient => Err(PaymentError::InsufficientBonuses(command.amount)),
+        Bonus::Reversed | Bonus::TakenOver => Err(ApiError::bad_gateway(
+            bonus_client::BONUS_SERVICE.failed,
+            "the payment's bonuses were given back by an earlier attempt; pay again",
+        )
+        .with_detail(format!("payment {}", command.payment_id))
+        .into()),
+    }
+}
+
+/// Gives the claimed payment's bonuses back (or makes sure they are never taken), if it has
+/// any. An error leaves them with the claim: the attempt that takes it over decides.
+async fn give_bonuses_back(
+    claimed: &store::Claimed,
+    bonuses: Option<&Bonuses>,
+) -> Result<(), PaymentError> {
+    let Some(command) = bonus_command(claimed, BonusAction::Reverse) else {
+        return Ok(());
+    };
+    let bonuses =
+        bonuses.ok_or_else(|| ApiError::internal("an order's payment without bonus-service"))?;
+    match bonus_client::send(&bonuses.upstream, &bonuses.key, &command).await? {
+        Bonus::Done => Ok(()),
+        // A newer attempt took this payment over and holds its bonuses: it answers for it.
+        _ => Err(PaymentError::InProgress(Target::Order(command.order_id))),
+    }
+}
+
+/// Gives up a claim that charged nothing, and its key: the request is refused. Its bonuses
+/// go back first; if that or the release fails, the claim and the key are left to the lease.
+async fn give_up(
+    caller: &Caller,
+    key: Option<&IdempotencyKey>,
+    claimed: &store::Claimed,
+    bonuses: Option<&Bonuses>,
+) {
+    if let Err(error) = give_bonuses_back(claimed, bonuses).await {
+        eprintln!(
+            "payment {} keeps its bonuses until its lease runs out: {}",
+            claimed.payment.id,
+            ApiError::from(error)
+        );
+        return;
+    }
     let released = Config::db().and_then(|db| {
         api::db::transaction(&db, |db| {
             store::release(db, claimed)?;
@@ -408,14 +554,18 @@ fn give_up(caller: &Caller, key: Option<&IdempotencyKey>, claimed: &store::Claim
     }
 }
 
-/// Step (4), the simulated processor: a delay, then its verdict (true: charged). A real
-/// processor gets the payment's id as its idempotency key, so a claim taken over after the
-/// lease never charges twice.
+/// Step (5), the simulated processor: a delay, then its verdict (true: charged) on what the
+/// bonuses leave; nothing is asked when they pay it all. A real processor gets the payment's
+/// id as its idempotency key, so a claim taken over after the lease never charges twice.
 fn charge(processor: Processor, payment: &Payment) -> bool {
+    let amount = payment.charged();
+    if amount == Money::ZERO {
+        return true;
+    }
     eprintln!(
         "processor: charging payment {} {} by {}",
         payment.id,
-        payment.amount,
+        amount,
         payment.payment_method.as_str()
     );
     if processor.delay_ms > 0 {
@@ -463,8 +613,8 @@ impl Answer {
     }
 }
 
-/// Records a charged payment as `succeeded`, with its event when it pays an order, in the
-/// caller's transaction.
+/// Records a charged payment as `succeeded`, with its event when it pays an order with
+/// money (bonuses accrue on that part only), in the caller's transaction.
 /// The event is signed here, as its outbox row is written, with the id it will keep.
 fn record(
     db: &Connection,
@@ -476,11 +626,13 @@ fn record(
         return settled_elsewhere(db, claimed.id);
     };
     let event = match (paid.order_id, signing_key) {
+        // Paid in bonuses alone: nothing accrues.
+        (Some(_), Some(_)) if paid.charged() == Money::ZERO => None,
         (Some(order_id), Some(key)) => {
             let event = PaymentEvent {
                 order_id,
                 user_id: paid.user_id,
-                amount: paid.amount,
+                amount: paid.charged(),
                 event_id: Uuid::new_v4(),
             };
             let signed = SignedEvent::sign(event, key);

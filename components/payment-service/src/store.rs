@@ -1,5 +1,5 @@
-//! `payments.*` in PostgreSQL (migrations/0009_payments.sql, 0013_payment_status.sql), one
-//! statement per intent. Every statement returns at least one row (Spin 4.0.2 hangs on an
+//! `payments.*` in PostgreSQL (migrations/0009_payments.sql, 0013_payment_status.sql,
+//! 0018_bonus_payments.sql), one statement per intent. Every statement returns at least one row (Spin 4.0.2 hangs on an
 //! empty `pg3` result, docs/spin-compatibility.md): lookups run through [`db::lookup`], the
 //! list LEFT JOINs onto `(SELECT 1)`. Amounts travel as int8 kopecks, uuids as text.
 
@@ -20,7 +20,8 @@ macro_rules! payment_columns {
     () => {
         concat!(
             "p.id::text AS id, p.order_id::text AS order_id, p.fine_id::text AS fine_id, \
-             p.user_id::text AS user_id, p.amount_kopecks, p.method, p.status, ",
+             p.user_id::text AS user_id, p.amount_kopecks, p.bonus_kopecks, p.method, \
+             p.status, ",
             api::rfc3339!("p.created_at"),
             " AS created_at"
         )
@@ -29,15 +30,16 @@ macro_rules! payment_columns {
 
 /// Claims the payment of an order (`$1` in the column `order_id`) or a fine: a new
 /// `pending` row, or the order's `pending` row whose claim outlived the lease (`$5` seconds),
-/// taken over with its id. A live payment (pending within its lease, or succeeded) wins the
-/// unique index and nothing is returned.
+/// taken over with its id (and its amount, method and bonuses, which its earlier attempt may
+/// have acted on). A live payment (pending within its lease, or succeeded) wins the unique
+/// index and nothing is returned. `attempt` is the claim's time in microseconds.
 macro_rules! claim {
     ($column:literal) => {
         concat!(
             "INSERT INTO payments.payments AS p (",
             $column,
-            ", user_id, amount_kopecks, method, status) \
-             VALUES ($1::text::uuid, $2::text::uuid, $3::int8, $4::text, 'pending') \
+            ", user_id, amount_kopecks, method, status, bonus_kopecks) \
+             VALUES ($1::text::uuid, $2::text::uuid, $3::int8, $4::text, 'pending', $6::int8) \
              ON CONFLICT (",
             $column,
             ") WHERE status IN ('pending', 'succeeded') \
@@ -48,7 +50,7 @@ macro_rules! claim {
             payment_columns!(),
             ", ",
             api::rfc3339!("p.claimed_at"),
-            " AS claimed_at"
+            " AS claimed_at, (extract(epoch FROM p.claimed_at) * 1000000)::int8 AS attempt"
         )
     };
 }
@@ -80,11 +82,12 @@ const RELEASE: &str = "DELETE FROM payments.payments \
      WHERE id = $1::text::uuid AND status = 'pending' AND claimed_at = $2::text::timestamptz";
 
 /// A succeeded payment's event (`$3`), with its signed body (`$4`, `$5`, migrations/
-/// 0011_signed_events.sql). `$2` marks it sent at once when another transport than the relay
-/// carries it.
+/// 0011_signed_events.sql), for the part paid in money. `$2` marks it sent at once when
+/// another transport than the relay carries it.
 const INSERT_EVENT: &str = "INSERT INTO payments.outbox \
        (event_id, payment_id, order_id, user_id, amount_kopecks, body, signature, sent_at) \
-     SELECT $3::text::uuid, id, order_id, user_id, amount_kopecks, $4::text, $5::text, \
+     SELECT $3::text::uuid, id, order_id, user_id, amount_kopecks - bonus_kopecks, \
+       $4::text, $5::text, \
        CASE WHEN $2::bool THEN now() END \
      FROM payments.payments WHERE id = $1::text::uuid AND order_id IS NOT NULL \
      RETURNING event_id::text AS event_id";
@@ -149,6 +152,8 @@ fn target_params(target: Target) -> [spin_sdk::pg3::ParameterValue; 2] {
 pub struct Claimed {
     pub payment: Payment,
     claimed_at: String,
+    /// `claimed_at` in microseconds since the epoch: what bonus-service knows this attempt by.
+    pub attempt: i64,
 }
 
 /// The new `pending` payment of `payment`'s order or fine for `user_id` (or the stale claim
@@ -169,11 +174,13 @@ pub fn claim(
         amount.kopecks().into(),
         payment.method.as_str().to_owned().into(),
         PENDING_LEASE_SECONDS.into(),
+        payment.bonus.kopecks().into(),
     ];
     db::lookup(db, sql, &params, |row| {
         Ok(Claimed {
             payment: payment_from_row(row)?,
             claimed_at: row.get("claimed_at")?,
+            attempt: row.get("attempt")?,
         })
     })
 }
@@ -371,6 +378,7 @@ fn optional_uuid(row: &Row, column: &str) -> Result<Option<Uuid>, ApiError> {
 /// The payment in `row`.
 fn payment_from_row(row: &Row) -> Result<Payment, ApiError> {
     let kopecks: i64 = row.get("amount_kopecks")?;
+    let bonus_kopecks: i64 = row.get("bonus_kopecks")?;
     Ok(Payment {
         id: row.uuid("id")?,
         order_id: optional_uuid(row, "order_id")?,
@@ -378,6 +386,8 @@ fn payment_from_row(row: &Row) -> Result<Payment, ApiError> {
         user_id: row.uuid("user_id")?,
         amount: Money::from_kopecks(kopecks)
             .ok_or_else(|| db::unexpected("amount_kopecks", "out of range"))?,
+        bonus_amount: Money::from_kopecks(bonus_kopecks)
+            .ok_or_else(|| db::unexpected("bonus_kopecks", "out of range"))?,
         payment_method: row.parse("method", |text| {
             PaymentMethod::parse(text).ok_or_else(|| format!("unknown method `{text}`"))
         })?,
