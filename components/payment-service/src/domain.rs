@@ -58,11 +58,25 @@ impl utoipa::PartialSchema for PaymentRequest {
                 .property(left_out, ObjectBuilder::new().schema_type(Type::Null))
                 .required(given)
         };
+        // A fine is paid in money only: its `bonus_amount`, if given, is zero.
+        let no_bonus = OneOfBuilder::new()
+            .description(Some("Fines are paid in money only: 0 or left out"))
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .minimum(Some(0))
+                    .maximum(Some(0)),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"^0(?:\.0{1,2})?$")),
+            );
         api::body::all_of(
             <PaymentFields as utoipa::PartialSchema>::schema(),
             OneOfBuilder::new()
                 .item(one("order_id", "fine_id"))
-                .item(one("fine_id", "order_id"))
+                .item(one("fine_id", "order_id").property("bonus_amount", no_bonus))
                 .into(),
         )
     }
@@ -130,12 +144,8 @@ impl NewPayment {
             // The schema's oneOf admits exactly one of the two.
             _ => unreachable!("a checked payment names one order or one fine"),
         };
+        // The schema's oneOf admits bonuses on an order only.
         let bonus = request.bonus_amount.map_or(Money::ZERO, |amount| amount.0);
-        if bonus > Money::ZERO && matches!(target, Target::Fine(_)) {
-            return Err(
-                FieldError::new("bonus_amount", "bonuses pay orders only, not fines").into(),
-            );
-        }
         Ok(Self {
             target,
             method: request.payment_method,
@@ -555,10 +565,15 @@ mod tests {
             let errors = parse(body.clone()).unwrap_err();
             assert_eq!(errors.as_slice()[0].field, "bonus_amount", "{body}");
         }
-        let errors =
-            parse(json!({"fine_id": id, "payment_method": "cash", "bonus_amount": 1})).unwrap_err();
-        assert_eq!(errors.as_slice()[0].field, "bonus_amount");
-        assert!(parse(json!({"fine_id": id, "payment_method": "cash", "bonus_amount": 0})).is_ok());
+        for bonus in [json!(1), json!("0.01")] {
+            let body = json!({"fine_id": id, "payment_method": "cash", "bonus_amount": bonus});
+            let errors = parse(body.clone()).unwrap_err();
+            assert_eq!(errors.as_slice()[0].field, "bonus_amount", "{body}");
+        }
+        for bonus in [json!(0), json!("0.00"), json!(0.0)] {
+            let body = json!({"fine_id": id, "payment_method": "cash", "bonus_amount": bonus});
+            assert_eq!(parse(body.clone()).unwrap().bonus, Money::ZERO, "{body}");
+        }
 
         let share = Share::parse("0.3").unwrap();
         let total = Money::from_kopecks(300_000).unwrap();
