@@ -24,11 +24,14 @@ the car lookup differently from ours, then measures one contender at a time with
 
 Scenarios: (1) GET /api/cars/health/live, 32 connections, and (1c) at one connection;
 (2) GET /api/cars/{id} with a token and a pooled query, 32 connections; (3) POST /api/orders
-(a chained call to car-service and an insert); (4) (2) at 256 connections; (5) cold start
-(compile cache emptied) and warm start to the first 200; (6) idle RSS of `detailing up`, its
-peak under load and its RSS after the load runs (also Spin's); (7) payment -> bonus latency at
-200/s (bench/payment_bonus.py); and the criterion micro-benchmark of one instantiate+handle
-cycle (crates/runtime/benches/instantiate.rs).
+(a chained call to car-service and an insert), every booking a half hour of its own inside the
+opening hours, so none waits for a bay; (3b) ours only: booking under contention, random half
+hours of one day with the shop set by staff to fewer bays than the run asks for, counting
+201s, 409 slot_taken and, in SQL afterwards, double-bookings; (4) (2) at 256 connections;
+(5) cold start (compile cache emptied) and warm start to the first 200; (6) idle RSS of
+`detailing up`, its peak under load and its RSS after the load runs (also Spin's); (7) payment
+-> bonus latency at 200/s (bench/payment_bonus.py); and the criterion micro-benchmark of one
+instantiate+handle cycle (crates/runtime/benches/instantiate.rs).
 
 Everything it starts (servers, the database, a RabbitMQ vhost) is removed at exit, also on
 Ctrl-C or failure. Python 3 standard library only; needs root for `apt-get install -y wrk`
@@ -88,7 +91,19 @@ SPIN_HEALTH = "/.well-known/spin/health"
 SPIN_LOGS = os.path.join(LOGS, "spin")
 SPIN_STATE = os.path.join(WORK, "spin-state")
 LIVE_PATH = "/api/cars/health/live"
-DESIRED_TIME = "2030-12-20T10:00:00Z"
+# Every booking the bench makes has a half hour of its own (no two share a bay's time), from
+# FIRST_DAY on, at one of the 24 starts inside the default opening hours (09:00-21:00
+# Europe/Moscow: 06:00Z to 17:30Z). Booking k of a run that starts at day d is on day
+# d + k // 24 at 06:00Z + 30 min × (k % 24), CONTENTION_DAY left out.
+FIRST_DAY = datetime.date(2031, 1, 1)
+SLOTS_PER_DAY = 24
+FIRST_START_UTC = datetime.timedelta(hours=6)
+# The one day of the booking-under-contention scenario: random half hours, bays few enough
+# that the day fills during the run.
+CONTENTION_DAY = datetime.date(2031, 6, 2)
+CONTENTION_CONNECTIONS = 32
+ORDERS_LUA = os.path.join(WORK, "orders.lua")
+CONTENTION_LUA = os.path.join(WORK, "contention.lua")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 STARTED = time.monotonic()
@@ -307,17 +322,28 @@ def http(method, url, token=None, body=None, timeout=10):
         return error.code, error.read()
 
 
-def mint_token(user_id, secret, ttl=6 * 3600):
+def mint_token(user_id, secret, ttl=6 * 3600, role="customer"):
     """HS256 access token with the claims crates/auth expects: sub, role, iat, exp."""
     def b64(raw):
         return base64.urlsafe_b64encode(raw).rstrip(b"=")
     now = int(time.time())
     header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    claims = b64(json.dumps({"sub": user_id, "role": "customer", "iat": now,
+    claims = b64(json.dumps({"sub": user_id, "role": role, "iat": now,
                              "exp": now + ttl}).encode())
     signing_input = header + b"." + claims
     signature = b64(hmac.new(secret.encode(), signing_input, hashlib.sha256).digest())
     return (signing_input + b"." + signature).decode()
+
+
+def booking_time(first, k):
+    """Booking k of a run that starts at day `first` (counted from FIRST_DAY), as orders.lua
+    books it: RFC 3339 in UTC."""
+    day = first + k // SLOTS_PER_DAY
+    if day >= (CONTENTION_DAY - FIRST_DAY).days:
+        day += 1
+    start = datetime.datetime.combine(FIRST_DAY, datetime.time(), datetime.timezone.utc)
+    at = start + datetime.timedelta(days=day, minutes=30 * (k % SLOTS_PER_DAY)) + FIRST_START_UTC
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def free_port():
@@ -430,7 +456,8 @@ class Bench:
         self.car_id = None
         self.available = {}      # contender -> None (ok) or the reason it is not measured
         self.results = {"runs": {}, "start": {}, "memory": {}, "after_load_rss_mb": {},
-                        "payment": None, "criterion": None, "gate": {}, "commands": []}
+                        "payment": None, "criterion": None, "gate": {}, "commands": [],
+                        "contention": None}
         self.reference = {}
 
     # ---------------------------------------------------------------- set-up
@@ -546,14 +573,106 @@ class Bench:
             INSERT INTO cars.cars (owner_id, license_plate, vin, make, model, year)
             VALUES ('{self.user_id}', 'А123БВ799', 'XTA210930V0123456', 'Lada', 'Vesta', 2021)
             RETURNING id""").splitlines()[0]
-        with open(os.path.join(WORK, "orders.lua"), "w") as f:
-            body = json.dumps({"car_id": self.car_id, "desired_time": DESIRED_TIME,
-                               "description": "bench"})
-            f.write("-- POST /api/orders, one body (orders may share a slot); written by "
-                    "bench/run.py\n")
-            f.write('wrk.method = "POST"\n')
-            f.write('wrk.headers["Content-Type"] = "application/json"\n')
-            f.write(f"wrk.body = '{body}'\n")
+        self.write_scripts()
+
+    def write_scripts(self):
+        """The wrk scripts of (3) and (3b), for the run's car."""
+        epoch = int(datetime.datetime.combine(FIRST_DAY, datetime.time(),
+                                              datetime.timezone.utc).timestamp())
+        start = epoch + int(FIRST_START_UTC.total_seconds())
+        skip = (CONTENTION_DAY - FIRST_DAY).days
+        prefix = json.dumps({"car_id": self.car_id})[:-1] + ',"desired_time":"'
+        suffix = '","description":"bench"}'
+        with open(ORDERS_LUA, "w") as f:
+            f.write(f"""\
+-- POST /api/orders, every request a half hour no other booking holds; written by
+-- bench/run.py. Arguments after `--`: the first day (counted from {FIRST_DAY}) and wrk's
+-- thread count. Request n of thread i is booking k = n * threads + i: day first + k / 24
+-- ({CONTENTION_DAY}, the contention scenario's, left out), starting 06:00Z + 30 min * (k % 24).
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local started = 0
+function setup(thread)
+  thread:set("index", started)
+  started = started + 1
+end
+function init(args)
+  first = tonumber(args[1]) or 0
+  stride = tonumber(args[2]) or 1
+  n = 0
+end
+function request()
+  local k = n * stride + index
+  n = n + 1
+  local day = first + math.floor(k / {SLOTS_PER_DAY})
+  if day >= {skip} then
+    day = day + 1
+  end
+  local at = {start} + day * 86400 + (k % {SLOTS_PER_DAY}) * 1800
+  local body = '{prefix}' .. os.date("!%Y-%m-%dT%H:%M:%SZ", at) .. '{suffix}'
+  return wrk.format(nil, nil, nil, body)
+end
+""")
+        with open(CONTENTION_LUA, "w") as f:
+            f.write(f"""\
+-- POST /api/orders, every request a random half hour of {CONTENTION_DAY} inside the
+-- opening hours (starts 06:00Z to 17:30Z), no items; written by bench/run.py. Counts the
+-- answers of each thread; at the end prints `CONTENTION created taken other` and, if any
+-- other answer came, `CONTENTION-OTHER <the first one>`.
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local threads = {{}}
+function setup(thread)
+  thread:set("index", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  math.randomseed(1000 + index)
+  created, taken, other, first_other = 0, 0, 0, ""
+end
+function request()
+  local slot = math.random(0, {SLOTS_PER_DAY - 1})
+  local minutes = 6 * 60 + slot * 30
+  local at = string.format("{CONTENTION_DAY}T%02d:%02d:00Z", math.floor(minutes / 60),
+                           minutes % 60)
+  return wrk.format(nil, nil, nil, '{prefix}' .. at .. '{suffix}')
+end
+function response(status, headers, body)
+  if status == 201 then
+    created = created + 1
+  elseif status == 409 and string.find(body, '"code":"slot_taken"', 1, true) then
+    taken = taken + 1
+  else
+    other = other + 1
+    if first_other == "" then
+      first_other = status .. " " .. string.sub(body, 1, 300)
+    end
+  end
+end
+function done(summary, latency, requests)
+  local c, t, o, first = 0, 0, 0, ""
+  for _, thread in ipairs(threads) do
+    c = c + thread:get("created")
+    t = t + thread:get("taken")
+    o = o + thread:get("other")
+    if first == "" then
+      first = thread:get("first_other")
+    end
+  end
+  io.write(string.format("CONTENTION %d %d %d\\n", c, t, o))
+  if first ~= "" then
+    io.write("CONTENTION-OTHER " .. string.gsub(first, "\\n", " ") .. "\\n")
+  end
+end
+""")
+
+    def next_day(self):
+        """The first day (counted from FIRST_DAY) after every booking made so far: where the
+        next run's half hours start, so no two bookings of the bench share one."""
+        return int(self.psql(self.db_url, f"""
+            SELECT coalesce(max((desired_time AT TIME ZONE 'UTC')::date)
+                            - DATE '{FIRST_DAY}' + 1, 0)
+            FROM orders.orders WHERE desired_time >= '{FIRST_DAY}T00:00:00Z'"""))
 
     def make_vhost(self):
         """A RabbitMQ vhost of the run's own, so no other relay takes its payment events."""
@@ -673,9 +792,13 @@ class Bench:
             return f"GET /api/cars/{{id}} answered {status} {body[:300]!r}"
         car = json.loads(body)
         order_url = server.base("order") + "/api/orders"
-        order_body = {"car_id": self.car_id, "desired_time": DESIRED_TIME, "description": "bench"}
+        # Two half hours of a day no booking of the run has touched yet, so each contender's
+        # two bookings get the same bay as ours' did.
+        first = self.next_day()
         orders = []
-        for _ in range(2):
+        for k in range(2):
+            order_body = {"car_id": self.car_id, "desired_time": booking_time(first, k),
+                          "description": "bench"}
             status, body = http("POST", order_url, self.token, order_body)
             if status != 201:
                 return f"POST /api/orders answered {status} {body[:300]!r}"
@@ -712,6 +835,9 @@ class Bench:
         if script:
             cmd += ["-s", script]
         cmd.append(url)
+        if script == ORDERS_LUA:
+            # Each run (warm-ups too) books days of its own, after every booking so far.
+            cmd += ["--", str(self.next_day()), str(threads)]
         if not record:
             subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
             return None
@@ -747,8 +873,7 @@ class Bench:
         plan = [("live", 32, base + LIVE_PATH, None), ("live1", 1, base + LIVE_PATH, None)]
         if server.name != "floor":
             plan += [("car", 32, car_url, None),
-                     ("order", 32, server.base("order") + "/api/orders",
-                      os.path.join(WORK, "orders.lua")),
+                     ("order", 32, server.base("order") + "/api/orders", ORDERS_LUA),
                      ("car256", 256, car_url, None)]
         for scenario, connections, url, script in plan:
             self.wrk(server, scenario, connections, url, script, record=False)
@@ -809,6 +934,9 @@ class Bench:
                 self.record_ours_peaks(server)
             if name in WASM_HOSTS:
                 self.record_after_load(server)
+            if name == "ours":
+                # After the RSS just recorded, which the other wasm hosts' runs match.
+                self.measure_contention(server)
             if name == "ours" and "payment" not in self.args.skip:
                 self.measure_payment(server)
         finally:
@@ -831,6 +959,87 @@ class Bench:
         if server.name == "ours":
             self.results["memory"]["after_load_rss_mb"] = rss
         log(f"  RSS 2 s after the load runs: {rss:.0f} MB")
+
+    def contention_bays(self):
+        """Bays for the contention day: as many as ours, at its rate in (3), books in about a
+        quarter of the run, so the run has both the race for a day's last free bays (201s)
+        and a full day (409s), even if booking under contention goes at a quarter of (3)'s
+        rate. The shop allows 1 to 100 bays; at 100, 2,400 bookings fill the day."""
+        order = self.results["runs"].get("order", {}).get("ours")
+        rate = order["rps"] if order else 500
+        return max(1, min(100, round(rate * self.args.duration / 4 / SLOTS_PER_DAY)))
+
+    def measure_contention(self, server):
+        """(3b) booking under contention: 32 connections each booking a random half hour of
+        CONTENTION_DAY (no warm-up: the day is empty only once; (3) warmed the same route),
+        the shop set by staff to a number of bays the run fills. Afterwards the day's
+        bookings are counted in SQL, and pairs of live orders in one bay at overlapping times
+        (double-bookings, which the exclusion constraint forbids). Then the day's orders are
+        cancelled and the shop set back, so the contenders after ours book as (3) did."""
+        base = server.base("order")
+        staff = mint_token(str(uuid.uuid4()), self.secret, role="staff")
+        result = {}
+        self.results["contention"] = result
+        status, body = http("GET", base + "/api/orders/shop", staff)
+        if status != 200:
+            result["error"] = f"GET /api/orders/shop answered {status} {body[:300]!r}"
+            log(f"  contention: {result['error']}")
+            return
+        before = json.loads(body)
+        bays = self.contention_bays()
+        shop = {"bays": bays, "time_zone": "Europe/Moscow",
+                "hours": {day: {"opens": "09:00", "closes": "21:00"}
+                          for day in ("monday", "tuesday", "wednesday", "thursday", "friday",
+                                      "saturday", "sunday")}}
+        status, body = http("PUT", base + "/api/orders/shop", staff, shop)
+        if status != 200:
+            result["error"] = f"PUT /api/orders/shop answered {status} {body[:300]!r}"
+            log(f"  contention: {result['error']}")
+            return
+        day = CONTENTION_DAY.isoformat()
+        next_day = (CONTENTION_DAY + datetime.timedelta(days=1)).isoformat()
+        on_day = (f"{{t}}.desired_time >= '{day}T00:00:00Z' "
+                  f"AND {{t}}.desired_time < '{next_day}T00:00:00Z'")
+        log(f"  booking under contention: {bays} bays, {CONTENTION_CONNECTIONS} connections, "
+            f"random half hours of {day}")
+        try:
+            run_ = self.wrk(server, "contend", CONTENTION_CONNECTIONS, base + "/api/orders",
+                            CONTENTION_LUA)
+            bookings = int(self.psql(self.db_url, f"""
+                SELECT count(*) FROM orders.orders AS o
+                WHERE o.status <> 'cancelled' AND {on_day.format(t='o')}"""))
+            double = int(self.psql(self.db_url, f"""
+                SELECT count(*) FROM orders.orders AS a JOIN orders.orders AS b
+                  ON a.id < b.id AND a.bay = b.bay
+                 AND tstzrange(a.desired_time, a.ends_at) && tstzrange(b.desired_time, b.ends_at)
+                WHERE a.status <> 'cancelled' AND b.status <> 'cancelled'
+                  AND {on_day.format(t='a')}
+                  AND b.desired_time < '{next_day}T00:00:00Z' AND b.ends_at > '{day}T00:00:00Z'"""))
+            result.update(run_)
+            result.update({"bays": bays, "day": day, "bookings": bookings,
+                           "capacity": bays * SLOTS_PER_DAY, "double_bookings": double,
+                           "shop": shop})
+            answers = run_.get("answers")
+            if answers is None:
+                result["error"] = "wrk printed no CONTENTION line (target/bench/logs/)"
+                log(f"  contention: {result['error']}")
+            else:
+                log(f"  contend {run_['rps']:9,.0f} req/s  p50 {fmt_ms(run_['p50_ms'])}  "
+                    f"p99 {fmt_ms(run_['p99_ms'])}  201: {answers['created']}, 409 slot_taken: "
+                    f"{answers['taken']}, other: {answers['other']}; {bookings} bookings of "
+                    f"{bays * SLOTS_PER_DAY}; double-bookings: {double}")
+                if answers.get("first_other"):
+                    log(f"  contention: first other answer: {answers['first_other']}")
+            if not run_["alive"]:
+                raise BenchError(f"{server.name} died during contend: see target/bench/logs/")
+        finally:
+            self.psql(self.db_url, f"""
+                UPDATE orders.orders AS o SET status = 'cancelled'
+                WHERE o.status <> 'cancelled' AND {on_day.format(t='o')}""")
+            status, body = http("PUT", base + "/api/orders/shop", staff, before)
+            if status != 200:
+                raise BenchError(f"the shop could not be set back to {before}: {status} "
+                                 f"{body[:300]!r}")
 
     def measure_payment(self, server):
         seconds = 3 if self.args.quick else 15
@@ -948,6 +1157,14 @@ def parse_wrk(text):
         errors.append("socket errors: connect {}, read {}, write {}, timeout {}".format(*match.groups()))
     result["errors"] = "; ".join(errors)
     result["errors_ok"] = not errors
+    # The contention script's own count of the answers.
+    match = re.search(r"^CONTENTION (\d+) (\d+) (\d+)$", text, re.M)
+    if match:
+        created, taken, other = (int(n) for n in match.groups())
+        result["answers"] = {"created": created, "taken": taken, "other": other}
+        match = re.search(r"^CONTENTION-OTHER (.*)$", text, re.M)
+        if match:
+            result["answers"]["first_other"] = match.group(1)[:300]
     return result
 
 
@@ -1124,6 +1341,7 @@ class Report:
                  self.rps_ratio("car", "ours", "seed"))
         goal_row("(3) `POST /api/orders`, 32 conns: ours ÷ native twin", True, 0.5,
                  self.rps_ratio("order", "ours", "native"))
+        self.contention_target(add)
         goal_row(f"(4) {car}, 256 conns: ours ÷ ours at 32 conns", True, 0.9,
                  self.rps_ratio("car256", "ours", "ours", "car"))
         goal_row(f"(4) {car}, 256 conns: ours p99 ÷ ours p50", False, 3,
@@ -1144,6 +1362,69 @@ class Report:
                 "failed" if pay.get("error") else "not measured", None if not pay else False)
         self.spin_targets(add)
         return ["| target | goal | measured | |", "|---|---|---|---|"] + rows + [""]
+
+    def contention_target(self, add):
+        label = ("(3b) booking under contention, 32 conns, one day: live orders in one bay at "
+                 "overlapping times")
+        goal = "double-bookings: 0; bookings ≤ bays × 24; only 201 and 409 `slot_taken`"
+        c = self.r.get("contention") or {}
+        answers = c.get("answers")
+        if "double_bookings" not in c or answers is None:
+            add(label, goal, f"not measured: {c['error'][:200]}" if c.get("error")
+                else "not measured", None)
+            return
+        ok = (c["double_bookings"] == 0 and c["bookings"] <= c["capacity"]
+              and answers["other"] == 0)
+        add(label, goal, f"double-bookings: {c['double_bookings']}; {c['bookings']:,} bookings "
+            f"≤ {c['bays']} × 24 = {c['capacity']:,}; 201: {answers['created']:,}, 409 "
+            f"`slot_taken`: {answers['taken']:,}, other: {answers['other']}", ok)
+
+    def contention_table(self):
+        c = self.r.get("contention") or {}
+        bays = f"{c['bays']} bays" if "bays" in c else "bays set by staff"
+        lines = [f"#### (3b) booking under contention: `POST /api/orders`, each request a random "
+                 f"half hour of {CONTENTION_DAY} inside the opening hours, no items, "
+                 f"{CONTENTION_CONNECTIONS} connections, {bays}, no warm-up", "",
+                 "Before the run staff set the shop (`PUT /api/orders/shop`) to as many bays as "
+                 "ours, at its rate in (3), books in a quarter of the run (at most 100, the "
+                 "shop's limit), so the day fills during the run: first the race for each half "
+                 "hour's last free bays, then 409 `slot_taken` for every request. req/s counts "
+                 "every answer; the bookings and double-bookings (pairs of live orders in one "
+                 "bay at overlapping times) are counted in SQL afterwards. Then the day's orders "
+                 "are cancelled and the shop set back, so the contenders after ours book as in "
+                 "(3).", "",
+                 "| contender | req/s (all answers) | p50 | p99 | server CPU / req | PostgreSQL "
+                 "CPU / req | 201 | 409 `slot_taken` | other | bookings / bays × 24 | "
+                 "double-bookings |",
+                 "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        reasons = {
+            "fresh": "run for ours only (the same order-service and database constraint)",
+            "spin": "run for ours only (the same order-service and database constraint)",
+            "native": "it has no opening hours and no `PUT /api/orders/shop` (it books any "
+                      "time, in the lowest free bay)",
+            "seed": "it has no opening hours and no `PUT /api/orders/shop` (it books any time, "
+                    "in the lowest free bay)",
+        }
+        for name in [n for n in CONTENDERS if n != "floor"]:
+            if name != "ours":
+                lines.append(f"| {LABELS[name]} | not run: {reasons[name]} ||||||||||")
+                continue
+            answers = c.get("answers")
+            if answers is None or "double_bookings" not in c:
+                why = c.get("error") or self.why_not("ours")
+                lines.append(f"| {LABELS[name]} | not measured: {why[:300]} ||||||||||")
+                continue
+            sockets = [e for e in c["errors"].split("; ") if e.startswith("socket")]
+            note = f" ⚠ {sockets[0]}" if sockets else ""
+            other = str(answers["other"]) + (f" (first: `{answers['first_other'][:120]}`)"
+                                             if answers.get("first_other") else "")
+            lines.append(
+                f"| {LABELS[name]} | {fmt_rps(c['rps'])}{note} | {fmt_ms(c['p50_ms'])} "
+                f"| {fmt_ms(c['p99_ms'])} | {c['cpu_ms_per_request'] * 1000:.0f} µs "
+                f"| {c['pg_cpu_ms_per_request'] * 1000:.0f} µs | {answers['created']:,} "
+                f"| {answers['taken']:,} | {other} | {c['bookings']:,} / {c['capacity']:,} "
+                f"| {c['double_bookings']} |")
+        return lines + [""]
 
     def memory_targets(self, add):
         mem = self.r["memory"]
@@ -1229,6 +1510,7 @@ class Report:
                                             "query, 32 connections")
         lines += self.scenario_table("order", "(3) `POST /api/orders`: chained call to "
                                               "car-service, then an insert, 32 connections")
+        lines += self.contention_table()
         lines += self.scenario_table("car256", "(4) `GET /api/cars/{id}` at 256 connections")
         lines += ["### Start and memory (ours unless said)", "", "| measure | value |",
                   "|---|---|"]
@@ -1273,8 +1555,9 @@ class Report:
                          f"{crit['http_guest_us']:.1f} µs |")
         lines += ["", "### Correctness gate", "",
                   "Before measuring, each contender's `GET /api/cars/{id}` body must equal ours "
-                  "(as JSON) and two `POST /api/orders` must answer 201 with ours' fields and "
-                  "values (ids and timestamps aside).", ""]
+                  "(as JSON) and two `POST /api/orders`, at two half hours of a day no earlier "
+                  "booking touched, must answer 201 with ours' fields and values (ids and times "
+                  "aside).", ""]
         for name in CONTENDERS:
             verdict = r["gate"].get(name) or self.why_not(name)
             lines.append(f"- {LABELS[name]}: {verdict}")
@@ -1290,10 +1573,23 @@ class Report:
                 previous = contender
             lines.append(command)
         if r["commands"]:
-            lines.append("# target/bench/orders.lua: wrk.method = \"POST\", Content-Type "
-                         "application/json, body "
-                         f"{{\"car_id\":\"<the car>\",\"desired_time\":\"{DESIRED_TIME}\","
-                         "\"description\":\"bench\"}")
+            lines.append("# target/bench/orders.lua: POST, Content-Type application/json, "
+                         "body {\"car_id\":\"<the car>\",\"desired_time\":<a half hour of "
+                         "its own>,\"description\":\"bench\"}; the arguments after -- are the "
+                         f"first day (counted from {FIRST_DAY}, after every booking so far) and "
+                         "wrk's thread count: request n of thread i books day first + k / 24 at "
+                         "06:00Z + 30 min × (k % 24), k = n × threads + i, skipping "
+                         f"{CONTENTION_DAY}")
+        c = self.r.get("contention") or {}
+        if c.get("command"):
+            lines.append(f"# (3b), ours, after PUT /api/orders/shop as staff: "
+                         f"{json.dumps(c['shop'], separators=(',', ':'))}")
+            lines.append(c["command"])
+            lines.append("# target/bench/contention.lua: the same body, desired_time a random "
+                         f"half hour of {CONTENTION_DAY} from 06:00Z to 17:30Z; counts 201, 409 "
+                         "slot_taken and other answers. Afterwards, in SQL: the day's live "
+                         "orders, and pairs of them in one bay with overlapping "
+                         "tstzrange(desired_time, ends_at)")
         lines.append("# the servers (SPIN_VARIABLE_POSTGRES_URL / --database-url / POSTGRES_URL: "
                      "the run's database; the JWT secret: the run's own)")
         lines.append("# ours: spin.toml as shipped")

@@ -1,7 +1,9 @@
 """order-service as the FastAPI reference design builds it (FastAPI + asyncpg + PyJWT + httpx):
 POST /api/orders asks car-service for the car over HTTP (its car_client), then inserts into our
-`orders.orders` table (migrations/0002_orders.sql, 0004_order_lines.sql), answering with the
-body our order-service component answers.
+`orders.orders` table (migrations/0002_orders.sql, 0004_order_lines.sql, 0017_capacity.sql),
+answering with the body our order-service component answers. The order takes the lowest bay
+free for its half hour, as order-service places an order without work (none free: 409
+`slot_taken`); the opening hours are not checked (the reference design has none).
 
     CAR_SERVICE_URL=http://127.0.0.1:<cars port> uvicorn --app-dir bench/seed-stack orders:app --workers 2
 
@@ -17,6 +19,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+import asyncpg
 import httpx
 from fastapi import Depends, FastAPI, Header, Response
 from pydantic import BaseModel, StrictStr, field_serializer, field_validator
@@ -122,13 +125,16 @@ class OrderResponse(BaseModel):
     car_id: uuid.UUID
     user_id: uuid.UUID
     desired_time: datetime
+    ends_at: datetime
+    bay: Optional[int]
+    assigned_to: Optional[uuid.UUID]
     description: str
     status: str
     items: list[dict[str, Any]]
     total: float
     created_at: datetime
 
-    @field_serializer("desired_time", "created_at")
+    @field_serializer("desired_time", "ends_at", "created_at")
     def _times(self, value: datetime) -> str:
         return common.rfc3339(value)
 
@@ -136,9 +142,10 @@ class OrderResponse(BaseModel):
 # --- car-service (the reference design's car_client) --------------------------------------
 
 
-async def fetch_car_owner(car_id: str, authorization: Optional[str]) -> uuid.UUID:
-    """GET {CAR_SERVICE_URL}/api/cars/{car_id} as the caller: 404 car_not_found is no such
-    car (or not theirs); anything else unexpected is car-service failing."""
+async def fetch_car(car_id: str, authorization: Optional[str]) -> dict[str, Any]:
+    """GET {CAR_SERVICE_URL}/api/cars/{car_id} as the caller: its owner and how it is named
+    (`owner_id`, `license_plate`, `make`, `model`); 404 car_not_found is no such car (or not
+    theirs); anything else unexpected is car-service failing."""
     headers = {"accept": "application/json"}
     if authorization is not None:
         headers["authorization"] = authorization
@@ -159,7 +166,11 @@ async def fetch_car_owner(car_id: str, authorization: Optional[str]) -> uuid.UUI
         owner_id = body.get("owner_id")
         owner = common.parse_uuid(owner_id) if isinstance(owner_id, str) else None
         if owner is not None:
-            return owner
+            car: dict[str, Any] = {"owner_id": owner}
+            for name in ("license_plate", "make", "model"):
+                value = body.get(name)
+                car[name] = value if isinstance(value, str) else None
+            return car
     elif reply.status_code == 404 and isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict) and error.get("code") == "car_not_found":
@@ -169,11 +180,37 @@ async def fetch_car_owner(car_id: str, authorization: Optional[str]) -> uuid.UUI
 
 # --- SQL ------------------------------------------------------------------------------
 
+# The order, with its car's names, for one half hour from $3 in the lowest bay (1 to orders.shop.bays) no other live order holds at
+# any moment of it, in the range expressions of the exclusion constraint (its index answers).
+# No row: every bay is taken.
 INSERT = """
-    INSERT INTO orders.orders (car_id, user_id, desired_time, description, status, total_kopecks)
-    VALUES ($1, $2, $3, $4, 'created', 0)
-    RETURNING id, car_id, user_id, desired_time, description, status, total_kopecks, created_at
+    WITH want AS (
+        SELECT $3::timestamptz AS starts, $3::timestamptz + interval '30 minutes' AS ends
+    ), free AS (
+        SELECT min(b) AS bay FROM want, orders.shop AS shop, generate_series(1, shop.bays) AS b
+        WHERE NOT EXISTS (
+            SELECT 1 FROM orders.orders AS x
+            WHERE x.bay IS NOT NULL AND x.status <> 'cancelled'
+              AND int4range(x.bay, x.bay, '[]') && int4range(b, b, '[]')
+              AND tstzrange(x.desired_time, x.ends_at) && tstzrange(want.starts, want.ends))
+    )
+    INSERT INTO orders.orders (car_id, user_id, desired_time, ends_at, bay, description,
+        status, total_kopecks, car_plate, car_make, car_model)
+    SELECT $1::uuid, $2::uuid, want.starts, want.ends, free.bay, $4::text, 'created', 0,
+        $5::text, $6::text, $7::text
+    FROM want, free WHERE free.bay IS NOT NULL
+    RETURNING id, car_id, user_id, desired_time, ends_at, bay, assigned_to, description,
+        status, total_kopecks, created_at
 """
+
+
+def slot_taken(at: datetime) -> ApiError:
+    return ApiError(
+        409,
+        "slot_taken",
+        f"every bay is taken at some time during the work from {common.rfc3339(at)}; "
+        "GET /api/orders/slots lists the free start times",
+    )
 
 
 # --- routes ---------------------------------------------------------------------------
@@ -198,14 +235,23 @@ async def create_order(
     authorization: Optional[str] = Header(default=None),
 ) -> Any:
     # Ask car-service before taking a pooled connection; the order belongs to the car's owner.
-    owner = await fetch_car_owner(order.car_id, authorization)
-    row = await STATE["pool"].fetchrow(
-        INSERT,
-        uuid.UUID(order.car_id),
-        owner,
-        order.desired_time,
-        order.description or "",
-    )
+    car = await fetch_car(order.car_id, authorization)
+    try:
+        row = await STATE["pool"].fetchrow(
+            INSERT,
+            uuid.UUID(order.car_id),
+            car["owner_id"],
+            order.desired_time,
+            order.description or "",
+            car["license_plate"],
+            car["make"],
+            car["model"],
+        )
+    except asyncpg.exceptions.ExclusionViolationError:
+        # Another booking took the bay between the statement's read and its write.
+        raise slot_taken(order.desired_time) from None
+    if row is None:
+        raise slot_taken(order.desired_time)
     response.headers["location"] = f"/api/orders/{row['id']}"
     result = dict(row)
     result["items"] = []

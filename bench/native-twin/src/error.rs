@@ -93,6 +93,19 @@ impl ApiError {
         )
     }
 
+    /// 409 `slot_taken`: every bay is taken during the half hour from `at`.
+    pub fn slot_taken(at: chrono::DateTime<chrono::Utc>) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "slot_taken",
+            format!(
+                "every bay is taken at some time during the work from {}; \
+                 GET /api/orders/slots lists the free start times",
+                at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            ),
+        )
+    }
+
     pub fn route_not_found(path: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

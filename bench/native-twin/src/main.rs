@@ -31,6 +31,7 @@ use chrono::{DateTime, Utc};
 use clap::Parser;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde::{Deserialize, Serialize};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
@@ -421,13 +422,16 @@ async fn create_car(
 // ---- orders -------------------------------------------------------------------------
 
 /// An order as order-service answers it, fields in its order. The twin books no catalog
-/// items, so `items` is always empty and `total` zero.
+/// items, so `items` is always empty, `total` zero and the work one half hour.
 #[derive(Debug, Serialize)]
 struct Order {
     id: Uuid,
     car_id: Uuid,
     user_id: Uuid,
     desired_time: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    bay: Option<i32>,
+    assigned_to: Option<Uuid>,
     description: String,
     status: String,
     items: Vec<serde_json::Value>,
@@ -448,11 +452,27 @@ impl Serialize for Roubles {
     }
 }
 
-const INSERT_ORDER: &str = "INSERT INTO orders.orders \
-                              (car_id, user_id, desired_time, description, status, total_kopecks) \
-                            VALUES ($1, $2, $3, $4, 'created', 0) \
-                            RETURNING id, car_id, user_id, desired_time, description, status, \
-                              total_kopecks, created_at";
+/// Books one half hour from `$3` in the lowest bay (1 to `orders.shop.bays`) that no other
+/// live order holds at any moment of it, as order-service places an order without work,
+/// with the same range expressions, so the exclusion constraint's index answers. The twin
+/// does not check the opening hours: it books any time. No row: every bay is taken.
+const INSERT_ORDER: &str = "WITH want AS (\
+       SELECT $3::timestamptz AS starts, $3::timestamptz + interval '30 minutes' AS ends\
+     ), free AS (\
+       SELECT min(b) AS bay FROM want, orders.shop AS shop, generate_series(1, shop.bays) AS b \
+       WHERE NOT EXISTS (\
+         SELECT 1 FROM orders.orders AS x \
+         WHERE x.bay IS NOT NULL AND x.status <> 'cancelled' \
+           AND int4range(x.bay, x.bay, '[]') && int4range(b, b, '[]') \
+           AND tstzrange(x.desired_time, x.ends_at) && tstzrange(want.starts, want.ends))\
+     ) \
+     INSERT INTO orders.orders (car_id, user_id, desired_time, ends_at, bay, description, \
+       status, total_kopecks, car_plate, car_make, car_model) \
+     SELECT $1::uuid, $2::uuid, want.starts, want.ends, free.bay, $4::text, 'created', 0, \
+       $5::text, $6::text, $7::text \
+     FROM want, free WHERE free.bay IS NOT NULL \
+     RETURNING id, car_id, user_id, desired_time, ends_at, bay, assigned_to, description, \
+       status, total_kopecks, created_at";
 
 fn order_from_row(row: &Row) -> Result<Order, ApiError> {
     let read = || -> Result<Order, tokio_postgres::Error> {
@@ -461,11 +481,14 @@ fn order_from_row(row: &Row) -> Result<Order, ApiError> {
             car_id: row.try_get(1)?,
             user_id: row.try_get(2)?,
             desired_time: row.try_get(3)?,
-            description: row.try_get(4)?,
-            status: row.try_get(5)?,
+            ends_at: row.try_get(4)?,
+            bay: row.try_get(5)?,
+            assigned_to: row.try_get(6)?,
+            description: row.try_get(7)?,
+            status: row.try_get(8)?,
             items: Vec::new(),
-            total: Roubles(row.try_get(6)?),
-            created_at: row.try_get(7)?,
+            total: Roubles(row.try_get(9)?),
+            created_at: row.try_get(10)?,
         })
     };
     read().map_err(|error| {
@@ -474,7 +497,9 @@ fn order_from_row(row: &Row) -> Result<Order, ApiError> {
 }
 
 /// `POST /api/orders` `{car_id, desired_time, description?}`: the car is looked up at
-/// car-service as the caller (so another user's car is 404), and the order is its owner's.
+/// car-service as the caller (so another user's car is 404), and the order is its owner's,
+/// with the car's plate, make and model as car-service named them, in the lowest free bay for its half hour (none free: 409 `slot_taken`, as
+/// order-service; a bay taken by a concurrent booking too, where order-service retries).
 async fn create_order(
     State(app): Shared,
     headers: HeaderMap,
@@ -483,41 +508,60 @@ async fn create_order(
     rules::caller(&headers, &app.secret)?;
     let order = NewOrder::parse(&rules::json_object(&body)?).map_err(ApiError::invalid)?;
     // No pooled connection is held while car-service answers.
-    let owner = car_owner(&app, order.car_id, headers.get(header::AUTHORIZATION)).await?;
+    let car = car_owner(&app, order.car_id, headers.get(header::AUTHORIZATION)).await?;
     let row = {
         let db = app.pool.get().await.map_err(ApiError::from_pool)?;
         let insert = db
             .prepare_cached(INSERT_ORDER)
             .await
             .map_err(ApiError::from_db)?;
-        db.query_one(
+        db.query_opt(
             &insert,
             &[
                 &order.car_id,
-                &owner,
+                &car.owner_id,
                 &order.desired_time,
                 &order.description,
+                &car.license_plate,
+                &car.make,
+                &car.model,
             ],
         )
         .await
-        .map_err(ApiError::from_db)?
+        .map_err(|error| {
+            // Another booking took the bay between the statement's read and its write.
+            if error.code() == Some(&SqlState::EXCLUSION_VIOLATION) {
+                ApiError::slot_taken(order.desired_time)
+            } else {
+                ApiError::from_db(error)
+            }
+        })?
+        .ok_or_else(|| ApiError::slot_taken(order.desired_time))?
     };
     let stored = order_from_row(&row)?;
     let location = format!("/api/orders/{}", stored.id);
     Ok(created(&stored, location))
 }
 
+/// What an order keeps of its car: whose it is, and how car-service names it.
+#[derive(Deserialize)]
+struct CarBody {
+    owner_id: Uuid,
+    #[serde(default)]
+    license_plate: Option<String>,
+    #[serde(default)]
+    make: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+}
+
 /// `GET {car_service_url}/api/cars/{id}` with the caller's `Authorization`: the car's
-/// owner, 404 `car_not_found`, or car-service failing in `api::upstream`'s codes.
+/// owner and names, 404 `car_not_found`, or car-service failing in `api::upstream`'s codes.
 async fn car_owner(
     app: &App,
     car_id: Uuid,
     authorization: Option<&HeaderValue>,
-) -> Result<Uuid, ApiError> {
-    #[derive(Deserialize)]
-    struct CarBody {
-        owner_id: Uuid,
-    }
+) -> Result<CarBody, ApiError> {
     let url = format!("{}/api/cars/{car_id}", app.car_service_url);
     let mut request = app
         .http
@@ -548,13 +592,11 @@ async fn car_owner(
         .with_detail(format!("GET {url}: {error}"))
     })?;
     match status {
-        StatusCode::OK => serde_json::from_slice::<CarBody>(&body)
-            .map(|car| car.owner_id)
-            .map_err(|error| {
-                car_service_failed().with_detail(format!(
-                    "car-service: answered 200 with an unreadable body: {error}"
-                ))
-            }),
+        StatusCode::OK => serde_json::from_slice::<CarBody>(&body).map_err(|error| {
+            car_service_failed().with_detail(format!(
+                "car-service: answered 200 with an unreadable body: {error}"
+            ))
+        }),
         StatusCode::NOT_FOUND if error_code(&body).as_deref() == Some("car_not_found") => {
             Err(ApiError::car_not_found(car_id))
         }
