@@ -133,7 +133,7 @@ fn create_car(server: &TestServer, who: &Actor, body: &Value) -> (u16, Value) {
 }
 
 fn order_body(car: &Value) -> Value {
-    json!({"car_id": car["id"], "desired_time": "2030-12-20T10:00:00Z", "description": "ТО"})
+    json!({"car_id": car["id"], "desired_time": common::next_slot(), "description": "ТО"})
 }
 
 #[test]

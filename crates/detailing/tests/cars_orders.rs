@@ -32,7 +32,7 @@ fn create_car(server: &TestServer, owner: &Actor, vin: &str) -> Value {
 }
 
 fn order_for(car_id: &str) -> Value {
-    json!({ "car_id": car_id, "desired_time": "2030-12-20T10:00:00Z", "description": "Full detailing" })
+    json!({ "car_id": car_id, "desired_time": common::next_slot(), "description": "Full detailing" })
 }
 
 #[test]

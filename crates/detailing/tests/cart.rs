@@ -30,7 +30,7 @@ fn car_for(server: &TestServer, who: &Actor, vin: &str) -> String {
 }
 
 fn booking(car_id: &str) -> Value {
-    json!({"car_id": car_id, "desired_time": "2030-12-20T10:30:00Z", "description": "ТО"})
+    json!({"car_id": car_id, "desired_time": common::next_slot(), "description": "ТО"})
 }
 
 #[test]

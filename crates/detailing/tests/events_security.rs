@@ -82,22 +82,6 @@ const REDIS_HANDLED: &str =
 const BONUS_4XX: &str =
     r#"detailing_http_requests_total{component="bonus-service",status_class="4xx"}"#;
 
-/// Polls `probe` until `check` holds or `timeout` passes; the last value.
-fn wait_for<T: std::fmt::Debug>(
-    timeout: Duration,
-    mut probe: impl FnMut() -> T,
-    mut check: impl FnMut(&T) -> bool,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let value = probe();
-        if check(&value) || Instant::now() > deadline {
-            return value;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// How many times the components logged `text` (counted in the text, not by lines: under the
 /// Spin CLI, lines of instances running at once may interleave).
 fn times_logged(server: &TestServer, text: &str) -> usize {
@@ -123,7 +107,7 @@ fn on_own_channel(transport: &str) -> (TestServer, String) {
             .env("SPIN_VARIABLE_PAYMENT_EVENTS_TRANSPORT", transport)
             .env("SPIN_VARIABLE_PAYMENT_EVENTS_CHANNEL", &channel),
     );
-    let subscribed = wait_for(
+    let subscribed = common::wait_for(
         Duration::from_secs(20),
         || common::redis_subscribers(REDIS_URL, &channel),
         |count| *count >= 1,
@@ -192,7 +176,7 @@ fn pay_an_order(server: &TestServer, who: &Actor) -> Value {
     let car = json!({"license_plate": "А123БВ799", "vin": vin, "make": "Lada", "model": "Vesta", "year": 2021});
     let (status, car) = server.call("POST", "/api/cars", who.token(), Some(&car));
     assert_eq!(status, 201, "{car}");
-    let body = json!({"car_id": car["id"], "desired_time": "2030-12-20T10:00:00Z",
+    let body = json!({"car_id": car["id"], "desired_time": common::next_slot(),
         "items": [{"catalog_id": WASH, "quantity": 2}]});
     let (status, order) = server.call("POST", "/api/orders", who.token(), Some(&body));
     assert_eq!(status, 201, "{order}");
@@ -237,7 +221,7 @@ fn forged_redis_events_credit_nothing_with_the_rabbitmq_transport() {
     for message in &messages {
         assert_eq!(publish_to_redis(&channel, message), 1, "one subscriber");
     }
-    let refused = wait_for(
+    let refused = common::wait_for(
         Duration::from_secs(20),
         || times_logged(&server, "payment_events_transport is `rabbitmq`"),
         |refused| *refused >= 3,
@@ -264,7 +248,7 @@ fn forged_redis_events_credit_nothing_with_the_redis_transport_and_signed_ones_a
     ] {
         assert_eq!(publish_to_redis(&channel, &message), 1, "one subscriber");
     }
-    let log = wait_for(
+    let log = common::wait_for(
         Duration::from_secs(20),
         || server.log(),
         |log| log.matches(REFUSED_FROM_REDIS).count() >= 3,
@@ -290,7 +274,7 @@ fn forged_redis_events_credit_nothing_with_the_redis_transport_and_signed_ones_a
 
     // The real thing: payment-service signs and publishes, bonus-service accrues once.
     let payment = pay_an_order(&server, &me);
-    let accrued = wait_for(
+    let accrued = common::wait_for(
         Duration::from_secs(20),
         || balance(&server, &me),
         |balance| *balance == 30.0,
@@ -303,7 +287,7 @@ fn forged_redis_events_credit_nothing_with_the_redis_transport_and_signed_ones_a
         // A duplicate logs nothing and Spin has no count of handled messages: give it time.
         std::thread::sleep(Duration::from_secs(3));
     } else {
-        let handled = wait_for(
+        let handled = common::wait_for(
             Duration::from_secs(20),
             || metric(&server, REDIS_HANDLED),
             |handled| *handled >= 2.0,
@@ -339,7 +323,7 @@ fn forged_messages_on_the_exchange_are_dead_lettered_at_once_and_signed_ones_acc
     );
     // Retried like other failures, the two would take about 140 s (twelve attempts, backoff
     // doubling from 0.2 s to 30 s); 45 s leaves room for a loaded machine's relay start.
-    let dead = wait_for(
+    let dead = common::wait_for(
         Duration::from_secs(45),
         || vhost.ready(relay::topology::DEAD_LETTER_QUEUE),
         |dead| *dead == 2,
@@ -367,7 +351,7 @@ fn forged_messages_on_the_exchange_are_dead_lettered_at_once_and_signed_ones_acc
 
     // A paid order's event, signed by payment-service, goes through and accrues once...
     let payment = pay_an_order(&server, &me);
-    let accrued = wait_for(
+    let accrued = common::wait_for(
         Duration::from_secs(30),
         || balance(&server, &me),
         |balance| *balance == 30.0,
@@ -380,7 +364,7 @@ fn forged_messages_on_the_exchange_are_dead_lettered_at_once_and_signed_ones_acc
         // own: give the duplicate time to be delivered and acked.
         std::thread::sleep(Duration::from_secs(3));
     } else {
-        let acked = wait_for(
+        let acked = common::wait_for(
             Duration::from_secs(15),
             || {
                 metric(
@@ -415,7 +399,7 @@ fn an_unsigned_outbox_row_from_before_signing_waits_until_signed_as_documented()
     );
     // The relay says so when it (re)connects...
     server.restart();
-    let log = wait_for(
+    let log = common::wait_for(
         Duration::from_secs(20),
         || server.log(),
         |log| log.contains("written before events were signed"),
@@ -423,7 +407,7 @@ fn an_unsigned_outbox_row_from_before_signing_waits_until_signed_as_documented()
     assert!(log.contains("1 unsent event(s)"), "{log}");
     // ...and publishes other events meanwhile, but not that one.
     pay_an_order(&server, &me);
-    let accrued = wait_for(
+    let accrued = common::wait_for(
         Duration::from_secs(30),
         || balance(&server, &me),
         |balance| *balance == 30.0,
@@ -446,7 +430,7 @@ fn an_unsigned_outbox_row_from_before_signing_waits_until_signed_as_documented()
     assert!(recipe.contains("UPDATE payments.outbox"), "{recipe}");
     let recipe = recipe.replace(":'key'", &format!("'{}'", common::TEST_EVENT_SIGNING_KEY));
     psql_db(&server.db, &recipe);
-    let accrued = wait_for(
+    let accrued = common::wait_for(
         Duration::from_secs(30),
         || balance(&server, &me),
         |balance| *balance == 45.0,

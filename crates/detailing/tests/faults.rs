@@ -138,28 +138,16 @@ fn new_car() -> Value {
 }
 
 fn booking(car_id: &str) -> Value {
-    json!({"car_id": car_id, "desired_time": "2030-12-20T10:00:00Z",
+    json!({"car_id": car_id, "desired_time": common::next_slot(),
         "items": [{"catalog_id": WASH, "quantity": 1}, {"catalog_id": TOWELS, "quantity": 2}]})
 }
 
 fn checkout_body(car_id: &str) -> Value {
-    json!({"car_id": car_id, "desired_time": "2030-12-21T10:00:00Z"})
+    json!({"car_id": car_id, "desired_time": common::next_slot()})
 }
 
 fn payment_body(order_id: &str) -> Value {
     json!({"order_id": order_id, "payment_method": "card"})
-}
-
-/// Polls `probe` until `check` holds or `timeout` passes; the last value.
-fn wait_for<T>(timeout: Duration, mut probe: impl FnMut() -> T, check: impl Fn(&T) -> bool) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let value = probe();
-        if check(&value) || Instant::now() > deadline {
-            return value;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -355,7 +343,7 @@ impl OwnRedis {
             .spawn()
             .expect("redis-server must be installed");
         self.child = Some(child);
-        let ping = wait_for(
+        let ping = common::wait_for(
             Duration::from_secs(10),
             || {
                 Command::new("redis-cli")
@@ -541,7 +529,7 @@ fn drained(sql: &dyn Fn(&str) -> String, timeout: Duration) -> String {
              (SELECT count(DISTINCT event_id) FROM bonuses.ledger WHERE kind = 'accrual')",
         )
     };
-    let last = wait_for(timeout, state, |state| {
+    let last = common::wait_for(timeout, state, |state| {
         let parts: Vec<&str> = state.split(' ').collect();
         parts[0] == "0" && parts[1] == parts[2]
     });
@@ -666,7 +654,7 @@ fn postgres_stopped_mid_traffic_answers_503_fast_and_recovers_without_a_restart(
         std::thread::sleep(Duration::from_millis(2500));
         let up = Instant::now();
         pg.start_server();
-        let recovered = wait_for(Duration::from_secs(15), health, |h| h.status == 200);
+        let recovered = common::wait_for(Duration::from_secs(15), health, |h| h.status == 200);
         assert_eq!(
             recovered.status,
             200,
@@ -1142,7 +1130,7 @@ fn rabbitmq_down_for_30_s_payments_succeed_and_every_event_arrives_once_after() 
     for _ in 0..3 {
         pay_within(&client, &server.base, &me, FAST);
     }
-    let before = wait_for(Duration::from_secs(30), accrued, |n| n == "3");
+    let before = common::wait_for(Duration::from_secs(30), accrued, |n| n == "3");
     assert_eq!(before, "3", "{}", server.log());
 
     proxy.down();
@@ -1196,7 +1184,7 @@ fn redis_down_the_app_keeps_serving_and_only_events_published_meanwhile_are_lost
             .env("SPIN_VARIABLE_REDIS_HOST", &redis.host()),
     );
     let subscriptions = |count: usize| {
-        let log = wait_for(
+        let log = common::wait_for(
             Duration::from_secs(20),
             || server.log(),
             |log| log.matches("redis trigger subscribed").count() >= count,
@@ -1213,7 +1201,7 @@ fn redis_down_the_app_keeps_serving_and_only_events_published_meanwhile_are_lost
     subscriptions(1);
     pay_within(&client, &server.base, &me, FAST);
     assert_eq!(
-        wait_for(Duration::from_secs(15), accrued, |n| n == "1"),
+        common::wait_for(Duration::from_secs(15), accrued, |n| n == "1"),
         "1"
     );
 
@@ -1240,7 +1228,7 @@ fn redis_down_the_app_keeps_serving_and_only_events_published_meanwhile_are_lost
     subscriptions(2);
     pay_within(&client, &server.base, &me, FAST);
     assert_eq!(
-        wait_for(Duration::from_secs(15), accrued, |n| n == "2"),
+        common::wait_for(Duration::from_secs(15), accrued, |n| n == "2"),
         "2",
         "an event published after Redis came back did not arrive\n{}",
         server.log()

@@ -110,7 +110,7 @@ fn a_chained_order_creation_shares_one_request_id_in_logs_and_counts_both_compon
 
     // A client's own id is kept, answered, and carried into the chained call to car-service.
     let id = format!("obs-{}", uuid::Uuid::new_v4().simple());
-    let order = json!({"car_id": car["id"], "desired_time": "2030-12-20T10:00:00Z", "description": "Full detailing"});
+    let order = json!({"car_id": car["id"], "desired_time": common::next_slot(), "description": "Full detailing"});
     let response = client
         .post(server.url("/api/orders"))
         .bearer_auth(&me.token)
@@ -318,7 +318,7 @@ fn a_paid_order_shows_in_the_relay_metrics_and_its_delivery_carries_the_event_id
     let car = json!({"license_plate": "А123БВ799", "vin": "XTA210930Y1234567", "make": "Lada", "model": "Vesta", "year": 2021});
     let (status, car) = server.call("POST", "/api/cars", me.token(), Some(&car));
     assert_eq!(status, 201, "{car}");
-    let order = json!({"car_id": car["id"], "desired_time": "2030-12-20T10:00:00Z",
+    let order = json!({"car_id": car["id"], "desired_time": common::next_slot(),
         "items": [{"catalog_id": WASH, "quantity": 2}]});
     let (status, order) = server.call("POST", "/api/orders", me.token(), Some(&order));
     assert_eq!(status, 201, "{order}");

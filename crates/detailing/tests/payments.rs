@@ -18,7 +18,7 @@ fn order(server: &TestServer, who: &Actor, vin: &str, items: Value) -> String {
 }
 
 fn order_for_car(server: &TestServer, who: &Actor, car_id: &str, items: Value) -> String {
-    let body = json!({"car_id": car_id, "desired_time": "2030-12-20T10:00:00Z", "description": "ТО", "items": items});
+    let body = json!({"car_id": car_id, "desired_time": common::next_slot(), "description": "ТО", "items": items});
     let (status, order) = server.call("POST", "/api/orders", who.token(), Some(&body));
     assert_eq!(status, 201, "{order}");
     order["id"].as_str().unwrap().to_owned()

@@ -6,7 +6,7 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{psql_db, Actor, ServerConfig, TestServer, TestVhost};
 use serde_json::{json, Value};
@@ -24,7 +24,7 @@ fn order(server: &TestServer, who: &Actor, washes: u32, polishes: u32) -> String
     if polishes > 0 {
         items.push(json!({"catalog_id": POLISH, "quantity": polishes}));
     }
-    let body = json!({"car_id": car["id"], "desired_time": "2030-12-20T10:00:00Z", "items": items});
+    let body = json!({"car_id": car["id"], "desired_time": common::next_slot(), "items": items});
     let (status, order) = server.call("POST", "/api/orders", who.token(), Some(&body));
     assert_eq!(status, 201, "{order}");
     order["id"].as_str().unwrap().to_owned()
@@ -39,22 +39,6 @@ fn pay(server: &TestServer, who: &Actor, order_id: &str) -> Value {
     let (status, payment) = server.call("POST", "/api/payments", who.token(), Some(&body));
     assert_eq!(status, 201, "{payment}");
     payment
-}
-
-/// Polls `check` until it holds or `timeout` passes; the last value, for the failure message.
-fn wait_for<T: std::fmt::Debug>(
-    timeout: Duration,
-    mut probe: impl FnMut() -> T,
-    mut check: impl FnMut(&T) -> bool,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let value = probe();
-        if check(&value) || Instant::now() > deadline {
-            return value;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// `detailing relay` as its own process, delivering to `bonus_url`.
@@ -96,7 +80,7 @@ fn paying_an_order_accrues_one_percent_through_rabbitmq() {
     let order_id = order(&server, &me, 2, 0);
     pay(&server, &me, &order_id);
 
-    let balance = wait_for(
+    let balance = common::wait_for(
         Duration::from_secs(30),
         || {
             server
@@ -107,11 +91,7 @@ fn paying_an_order_accrues_one_percent_through_rabbitmq() {
     );
     assert_eq!(balance["balance"], 30.0, "{}", server.log());
     let line = format!("Accrued 30.00 bonuses to user {}", me.id);
-    assert!(
-        server.log().contains(&line),
-        "no `{line}` in:\n{}",
-        server.log()
-    );
+    assert!(server.log_has(&line), "no `{line}` in:\n{}", server.log());
     assert_eq!(
         psql_db(
             &server.db,
@@ -181,7 +161,7 @@ fn faults_lose_nothing_and_double_nothing() {
         pay(&good, &customers[*i], order_id);
     }
 
-    let accruals = wait_for(
+    let accruals = common::wait_for(
         Duration::from_secs(90),
         || {
             psql_db(
@@ -241,7 +221,7 @@ fn events_that_keep_failing_are_dead_lettered_not_lost() {
     let me = server.customer();
     let order_id = order(&server, &me, 1, 0);
     let payment = pay(&server, &me, &order_id);
-    let dead = wait_for(
+    let dead = common::wait_for(
         Duration::from_secs(30),
         || vhost.ready(relay::topology::DEAD_LETTER_QUEUE),
         |count| *count == 1,
@@ -260,7 +240,7 @@ fn events_that_keep_failing_are_dead_lettered_not_lost() {
             payment["id"].as_str().unwrap()
         ),
     );
-    assert!(server.log().contains(&event_id), "{}", server.log());
+    assert!(server.log_has(&event_id), "{}", server.log());
 }
 
 #[test]
@@ -273,7 +253,7 @@ fn the_redis_transport_accrues_through_the_redis_trigger() {
             .env("SPIN_VARIABLE_PAYMENT_EVENTS_CHANNEL", &channel),
     );
     // The subscription is made in the background after startup; wait until Redis has it.
-    let subscribed = wait_for(
+    let subscribed = common::wait_for(
         Duration::from_secs(20),
         || common::redis_subscribers("redis://127.0.0.1:6379", &channel),
         |count| *count >= 1,
@@ -283,7 +263,7 @@ fn the_redis_transport_accrues_through_the_redis_trigger() {
     let order_id = order(&server, &me, 2, 0);
     let payment = pay(&server, &me, &order_id);
 
-    let balance = wait_for(
+    let balance = common::wait_for(
         Duration::from_secs(20),
         || {
             server
@@ -295,7 +275,7 @@ fn the_redis_transport_accrues_through_the_redis_trigger() {
     assert_eq!(balance["balance"], 30.0, "{}", server.log());
     // The guest's line reaches the host's log after its answer: wait for it too.
     let accrued = format!("Accrued 30.00 bonuses to user {}", me.id);
-    let log = wait_for(
+    let log = common::wait_for(
         Duration::from_secs(10),
         || server.log(),
         |log| log.contains(&accrued),
@@ -395,7 +375,7 @@ fn two_relays_share_the_outbox_without_publishing_an_event_twice() {
     let tuning = ["--relay-batch-size", "10"];
     let mut first = start_relay(&server.db.url(), &vhost, &url, &tuning);
     let mut second = start_relay(&server.db.url(), &vhost, &url, &tuning);
-    let delivered = wait_for(
+    let delivered = common::wait_for(
         Duration::from_secs(60),
         || seen.lock().unwrap().len(),
         |count| *count >= EVENTS,

@@ -71,7 +71,7 @@ fn create_order(server: &TestServer, owner: &Actor, vin: &str) -> Value {
         "model": "Vesta", "year": 2021});
     let (status, car) = post(server, owner, "/api/cars", &car);
     assert_eq!(status, 201, "{car}\n{}", server.log());
-    let order = json!({"car_id": car["id"], "desired_time": "2030-12-20T10:00:00Z",
+    let order = json!({"car_id": car["id"], "desired_time": common::next_slot(),
         "description": "Полировка"});
     let (status, order) = post(server, owner, "/api/orders", &order);
     assert_eq!(status, 201, "{order}\n{}", server.log());

@@ -181,13 +181,11 @@ fn a_build_that_does_not_load_leaves_the_old_one_serving() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !server.log().contains("swap refused") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(server
-        .log()
-        .contains("swap refused, the previous version keeps serving"));
+    assert!(
+        server.log_has("swap refused, the previous version keeps serving"),
+        "{}",
+        server.log()
+    );
     let response = server
         .client()
         .get(server.url("/probe/echo"))
@@ -264,14 +262,12 @@ watch = ["{dir}/*.rs"]
     // A build that fails leaves the current version serving and says so.
     std::fs::write(dir.join("fail"), "").unwrap();
     std::fs::write(&watched, "// v3, broken on purpose").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !server.log().contains("not swapped") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
     assert!(
-        server
-            .log()
-            .contains("not swapped, the previous version keeps serving"),
+        common::log_has(
+            Duration::from_secs(20),
+            || server.log(),
+            "not swapped, the previous version keeps serving"
+        ),
         "{}",
         server.log()
     );

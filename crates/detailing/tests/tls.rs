@@ -314,14 +314,7 @@ impl Relay {
 
     /// Waits until the log has `text` (true) or `timeout` passes (false).
     fn wait_for(&self, text: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.log().contains(text) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        false
+        common::log_has(timeout, || self.log(), text)
     }
 }
 
@@ -343,7 +336,7 @@ fn order(server: &TestServer, who: &Actor) -> String {
     let car = json!({"license_plate": "А123БВ799", "vin": vin, "make": "Lada", "model": "Vesta", "year": 2021});
     let (status, car) = server.call("POST", "/api/cars", who.token(), Some(&car));
     assert_eq!(status, 201, "{car}");
-    let body = json!({"car_id": car["id"], "desired_time": "2030-12-20T10:00:00Z",
+    let body = json!({"car_id": car["id"], "desired_time": common::next_slot(),
         "items": [{"catalog_id": WASH, "quantity": 2}]});
     let (status, order) = server.call("POST", "/api/orders", who.token(), Some(&body));
     assert_eq!(status, 201, "{order}");
@@ -521,8 +514,7 @@ fn a_component_cannot_reach_postgres_through_hostaddr() {
         assert_eq!(status, 500, "the probe reached the database: {body}");
         assert!(
             server
-                .log()
-                .contains("destination postgres://127.0.0.1:5432 is not in allowed_outbound_hosts"),
+                .log_has("destination postgres://127.0.0.1:5432 is not in allowed_outbound_hosts"),
             "{}",
             server.log()
         );

@@ -41,6 +41,41 @@ pub fn signed_text(body: &str) -> Vec<u8> {
         .seal(body)
 }
 
+/// A booking time no other call in this test process gets: 10:00 in Moscow (the default
+/// shop's time zone, inside its default 09:00-21:00 hours) on a day of its own from
+/// 2031-01-01 on, so orders a test books in a loop never compete for the shop's bays.
+/// Tests of capacity choose their times themselves.
+pub fn next_slot() -> String {
+    static NEXT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    let day = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let date = chrono::NaiveDate::from_ymd_opt(2031, 1, 1).unwrap() + chrono::Days::new(day as u64);
+    format!("{date}T07:00:00Z")
+}
+
+/// Polls `probe` every 100 ms until `check` holds or `timeout` passes; the last value either
+/// way, for the failure message.
+pub fn wait_for<T>(
+    timeout: Duration,
+    mut probe: impl FnMut() -> T,
+    mut check: impl FnMut(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let value = probe();
+        if check(&value) || Instant::now() > deadline {
+            return value;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until `log` (read again each time) has `text`: true, or false after `timeout`. A
+/// process's log is read by a thread of its own, so a line written while answering a request
+/// may arrive after the answer.
+pub fn log_has(timeout: Duration, log: impl Fn() -> String, text: &str) -> bool {
+    wait_for(timeout, log, |log| log.contains(text)).contains(text)
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -587,6 +622,11 @@ impl TestServer {
             }
         }
         log
+    }
+
+    /// Waits (up to 10 s) until the log has `text`; false if it never does.
+    pub fn log_has(&self, text: &str) -> bool {
+        log_has(Duration::from_secs(10), || self.log(), text)
     }
 
     pub fn url(&self, path: &str) -> String {
