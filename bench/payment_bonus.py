@@ -82,8 +82,10 @@ def signed_outbox_rows(user_id, count):
 
 def seed_orders(db_url, user_id, count):
     psql(db_url, f"""
-        INSERT INTO orders.orders (car_id, user_id, desired_time, description, total_kopecks)
-        SELECT gen_random_uuid(), '{user_id}', now() + interval '1 day', 'bench', 150000
+        INSERT INTO orders.orders
+            (car_id, user_id, desired_time, ends_at, description, total_kopecks)
+        SELECT gen_random_uuid(), '{user_id}', now() + interval '1 day',
+               now() + interval '1 day 30 minutes', 'bench', 150000
         FROM generate_series(1, {count})""")
     ids = psql(db_url, f"SELECT id FROM orders.orders WHERE user_id = '{user_id}' ORDER BY id")
     return ids.split()

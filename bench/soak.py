@@ -450,9 +450,10 @@ class Workload:
         ("history", 5), ("spend", 3), ("ticket", 4), ("ticket_message", 3), ("list_tickets", 3),
     ]
 
-    def __init__(self, users, catalog, seed):
+    def __init__(self, users, catalog, durations, seed):
         self.users = users
         self.catalog = catalog  # {id: price_kopecks}
+        self.durations = durations  # {id: minutes a bay is busy; 0 for goods}
         self.catalog_ids = sorted(catalog)
         self.names = [name for name, _ in self.MIX]
         self.weights = [weight for _, weight in self.MIX]
@@ -538,16 +539,28 @@ class Workload:
         return name
 
     def book(self, client, user, rng):
-        items = rng.sample(self.catalog_ids, rng.randint(1, 3))
-        lines = [{"catalog_id": c, "quantity": rng.randint(1, 2)} for c in items]
+        # Work that fits the default opening hours (09:00-21:00 Moscow, 06:00-18:00 UTC),
+        # started on a half hour inside them, on a random day of the next three years. With
+        # three bays a time can be full: 409 slot_taken is a shop's answer, not a failure.
+        while True:
+            items = rng.sample(self.catalog_ids, rng.randint(1, 3))
+            lines = [{"catalog_id": c, "quantity": rng.randint(1, 2)} for c in items]
+            minutes = sum(self.durations[line["catalog_id"]] * line["quantity"] for line in lines)
+            slots = max(1, -(-minutes // 30))
+            if slots <= 24:
+                break
         total = sum(self.catalog[line["catalog_id"]] * line["quantity"] for line in lines)
         day = rng.randrange(1, 365 * 3)
-        slot = rng.randrange(16 * 2)
+        start = 6 * 60 + 30 * rng.randrange(24 - slots + 1)
         desired = time.strftime("%Y-%m-%dT", time.gmtime(time.time() + day * 86400)) \
-            + f"{8 + slot // 2:02d}:{30 * (slot % 2):02d}:00Z"
-        _, order = expect(client.request("POST", "/api/orders", {
+            + f"{start // 60:02d}:{start % 60:02d}:00Z"
+        status, order = expect(client.request("POST", "/api/orders", {
             "car_id": user.car_id, "desired_time": desired, "description": "soak",
-            "items": lines}, token=user.token), 201)
+            "items": lines}, token=user.token), 201, 409)
+        if status == 409:
+            if order["error"]["code"] != "slot_taken":
+                raise Unexpected(status, order, "booking")
+            return "book_taken"
         if kopecks(order["total"]) != total:
             raise Unexpected(201, order, f"total, expected {total} kopecks")
         with user.lock:
@@ -933,6 +946,7 @@ def main():
             _, catalog = expect(client.request("GET", "/api/cart/catalog", token=users[0].token),
                                 200)
             prices = {c["id"]: kopecks(c["price"]) for c in catalog["items"]}
+            durations = {c["id"]: c.get("duration_minutes", 0) for c in catalog["items"]}
             setup_s = time.monotonic() - setup_started
         except (SetupError, Unexpected, OSError, http.client.HTTPException) as e:
             print(f"soak: set-up failed: {e}", file=sys.stderr)
@@ -942,7 +956,7 @@ def main():
               f"in {setup_s:.1f} s; {args.rate:g} req/s for {args.minutes:g} min, seed "
               f"{args.seed}, load average {load_start[0]:.2f} {load_start[1]:.2f} "
               f"{load_start[2]:.2f}", flush=True)
-        workload = Workload(users, prices, args.seed)
+        workload = Workload(users, prices, durations, args.seed)
         recorder = Recorder()
         t0 = drive(stack, workload, args, recorder)
         load_end = loadavg()

@@ -15,10 +15,16 @@ pub const CAR_SERVICE: Service = Service {
     timeout: "car_service_timeout",
 };
 
-/// What order-service needs to know about a car.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What order-service needs to know about a car: whose it is, and how the board names it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct CarRef {
     pub owner_id: Uuid,
+    #[serde(default)]
+    pub license_plate: Option<String>,
+    #[serde(default)]
+    pub make: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 /// Looks the car up as the caller: car-service answers 404 for a car that is not theirs.
@@ -38,14 +44,8 @@ pub async fn fetch_car(
 /// reached something that is not car-service's car route: a misconfiguration, not a
 /// missing car) and other 4xx (our request is well-formed by construction).
 pub fn interpret(car_id: Uuid, reply: &Reply) -> Result<CarRef, OrderError> {
-    #[derive(serde::Deserialize)]
-    struct CarBody {
-        owner_id: Uuid,
-    }
     match reply.status {
-        200 => Ok(CarRef {
-            owner_id: reply.json::<CarBody>()?.owner_id,
-        }),
+        200 => Ok(reply.json::<CarRef>()?),
         404 if reply.error_code().as_deref() == Some("car_not_found") => {
             Err(OrderError::CarNotFound(car_id))
         }
@@ -82,6 +82,19 @@ mod tests {
         let body = format!(r#"{{"id":"{CAR}","owner_id":"{OWNER}","vin":"XTA210930V0123456"}}"#);
         let car = interpret(car_id(), &reply(200, body.as_bytes())).unwrap();
         assert_eq!(car.owner_id.to_string(), OWNER);
+        assert_eq!(car.license_plate, None);
+        let body = format!(
+            r#"{{"owner_id":"{OWNER}","license_plate":"А123БВ799","make":"Lada","model":"Vesta"}}"#
+        );
+        let car = interpret(car_id(), &reply(200, body.as_bytes())).unwrap();
+        assert_eq!(
+            (
+                car.license_plate.as_deref(),
+                car.make.as_deref(),
+                car.model.as_deref()
+            ),
+            (Some("А123БВ799"), Some("Lada"), Some("Vesta"))
+        );
     }
 
     #[test]

@@ -49,6 +49,9 @@ struct Entry {
     /// Missing from a cart-service that lists only what is sold.
     #[serde(default = "on_sale")]
     active: bool,
+    /// A service's; a product has none.
+    #[serde(default)]
+    duration_minutes: Option<u32>,
 }
 
 fn on_sale() -> bool {
@@ -65,6 +68,7 @@ impl Entry {
             kind: self.kind,
             price,
             active: self.active,
+            duration_minutes: self.duration_minutes,
         })
     }
 }
@@ -114,6 +118,7 @@ mod tests {
         let catalog = interpret(&reply(200, body)).unwrap();
         assert_eq!(catalog[0].price.kopecks(), 149_999);
         assert_eq!(catalog[0].kind, "service");
+        assert_eq!(catalog[0].duration_minutes, Some(45));
         // Written before entries could be retired: what is listed is on sale.
         assert!(catalog[0].active);
     }

@@ -175,6 +175,8 @@ pub struct CatalogEntry {
     pub price: Money,
     /// Sold now; a retired entry (false) is not booked.
     pub active: bool,
+    /// How long a service holds a bay; goods (`None`) take no time.
+    pub duration_minutes: Option<u32>,
 }
 
 /// One booked line, priced when the order was made; later catalog changes leave it alone.
@@ -380,6 +382,12 @@ pub fn request_bodies() -> Vec<api::body::Documented> {
         api::body::Documented::new::<OrderRequest, _>(NewOrder::parse),
         api::body::Documented::new::<OrderReviewRequest, _>(NewReview::parse),
         api::body::Documented::new::<OrderStatusRequest, _>(parse_status_change),
+        api::body::Documented::new::<crate::schedule::ShopSettings, _>(
+            crate::schedule::ShopSettings::parse,
+        ),
+        api::body::Documented::new::<crate::schedule::OrderChangeRequest, _>(
+            crate::schedule::OrderChange::parse,
+        ),
     ]
 }
 
@@ -414,7 +422,16 @@ pub struct Order {
     pub id: Uuid,
     pub car_id: Uuid,
     pub user_id: Uuid,
+    /// When the work starts.
     pub desired_time: DateTime<Utc>,
+    /// When the bay is free again: the services' durations after `desired_time`, rounded up
+    /// to the half hour (one half hour for an order without work).
+    pub ends_at: DateTime<Utc>,
+    /// The bay the order holds (1 to the shop's `bays`); null for an order booked before the
+    /// shop had bays.
+    pub bay: Option<u32>,
+    /// The staff member who does the work, once staff assign one.
+    pub assigned_to: Option<Uuid>,
     pub description: String,
     pub status: OrderStatus,
     pub items: Vec<OrderLine>,
@@ -540,6 +557,7 @@ mod tests {
             kind: "service".into(),
             price: Money::from_kopecks(kopecks).unwrap(),
             active: true,
+            duration_minutes: Some(45),
         }
     }
 
@@ -773,6 +791,11 @@ mod tests {
             desired_time: DesiredTime::parse("2030-05-01T10:30:00+03:00")
                 .unwrap()
                 .utc(),
+            ends_at: DesiredTime::parse("2030-05-01T11:30:00+03:00")
+                .unwrap()
+                .utc(),
+            bay: Some(2),
+            assigned_to: None,
             description: "ТО".into(),
             status: Created,
             items: vec![OrderLine {
@@ -795,6 +818,9 @@ mod tests {
                 "car_id": "00000000-0000-0000-0000-000000000000",
                 "user_id": "00000000-0000-0000-0000-000000000000",
                 "desired_time": "2030-05-01T07:30:00Z",
+                "ends_at": "2030-05-01T08:30:00Z",
+                "bay": 2,
+                "assigned_to": null,
                 "description": "ТО",
                 "status": "created",
                 "items": [{"catalog_id": "00000000-0000-0000-0000-000000000000",

@@ -4,6 +4,9 @@
 use api::{ApiError, FieldError, FieldErrors};
 
 use crate::domain::{IllegalTransition, OrderStatus, TimePassed, Unpriced};
+use crate::schedule::OutsideHours;
+use crate::store::ShopRefused;
+use chrono::{DateTime, Utc};
 use spin_sdk::http::{IntoResponse, Response};
 use uuid::Uuid;
 
@@ -32,6 +35,16 @@ pub enum OrderError {
     /// 404 (an unknown catalog entry), 422 (a retired one) or 409 (a total beyond any
     /// real bill).
     Unpriced(Unpriced),
+    /// 422: the work does not fit the opening hours at that time.
+    OutsideHours(Box<OutsideHours>),
+    /// 409: every bay is taken at some moment of the work starting then.
+    SlotTaken(DateTime<Utc>),
+    /// 409: only a `created` or `confirmed` order moves to another time.
+    NotMovable(Uuid, OrderStatus),
+    /// 409: a completed or cancelled order is not assigned.
+    Closed(Uuid, OrderStatus),
+    /// 422 (unknown time zone) or 409 (a bay to be removed holds orders).
+    Shop(ShopRefused),
     /// Malformed JSON, configuration, database, car-service failing (502/503/504):
     /// already an API error.
     Api(ApiError),
@@ -93,6 +106,38 @@ impl From<OrderError> for ApiError {
             OrderError::CarNotFound(id) => {
                 ApiError::not_found("car_not_found", format!("no car with id {id}"))
             }
+            OrderError::OutsideHours(outside) => ApiError::unprocessable_field(
+                "outside_opening_hours",
+                FieldError::new("desired_time", outside.to_string()),
+            ),
+            OrderError::SlotTaken(at) => ApiError::conflict(
+                "slot_taken",
+                format!(
+                    "every bay is taken at some time during the work from {}; \
+                     GET /api/orders/slots lists the free start times",
+                    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                ),
+            ),
+            OrderError::NotMovable(id, status) => ApiError::conflict(
+                "order_not_movable",
+                format!("order {id} is {status}: only a created or confirmed order moves"),
+            ),
+            OrderError::Closed(id, status) => ApiError::conflict(
+                "order_closed",
+                format!("order {id} is {status}: it is no longer assigned"),
+            ),
+            OrderError::Shop(ShopRefused::UnknownTimeZone) => {
+                ApiError::unprocessable(FieldErrors::from(FieldError::new(
+                    "time_zone",
+                    "is not a time zone the database knows (an IANA name, e.g. Europe/Moscow)",
+                )))
+            }
+            OrderError::Shop(ShopRefused::BayInUse(bay)) => ApiError::conflict(
+                "bays_in_use",
+                format!(
+                    "bay {bay} holds orders from now on: move or cancel them before removing it"
+                ),
+            ),
             OrderError::Api(error) => error,
         }
     }

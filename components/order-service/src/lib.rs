@@ -13,6 +13,7 @@ mod catalog_client;
 pub mod domain;
 mod error;
 mod payment_client;
+pub mod schedule;
 mod store;
 
 use api::http::{json_response, read_json_object};
@@ -37,7 +38,12 @@ pub fn routes() -> Routes {
         .post_async("/api/orders", create_order)
         .post("/api/orders/review", review_order)
         .get("/api/orders", list_orders)
+        .get_async("/api/orders/slots", free_slots)
+        .get("/api/orders/shop", get_shop)
+        .get("/api/orders/board", get_board)
+        .put("/api/orders/shop", put_shop)
         .get("/api/orders/:order_id", get_order)
+        .patch("/api/orders/:order_id", change_order)
         .patch_async("/api/orders/:order_id/status", change_status)
         .post("/api/orders/:order_id/payment-check", payment_check)
 }
@@ -54,7 +60,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         create_order,
         review_order,
         list_orders,
+        free_slots,
+        get_shop,
+        put_shop,
+        get_board,
         get_order,
+        change_order,
         change_status,
         payment_check
     ))]
@@ -99,8 +110,8 @@ impl Config {
     responses(
         (status = 201, description = "Booked; `Location` names it", body = domain::Order),
         (status = 404, description = "car_not_found: car-service knows no such car, or not the caller's; catalog_item_not_found: an item names no catalog entry", body = api::openapi::ErrorBody),
-        (status = 409, description = "desired_time_passed: the slot is not in the future; total_too_large: the items come to more than any real bill", body = api::openapi::ErrorBody),
-        (status = 422, description = "validation_failed: `fields` lists every invalid field; catalog_item_retired: an item's entry is no longer sold (`fields` names it, e.g. `items[0].catalog_id`)", body = api::openapi::ErrorBody),
+        (status = 409, description = "desired_time_passed: the slot is not in the future; slot_taken: every bay is taken at some time during the work (`GET /api/orders/slots` lists free times); total_too_large: the items come to more than any real bill", body = api::openapi::ErrorBody),
+        (status = 422, description = "validation_failed: `fields` lists every invalid field; catalog_item_retired: an item's entry is no longer sold (`fields` names it, e.g. `items[0].catalog_id`); outside_opening_hours: the work does not fit that day's opening hours, which the message names", body = api::openapi::ErrorBody),
         (status = 502, description = "car_service_failed or cart_service_failed (the catalog, read only when `items` is not empty): an unexpected answer", body = api::openapi::ErrorBody),
         (status = 503, description = "car_service_unavailable or cart_service_unavailable: could not be reached", body = api::openapi::ErrorBody),
         (status = 504, description = "car_service_timeout or cart_service_timeout: no answer in time", body = api::openapi::ErrorBody),
@@ -121,22 +132,20 @@ async fn create_order(request: Request, _params: Params) -> Result<Response, Ord
     // belongs to the car's owner.
     let car = car_client::fetch_car(&cars, new_order.car_id, authorization).await?;
     // Prices come from the catalog's owner, never from the client.
-    let (lines, total) = if new_order.items.is_empty() {
-        (Vec::new(), Money::ZERO)
+    let (lines, total, minutes) = if new_order.items.is_empty() {
+        (Vec::new(), Money::ZERO, schedule::work_minutes(&[], &[]))
     } else {
-        let carts = Config::carts()?;
-        let mut catalog = catalog_client::fetch_catalog(&carts, authorization).await?;
-        // An item the list of entries on sale lacks is retired or unknown: its entry, if
-        // any, says which (no call at all when every item is listed).
-        for id in domain::unlisted(&new_order.items, &catalog) {
-            if let Some(entry) = catalog_client::fetch_entry(&carts, id, authorization).await? {
-                catalog.push(entry);
-            }
-        }
-        domain::price_items(&new_order.items, &catalog)?
+        let catalog = current_catalog(&new_order.items, authorization).await?;
+        let (lines, total) = domain::price_items(&new_order.items, &catalog)?;
+        (
+            lines,
+            total,
+            schedule::work_minutes(&new_order.items, &catalog),
+        )
     };
     let db = api::db::open(&config.postgres_url)?;
-    let order = store::insert(&db, &new_order, car.owner_id, &lines, total)?;
+    let placement = store::book(&db, &new_order, &car, &lines, total, minutes)?;
+    let order = placed(placement, new_order.desired_time.utc())?;
     let mut response = json_response(201, &order);
     response.set_header("location", format!("/api/orders/{}", order.id));
     Ok(response)
@@ -197,6 +206,161 @@ fn list_orders(request: Request, _params: Params) -> Result<Response, OrderError
         id: order.id,
     });
     Ok(json_response(200, &page))
+}
+
+/// Where a booking or a move ended, as the order or the error to answer.
+fn placed(
+    placement: store::Placement,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<Order, OrderError> {
+    match placement {
+        store::Placement::Placed(order) => Ok(order),
+        store::Placement::Outside(outside) => Err(OrderError::OutsideHours(Box::new(outside))),
+        store::Placement::Taken => Err(OrderError::SlotTaken(at)),
+        store::Placement::Unmovable => Err(OrderError::Api(ApiError::conflict(
+            "status_changed",
+            "the order changed status meanwhile; read it again and retry",
+        ))),
+    }
+}
+
+/// When work can start on a day: `?date=&items=`, the catalog's durations summed.
+#[utoipa::path(get, path = "/api/orders/slots", tag = "orders",
+    summary = "The free start times of a day for some work",
+    params(schedule::SlotsParams),
+    responses(
+        (status = 200, description = "The day's free start times (none when closed or full)", body = schedule::Slots),
+        (status = 404, description = "catalog_item_not_found: an item names no catalog entry", body = api::openapi::ErrorBody),
+        (status = 422, description = "validation_failed: bad date or items; catalog_item_retired: an item's entry is no longer sold", body = api::openapi::ErrorBody),
+        (status = 502, description = "cart_service_failed: the catalog (read only when `items` is given) gave an unexpected answer", body = api::openapi::ErrorBody),
+        (status = 503, description = "cart_service_unavailable: the catalog could not be reached", body = api::openapi::ErrorBody),
+        (status = 504, description = "cart_service_timeout: the catalog did not answer in time", body = api::openapi::ErrorBody),
+    ))]
+async fn free_slots(request: Request, _params: Params) -> Result<Response, OrderError> {
+    let _caller = api::auth::caller(&request)?;
+    let query = schedule::SlotsQuery::parse(&Query::parse(request.query())?)?;
+    let config = Config::load()?;
+    let minutes = if query.items.is_empty() {
+        schedule::work_minutes(&[], &[])
+    } else {
+        let authorization = request.header("authorization").and_then(|v| v.as_str());
+        let catalog = current_catalog(&query.items, authorization).await?;
+        domain::price_items(&query.items, &catalog)?;
+        schedule::work_minutes(&query.items, &catalog)
+    };
+    let db = api::db::open(&config.postgres_url)?;
+    Ok(json_response(200, &store::slots(&db, query.date, minutes)?))
+}
+
+/// The catalog entries on sale, plus any of `items` it does not list (retired, so that
+/// pricing can say so; unknown ones stay missing).
+async fn current_catalog(
+    items: &[domain::ItemRequest],
+    authorization: Option<&str>,
+) -> Result<Vec<domain::CatalogEntry>, OrderError> {
+    let carts = Config::carts()?;
+    let mut catalog = catalog_client::fetch_catalog(&carts, authorization).await?;
+    // An item the list of entries on sale lacks is retired or unknown: its entry, if any,
+    // says which (no call at all when every item is listed).
+    for id in domain::unlisted(items, &catalog) {
+        if let Some(entry) = catalog_client::fetch_entry(&carts, id, authorization).await? {
+            catalog.push(entry);
+        }
+    }
+    Ok(catalog)
+}
+
+#[utoipa::path(get, path = "/api/orders/shop", tag = "orders",
+    summary = "The shop's bays, time zone and opening hours",
+    responses(
+        (status = 200, description = "The settings", body = schedule::ShopSettings),
+    ))]
+fn get_shop(request: Request, _params: Params) -> Result<Response, OrderError> {
+    let _caller = api::auth::caller(&request)?;
+    let db = api::db::open(&Config::load()?.postgres_url)?;
+    Ok(json_response(200, &store::shop(&db)?))
+}
+
+/// Staff replace the settings; booked orders keep their times and bays.
+#[utoipa::path(put, path = "/api/orders/shop", tag = "orders",
+    summary = "Set the shop's bays, time zone and opening hours (staff)",
+    description = "Replaces all three. A weekday left out of `hours` is closed. Orders \
+        already booked keep their times, also outside new hours; a bay that holds an order \
+        from now on cannot be removed.",
+    request_body = schedule::ShopSettings,
+    responses(
+        (status = 200, description = "The settings as stored", body = schedule::ShopSettings),
+        (status = 403, description = "staff_only: the caller is not staff", body = api::openapi::ErrorBody),
+        (status = 409, description = "bays_in_use: a bay beyond the new count holds an order from now on", body = api::openapi::ErrorBody),
+        (status = 422, description = "validation_failed: `fields` lists every invalid field, an unknown time zone included", body = api::openapi::ErrorBody),
+    ))]
+fn put_shop(request: Request, _params: Params) -> Result<Response, OrderError> {
+    let caller = api::auth::caller(&request)?;
+    caller.require_staff("change the shop's settings")?;
+    let settings = schedule::ShopSettings::parse(&read_json_object(&request)?)?;
+    let db = api::db::open(&Config::load()?.postgres_url)?;
+    let stored = store::set_shop(&db, &settings)?.map_err(OrderError::Shop)?;
+    Ok(json_response(200, &stored))
+}
+
+/// The floor for a day (staff): each bay's orders in time order.
+#[utoipa::path(get, path = "/api/orders/board", tag = "orders",
+    summary = "Each bay's orders of a day, with car, services, status and staff member (staff)",
+    params(schedule::BoardParams),
+    responses(
+        (status = 200, description = "The day's board: every bay, its live orders in time order", body = schedule::Board),
+        (status = 403, description = "staff_only: the caller is not staff", body = api::openapi::ErrorBody),
+        (status = 422, description = "validation_failed: bad date", body = api::openapi::ErrorBody),
+    ))]
+fn get_board(request: Request, _params: Params) -> Result<Response, OrderError> {
+    api::auth::caller(&request)?.require_staff("see the board")?;
+    let date = schedule::parse_board_date(&Query::parse(request.query())?)?;
+    let db = api::db::open(&Config::load()?.postgres_url)?;
+    Ok(json_response(200, &store::board(&db, date)?))
+}
+
+/// `{"desired_time"?, "assigned_to"?}`: the order's owner or staff move it to another time;
+/// staff assign it to a staff member.
+#[utoipa::path(patch, path = "/api/orders/{order_id}", tag = "orders",
+    summary = "Move an order to another time (its owner or staff), or assign it (staff)",
+    params(("order_id" = Uuid, Path)),
+    request_body = schedule::OrderChangeRequest,
+    responses(
+        (status = 200, description = "The order as changed, perhaps in another bay", body = domain::Order),
+        (status = 403, description = "staff_only: a customer gave `assigned_to`", body = api::openapi::ErrorBody),
+        (status = 404, description = "order_not_found: no such order, or not the caller's", body = api::openapi::ErrorBody),
+        (status = 409, description = "order_not_movable: only a created or confirmed order moves; order_closed: a completed or cancelled order is not assigned; desired_time_passed: the new time is not in the future; slot_taken: every bay is taken at some time during the work; status_changed: it changed meanwhile", body = api::openapi::ErrorBody),
+        (status = 422, description = "validation_failed: `fields` lists every invalid field; outside_opening_hours: the work does not fit that day's opening hours, which the message names", body = api::openapi::ErrorBody),
+    ))]
+fn change_order(request: Request, params: Params) -> Result<Response, OrderError> {
+    let caller = api::auth::caller(&request)?;
+    let change = schedule::OrderChange::parse(&read_json_object(&request)?)?;
+    if change.assigned_to.is_some() {
+        caller.require_staff("assign an order")?;
+    }
+    let (db, order, _) = visible_order(&caller, &params)?;
+    if change.desired_time.is_none() && change.assigned_to.is_none() {
+        return Ok(json_response(200, &order));
+    }
+    if let Some(desired_time) = change.desired_time {
+        if !matches!(order.status, OrderStatus::Created | OrderStatus::Confirmed) {
+            return Err(OrderError::NotMovable(order.id, order.status));
+        }
+        desired_time
+            .check_ahead(chrono::Utc::now())
+            .map_err(OrderError::TimePassed)?;
+    } else if matches!(
+        order.status,
+        OrderStatus::Completed | OrderStatus::Cancelled
+    ) {
+        return Err(OrderError::Closed(order.id, order.status));
+    }
+    let minutes = u32::try_from((order.ends_at - order.desired_time).num_minutes()).unwrap_or(0);
+    let placement = store::change(&db, order.id, &change, minutes)?;
+    let at = change
+        .desired_time
+        .map_or(order.desired_time, |time| time.utc());
+    Ok(json_response(200, &placed(placement, at)?))
 }
 
 #[utoipa::path(get, path = "/api/orders/{order_id}", tag = "orders",

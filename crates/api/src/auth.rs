@@ -27,6 +27,18 @@ impl Caller {
         self.role == Role::Staff
     }
 
+    /// 403 `staff_only` unless the caller is staff; `what` completes "only staff may ...".
+    pub fn require_staff(&self, what: &str) -> Result<(), ApiError> {
+        if self.is_staff() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "staff_only",
+                format!("only staff may {what}"),
+            ))
+        }
+    }
+
     /// Whether the caller may see or change a resource that `owner` owns: its owner or staff.
     pub fn may_access(&self, owner: Uuid) -> bool {
         self.user_id == owner || self.is_staff()

@@ -63,6 +63,34 @@ pub fn query(db: &Connection, sql: &str, params: &[ParameterValue]) -> Result<Ro
     db.query(sql, params).map_err(from_pg_error)
 }
 
+/// Runs a statement the database may refuse for a reason worth another try: `Ok(None)` when
+/// it failed with one of `sqlstates` (e.g. `23P01`, an exclusion constraint, or `40P01`, a
+/// deadlock it was chosen to break), so the caller can answer or retry. Hosts word a failed
+/// statement differently: ours ends it with `(SQLSTATE 23P01)`, Spin 4.0.2 gives
+/// tokio-postgres's debug form with `code: SqlState(E23P01)`; both are read.
+pub fn query_unless(
+    db: &Connection,
+    sql: &str,
+    params: &[ParameterValue],
+    sqlstates: &[&str],
+) -> Result<Option<RowSet>, ApiError> {
+    match db.query(sql, params) {
+        Ok(rows) => Ok(Some(rows)),
+        Err(pg3::PgError::QueryFailed(detail))
+            if sqlstates.iter().any(|state| failed_with(&detail, state)) =>
+        {
+            Ok(None)
+        }
+        Err(error) => Err(from_pg_error(error)),
+    }
+}
+
+/// Whether a failed statement's text names `sqlstate`, in either host's wording.
+fn failed_with(detail: &str, sqlstate: &str) -> bool {
+    detail.contains(&format!("(SQLSTATE {sqlstate})"))
+        || detail.contains(&format!("SqlState(E{sqlstate})"))
+}
+
 /// Runs a statement and returns the number of rows it changed.
 pub fn execute(db: &Connection, sql: &str, params: &[ParameterValue]) -> Result<u64, ApiError> {
     db.execute(sql, params).map_err(from_pg_error)
@@ -291,6 +319,19 @@ mod tests {
         }
         let lost = from_pg_error(pg3::PgError::ConnectionFailed("refused".into()));
         assert_eq!(lost.status, 503);
+    }
+
+    #[test]
+    fn a_refusal_is_recognised_by_its_sqlstate_in_either_hosts_words() {
+        let ours =
+            "ERROR: conflicting key value violates exclusion constraint \"x\" (SQLSTATE 23P01)";
+        let spins = "Error { kind: Db, cause: Some(DbError { severity: \"ERROR\", \
+                     code: SqlState(E23P01), message: \"conflicting key value\" }) }";
+        for detail in [ours, spins] {
+            assert!(failed_with(detail, "23P01"), "{detail}");
+            assert!(!failed_with(detail, "23505"), "{detail}");
+        }
+        assert!(!failed_with("Error { kind: Closed, cause: None }", "23P01"));
     }
 
     #[test]
