@@ -28,6 +28,7 @@ FILES = [
     "access",
     "cars_orders",
     "cart",
+    "capacity",
     "fines",
     "payments",
     "bonuses",

@@ -346,6 +346,16 @@ impl OrderStatus {
         )
     }
 
+    /// Whether the order may move to another time: not once work has started.
+    pub fn may_move(self) -> bool {
+        matches!(self, Self::Created | Self::Confirmed)
+    }
+
+    /// Whether nothing about the order changes any more (completed or cancelled).
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Cancelled)
+    }
+
     pub fn transition(self, to: Self) -> Result<Self, IllegalTransition> {
         if self.can_become(to) {
             Ok(to)
@@ -740,6 +750,20 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn only_orders_not_started_move_and_only_final_ones_are_closed() {
+        let moving: Vec<_> = OrderStatus::ALL.into_iter().filter(|s| s.may_move()).collect();
+        assert_eq!(moving, [Created, Confirmed]);
+        let closed: Vec<_> = OrderStatus::ALL.into_iter().filter(|s| s.is_final()).collect();
+        assert_eq!(closed, [Completed, Cancelled]);
+        for status in OrderStatus::ALL {
+            assert_eq!(
+                status.is_final(),
+                OrderStatus::ALL.iter().all(|to| !status.can_become(*to))
+            );
         }
     }
 
