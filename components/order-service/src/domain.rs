@@ -755,9 +755,15 @@ mod tests {
 
     #[test]
     fn only_orders_not_started_move_and_only_final_ones_are_closed() {
-        let moving: Vec<_> = OrderStatus::ALL.into_iter().filter(|s| s.may_move()).collect();
+        let moving: Vec<_> = OrderStatus::ALL
+            .into_iter()
+            .filter(|s| s.may_move())
+            .collect();
         assert_eq!(moving, [Created, Confirmed]);
-        let closed: Vec<_> = OrderStatus::ALL.into_iter().filter(|s| s.is_final()).collect();
+        let closed: Vec<_> = OrderStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_final())
+            .collect();
         assert_eq!(closed, [Completed, Cancelled]);
         for status in OrderStatus::ALL {
             assert_eq!(
