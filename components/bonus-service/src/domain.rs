@@ -102,6 +102,132 @@ impl PaymentEvent {
     }
 }
 
+/// The only `type` a [`PaymentRefundedRequest`] has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+pub enum RefundedType {
+    #[serde(rename = "payment_refunded")]
+    PaymentRefunded,
+}
+
+/// A `payment_refunded` event inside a [`SignedEventRequest`]: an order's payment was
+/// refunded, so the accrual of its `payment_succeeded` event (`reverses_event_id`) is
+/// reversed, once per `event_id`. An event without `type` is a [`PaymentEventRequest`].
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "type": "payment_refunded",
+    "event_id": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+    "reverses_event_id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+    "payment_id": "9b2f1c3e-4d5a-4b6c-8d7e-0f1a2b3c4d5e",
+    "order_id": "550e8400-e29b-41d4-a716-446655440000",
+    "user_id": "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+    "amount": 3000.0
+}))]
+pub struct PaymentRefundedRequest {
+    #[serde(rename = "type")]
+    pub kind: RefundedType,
+    /// The refund event's id: applied once, a redelivery is answered with `duplicate: true`.
+    pub event_id: Uuid,
+    /// The `payment_succeeded` event whose accrual is reversed.
+    pub reverses_event_id: Uuid,
+    pub payment_id: Uuid,
+    pub order_id: Uuid,
+    /// Whose accrual is reversed.
+    pub user_id: Uuid,
+    // The money given back (a doc comment here would wrap the inline schema in an `allOf`).
+    #[schema(inline)]
+    pub amount: PositiveAmount,
+}
+
+/// A `payment_refunded` event, read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefundEvent {
+    pub event_id: Uuid,
+    pub reverses_event_id: Uuid,
+    pub payment_id: Uuid,
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+}
+
+impl RefundEvent {
+    pub fn parse(body: &Object) -> Result<Self, FieldErrors> {
+        let request: PaymentRefundedRequest = api::body::parse(body)?;
+        Ok(Self {
+            event_id: request.event_id,
+            reverses_event_id: request.reverses_event_id,
+            payment_id: request.payment_id,
+            order_id: request.order_id,
+            user_id: request.user_id,
+        })
+    }
+}
+
+/// The kinds of signed event `POST /api/bonuses/events` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// No `type`, or `payment_succeeded`.
+    Succeeded,
+    Refunded,
+}
+
+impl EventKind {
+    pub fn of(body: &Object) -> Result<Self, FieldError> {
+        match body.get("type") {
+            None => Ok(Self::Succeeded),
+            Some(value) => match value.as_str() {
+                Some("payment_succeeded") => Ok(Self::Succeeded),
+                Some("payment_refunded") => Ok(Self::Refunded),
+                _ => Err(FieldError::new(
+                    "type",
+                    "must be payment_succeeded (or absent) or payment_refunded",
+                )),
+            },
+        }
+    }
+}
+
+/// What reversing an accrual did: how much it took back (at most the balance) and how much
+/// stays owed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reversal {
+    pub taken: Money,
+    pub owed: Money,
+}
+
+impl Reversal {
+    /// Takes `accrued` back from `balance`, never below zero: the rest is owed.
+    pub fn of(accrued: Money, balance: Money) -> Self {
+        let taken = accrued.kopecks().min(balance.kopecks());
+        Self {
+            taken: Money::from_kopecks(taken).expect("between 0 and the accrual"),
+            owed: Money::from_kopecks(accrued.kopecks() - taken).expect("at most the accrual"),
+        }
+    }
+}
+
+/// The answer to a `payment_refunded` event: the accrual it reversed, what the balance gave
+/// back and what stays owed; `duplicate` when applied before, with those figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Refunded {
+    pub event_id: Uuid,
+    pub user_id: Uuid,
+    /// The accrual being reversed (0 when the refund arrived before it: it then never accrues).
+    pub reversed: Money,
+    /// Taken off the balance now.
+    pub taken: Money,
+    /// Already spent, so recorded as owed instead of taken.
+    pub owed: Money,
+    pub balance: Money,
+    pub duplicate: bool,
+}
+
+/// The answer to an event delivery: an accrual's or a refund's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Applied {
+    Accrued(Accrued),
+    Refunded(Refunded),
+}
+
 /// `POST /api/bonuses/spend`'s body: documented and read as this type; `amount` is never
 /// more than the balance (else 409). Unknown properties are ignored.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -282,6 +408,7 @@ pub fn request_bodies() -> Vec<api::body::Documented> {
             api::body::parse::<SignedEventRequest>(body)
         }),
         api::body::Documented::new::<PaymentEventRequest, _>(PaymentEvent::parse),
+        api::body::Documented::new::<PaymentRefundedRequest, _>(RefundEvent::parse),
         api::body::Documented::new::<SpendRequest, _>(Spend::parse),
         api::body::Documented::new::<PromocodeRequest, _>(PromocodeCode::from_body),
         api::body::Documented::new::<PaymentDebitRequest, _>(PaymentDebit::parse),
@@ -322,9 +449,12 @@ pub enum EntryKind {
     Promocode,
     /// Taken off the balance to pay part of an order (once per payment).
     Payment,
-    /// A payment's bonuses given back: its charge was declined, or it was given up before
-    /// the charge (at most once per payment).
+    /// A payment's bonuses given back: its charge was declined, it was given up before
+    /// the charge, or it was refunded (at most once per payment).
     Reversal,
+    /// A refunded payment's accrual taken back (0 or negative): at most the balance, the
+    /// rest recorded as `owed` (once per refund event).
+    Refund,
 }
 
 impl EntryKind {
@@ -335,6 +465,7 @@ impl EntryKind {
             Self::Promocode => "promocode",
             Self::Payment => "payment",
             Self::Reversal => "reversal",
+            Self::Refund => "refund",
         }
     }
 
@@ -345,6 +476,7 @@ impl EntryKind {
             "promocode" => Some(Self::Promocode),
             "payment" => Some(Self::Payment),
             "reversal" => Some(Self::Reversal),
+            "refund" => Some(Self::Refund),
             _ => None,
         }
     }
@@ -363,7 +495,7 @@ pub struct LedgerAmount(i64);
 impl LedgerAmount {
     pub fn new(kind: EntryKind, amount: Money) -> Self {
         match kind {
-            EntryKind::Spend | EntryKind::Payment => Self(-amount.kopecks()),
+            EntryKind::Spend | EntryKind::Payment | EntryKind::Refund => Self(-amount.kopecks()),
             EntryKind::Accrual | EntryKind::Promocode | EntryKind::Reversal => {
                 Self(amount.kopecks())
             }
@@ -374,6 +506,8 @@ impl LedgerAmount {
     pub fn from_kopecks(kind: EntryKind, kopecks: i64) -> Option<Self> {
         let fits = match kind {
             EntryKind::Spend | EntryKind::Payment => kopecks < 0,
+            // Nothing is taken back from an empty balance: all of it is owed.
+            EntryKind::Refund => kopecks <= 0,
             // A rate of 0, or a payment of a few kopecks, earns nothing, yet the event
             // is still recorded, so its redelivery is recognised.
             EntryKind::Accrual => kopecks >= 0,
@@ -486,6 +620,14 @@ pub struct Entry {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Uuid)]
     pub payment_id: Option<Uuid>,
+    /// Refunds: what could not be taken back (already spent) and is owed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = f64)]
+    pub owed: Option<Money>,
+    /// Refunds: the payment event whose accrual this reverses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Uuid)]
+    pub reverses_event_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -505,6 +647,9 @@ pub struct Accrued {
 pub struct Balance {
     pub user_id: Uuid,
     pub balance: Money,
+    /// Bonuses refunded payments had accrued that were already spent: recorded, not taken
+    /// (the balance never goes below zero). Later accruals do not pay it off by themselves.
+    pub owed: Money,
 }
 
 /// The answer to a spend.
@@ -735,6 +880,52 @@ mod tests {
         );
         assert_eq!(LedgerAmount::from_kopecks(EntryKind::Payment, 1), None);
         assert_eq!(LedgerAmount::from_kopecks(EntryKind::Reversal, 0), None);
+        assert_eq!(
+            LedgerAmount::from_kopecks(EntryKind::Refund, 0),
+            Some(LedgerAmount(0))
+        );
+        assert_eq!(LedgerAmount::from_kopecks(EntryKind::Refund, 1), None);
+    }
+
+    #[test]
+    fn a_reversal_takes_at_most_the_balance_and_owes_the_rest() {
+        assert_eq!(
+            Reversal::of(money(3_000), money(10_000)),
+            Reversal {
+                taken: money(3_000),
+                owed: Money::ZERO
+            }
+        );
+        assert_eq!(
+            Reversal::of(money(3_000), money(1_000)),
+            Reversal {
+                taken: money(1_000),
+                owed: money(2_000)
+            }
+        );
+        assert_eq!(
+            Reversal::of(money(3_000), Money::ZERO),
+            Reversal {
+                taken: Money::ZERO,
+                owed: money(3_000)
+            }
+        );
+    }
+
+    #[test]
+    fn an_event_without_a_type_is_a_payment_and_unknown_types_are_refused() {
+        let kind = |value: Value| EventKind::of(&object(value));
+        assert_eq!(kind(json!({})), Ok(EventKind::Succeeded));
+        assert_eq!(
+            kind(json!({"type": "payment_succeeded"})),
+            Ok(EventKind::Succeeded)
+        );
+        assert_eq!(
+            kind(json!({"type": "payment_refunded"})),
+            Ok(EventKind::Refunded)
+        );
+        assert!(kind(json!({"type": "refund"})).is_err());
+        assert!(kind(json!({"type": 1})).is_err());
     }
 
     #[test]
@@ -747,6 +938,8 @@ mod tests {
             order_id: None,
             promocode: None,
             payment_id: None,
+            owed: None,
+            reverses_event_id: None,
             created_at: DateTime::<Utc>::UNIX_EPOCH,
         };
         assert_eq!(
@@ -760,6 +953,7 @@ mod tests {
             EntryKind::Promocode,
             EntryKind::Payment,
             EntryKind::Reversal,
+            EntryKind::Refund,
         ] {
             assert_eq!(EntryKind::parse(kind.as_str()), Some(kind));
         }

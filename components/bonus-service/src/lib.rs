@@ -24,8 +24,9 @@ use spin_sdk::http::{Params, Request, Response, Router};
 use spin_sdk::pg3::Connection;
 
 use crate::domain::{
-    AccrualRate, Accrued, Balance, Credited, DebitAction, DebitState, EntryKind, NewEntry,
-    PaymentBonuses, PaymentDebit, PaymentEvent, PromocodeCode, Spend, Spent,
+    AccrualRate, Accrued, Applied, Balance, Credited, DebitAction, DebitState, EntryKind,
+    EventKind, LedgerAmount, NewEntry, PaymentBonuses, PaymentDebit, PaymentEvent, PromocodeCode,
+    RefundEvent, Refunded, Reversal, Spend, Spent,
 };
 use crate::error::BonusError;
 
@@ -57,7 +58,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     // The event inside a signed envelope is documented too, though no route takes it bare.
     #[openapi(
         paths(accrue, payment_debit, balance, history, spend, apply_promocode),
-        components(schemas(domain::PaymentEventRequest, domain::PaymentDebitRequest))
+        components(schemas(
+            domain::PaymentEventRequest,
+            domain::PaymentRefundedRequest,
+            domain::PaymentDebitRequest
+        ))
     )]
     struct Doc;
     let mut doc = <Doc as utoipa::OpenApi>::openapi();
@@ -111,26 +116,31 @@ impl Config {
 /// `duplicate: true`. The relay acks only a 2xx, so a redelivery after a lost answer, or a
 /// concurrent one, must be harmless; it dead-letters a 403 or 422 at once.
 #[utoipa::path(post, path = "/api/bonuses/events", tag = "bonuses",
-    summary = "Accrue a signed payment event's bonuses, once per event (the relay's route)",
+    summary = "Apply a signed payment event, once per event (the relay's route)",
     description = "Only the relay calls this, with its own token in `x-relay-token`; a user's \
         bearer token does not count. The body is the envelope payment-service signed: \
-        `event` is the event's JSON (a `PaymentEventRequest`) as a string, `signature` is \
-        `hmac-sha256=` and the hex HMAC-SHA256 of exactly those bytes under the \
-        `event_signing_key` variable. The same envelope arrives on the Redis channel.",
+        `event` is the event's JSON as a string, `signature` is `hmac-sha256=` and the hex \
+        HMAC-SHA256 of exactly those bytes under the `event_signing_key` variable. The same \
+        envelope arrives on the Redis channel. A `PaymentEventRequest` (no `type`) accrues \
+        the rate on its amount; a `PaymentRefundedRequest` (`type: payment_refunded`) \
+        reverses the accrual of the event it names: it takes at most the balance and records \
+        the rest as owed, and when it arrives before that accrual, the accrual is recorded \
+        as 0 and never credits.",
     security(()),
     params(
         ("x-relay-token" = String, Header, description = "The relay's token (the `relay_token` variable)"),
     ),
     request_body = domain::SignedEventRequest,
     responses(
-        (status = 200, description = "Accrued, or `duplicate: true` with the first accrual's figures", body = domain::Accrued),
+        (status = 200, description = "Accrued (`Accrued`) or reversed (`Refunded`), or \
+            `duplicate: true` with the first application's figures", body = domain::Applied),
         (status = 401, description = "invalid_relay_token: no or another x-relay-token \
             (with `WWW-Authenticate: X-Relay-Token realm=\"bonus-events\"`)", body = api::openapi::ErrorBody),
         (status = 403, description = "invalid_event_signature: not a signed envelope, or a \
             signature that does not match the event under `event_signing_key`; nothing is \
             recorded", body = api::openapi::ErrorBody),
         (status = 422, description = "validation_failed: the signed event lacks or mangles a \
-            field", body = api::openapi::ErrorBody),
+            field, or has an unknown `type`", body = api::openapi::ErrorBody),
         (status = 500, description = "failing_on_purpose: the bonus_fail_events switch of a \
             test manifest is on; nothing is recorded", body = api::openapi::ErrorBody),
     ))]
@@ -173,14 +183,23 @@ fn on_payment_event(message: Vec<u8>) -> Result<(), String> {
         .map_err(|error| ApiError::from(error).to_string())
 }
 
-/// Accrues `amount * rate` once per event, whichever transport brought it. The ledger row
-/// and the balance change share one transaction, and the row goes in first: when its event
-/// is already there, nothing else happens and the first accrual is answered again with
-/// `duplicate: true`. Redeliveries, concurrent or late, are therefore harmless.
-fn accrue_event(body: &api::json::Object) -> Result<Accrued, BonusError> {
+/// Applies a signed event whichever transport brought it: a payment's accrual or a refund's
+/// reversal of one.
+fn accrue_event(body: &api::json::Object) -> Result<Applied, BonusError> {
     if Config::fail_events()? {
         return Err(BonusError::FailingOnPurpose);
     }
+    match EventKind::of(body).map_err(FieldErrors::from)? {
+        EventKind::Succeeded => accrue_payment(body).map(Applied::Accrued),
+        EventKind::Refunded => reverse_accrual(&RefundEvent::parse(body)?).map(Applied::Refunded),
+    }
+}
+
+/// Accrues `amount * rate` once per event. The ledger row and the balance change share one
+/// transaction, and the row goes in first: when its event is already there, nothing else
+/// happens and the first accrual is answered again with `duplicate: true`. Redeliveries,
+/// concurrent or late, are therefore harmless.
+fn accrue_payment(body: &api::json::Object) -> Result<Accrued, BonusError> {
     let event = PaymentEvent::parse(body)?;
     let accrued = Config::accrual_rate()?.accrual(event.amount);
     let db = Config::db()?;
@@ -212,6 +231,81 @@ fn accrue_event(body: &api::json::Object) -> Result<Accrued, BonusError> {
         println!(
             "Accrued {} bonuses to user {}",
             answer.accrued, answer.user_id
+        );
+    }
+    Ok(answer)
+}
+
+/// Reverses, once per refund event, the accrual of the refunded payment's event. In one
+/// transaction: the accrual is read, or, when the refund overtook it, recorded now as 0 on
+/// the accrual's event id, so that the accrual, arriving later, is a duplicate and credits
+/// nothing; the user's account is locked; the refund entry goes in (a redelivery finds
+/// it and answers the first figures with `duplicate: true`); the balance gives back what it
+/// holds of the accrual, never going below zero, and the rest is recorded as owed.
+fn reverse_accrual(event: &RefundEvent) -> Result<Refunded, BonusError> {
+    let db = Config::db()?;
+    let answer = api::db::transaction(&db, |db| {
+        let accrued = match store::accrued_by(db, event.reverses_event_id)? {
+            Some(accrued) => accrued,
+            None => {
+                let never = NewEntry {
+                    user_id: event.user_id,
+                    kind: EntryKind::Accrual,
+                    amount: LedgerAmount::new(EntryKind::Accrual, api::money::Money::ZERO),
+                    event_id: Some(event.reverses_event_id),
+                    order_id: Some(event.order_id),
+                    promocode: None,
+                    payment_id: None,
+                };
+                if store::append(db, &never)? {
+                    api::money::Money::ZERO
+                } else {
+                    // The accrual went in meanwhile: this insert waited for its commit, and
+                    // the next statement sees it.
+                    store::accrued_by(db, event.reverses_event_id)?.ok_or_else(|| {
+                        ApiError::internal("a refunded payment's event id is taken")
+                            .with_detail(format!("event {}", event.reverses_event_id))
+                    })?
+                }
+            }
+        };
+        // After the accrual's row, as an accrual takes them: never the other way round.
+        let balance = store::lock_account(db, event.user_id)?;
+        let reversal = Reversal::of(accrued, balance);
+        if store::append_refund(db, event, reversal)? {
+            let balance = store::take_back(db, event.user_id, reversal)?;
+            return Ok::<_, BonusError>(Refunded {
+                event_id: event.event_id,
+                user_id: event.user_id,
+                reversed: accrued,
+                taken: reversal.taken,
+                owed: reversal.owed,
+                balance,
+                duplicate: false,
+            });
+        }
+        let first = store::refund_of(db, event.event_id)?.ok_or_else(|| {
+            ApiError::internal("a refund's accrual was reversed by another event")
+                .with_detail(format!("event {}", event.event_id))
+        })?;
+        Ok(Refunded {
+            event_id: event.event_id,
+            user_id: first.user_id,
+            reversed: first
+                .reversal
+                .taken
+                .checked_add(first.reversal.owed)
+                .unwrap_or(accrued),
+            taken: first.reversal.taken,
+            owed: first.reversal.owed,
+            balance: first.balance,
+            duplicate: true,
+        })
+    })?;
+    if !answer.duplicate {
+        println!(
+            "Reversed {} bonuses of user {} for refunded payment {} ({} owed)",
+            answer.reversed, answer.user_id, event.payment_id, answer.owed
         );
     }
     Ok(answer)
@@ -348,8 +442,15 @@ fn stored_debit(
 fn balance(request: Request, _params: Params) -> Result<Response, BonusError> {
     let caller = api::auth::caller(&request)?;
     let user_id = subject(&caller, &Query::parse(request.query())?)?;
-    let balance = store::balance(&Config::db()?, user_id)?;
-    Ok(json_response(200, &Balance { user_id, balance }))
+    let (balance, owed) = store::account(&Config::db()?, user_id)?;
+    Ok(json_response(
+        200,
+        &Balance {
+            user_id,
+            balance,
+            owed,
+        },
+    ))
 }
 
 /// The caller's ledger newest first (`?limit=&cursor=`); staff may read anyone's with
@@ -509,7 +610,7 @@ mod tests {
         };
         let schemas = "#/components/schemas/";
         for (path, method, schema) in [
-            ("/api/bonuses/events", "post", "Accrued"),
+            ("/api/bonuses/events", "post", "Applied"),
             ("/api/bonuses/balance", "get", "Balance"),
             ("/api/bonuses/history", "get", "PageOf_Entry"),
             ("/api/bonuses/spend", "post", "Spent"),
@@ -537,6 +638,7 @@ mod tests {
         assert!(doc["paths"]["/api/bonuses/health/live"]["get"].is_object());
         assert!(doc["components"]["schemas"]["SpendRequest"].is_object());
         assert!(doc["components"]["schemas"]["PaymentEventRequest"].is_object());
+        assert!(doc["components"]["schemas"]["PaymentRefundedRequest"].is_object());
     }
 
     #[test]

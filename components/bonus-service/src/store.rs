@@ -1,4 +1,5 @@
-//! `bonuses.*` in PostgreSQL (migrations/0010_bonuses.sql, 0018_bonus_payments.sql), one
+//! `bonuses.*` in PostgreSQL (migrations/0010_bonuses.sql, 0018_bonus_payments.sql,
+//! 0019_refunds.sql), one
 //! statement per intent; the handlers compose them in transactions. Every statement returns
 //! at least one row (Spin 4.0.2 hangs on an empty `pg3` result, docs/spin-compatibility.md):
 //! lookups run through [`db::lookup`]. Amounts travel as int8 kopecks, uuids as text (`$1::text::uuid`,
@@ -12,7 +13,8 @@ use spin_sdk::pg3::Connection;
 use uuid::Uuid;
 
 use crate::domain::{
-    Entry, EntryKind, LedgerAmount, NewEntry, PaymentDebit, Promocode, PromocodeCode, StoredDebit,
+    Entry, EntryKind, LedgerAmount, NewEntry, PaymentDebit, Promocode, PromocodeCode, RefundEvent,
+    Reversal, StoredDebit,
 };
 
 /// Appends an entry. Only accruals carry an `event_id`, and the unique index on it turns a
@@ -67,8 +69,44 @@ const REVERSE_DEBIT: &str = "UPDATE bonuses.payment_debits AS d \
      RETURNING d.payment_id::text AS payment_id";
 
 /// No row before the user's first credit.
-const BALANCE: &str =
-    "SELECT a.balance_kopecks FROM bonuses.accounts AS a WHERE a.user_id = $1::text::uuid";
+const BALANCE: &str = "SELECT a.balance_kopecks, a.owed_kopecks \
+     FROM bonuses.accounts AS a WHERE a.user_id = $1::text::uuid";
+
+/// The user's account, opened if need be, locked for the rest of the transaction: a
+/// refund's reversal reads the balance it takes from under this lock.
+const LOCK_ACCOUNT: &str = "INSERT INTO bonuses.accounts AS a (user_id, balance_kopecks) \
+       VALUES ($1::text::uuid, 0) \
+       ON CONFLICT (user_id) DO UPDATE SET updated_at = now() \
+       RETURNING a.balance_kopecks";
+
+/// What an accrual's event (`$1`) credited, if it has been accrued.
+const ACCRUED_BY: &str = "SELECT l.amount_kopecks FROM bonuses.ledger AS l \
+     WHERE l.event_id = $1::text::uuid AND l.kind = 'accrual'";
+
+/// A refund entry, once per refund event and once per accrual it reverses (`inserted` 0:
+/// recorded before).
+const APPEND_REFUND: &str = "WITH added AS (\
+       INSERT INTO bonuses.ledger \
+         (user_id, kind, amount_kopecks, event_id, order_id, payment_id, owed_kopecks, \
+          reverses_event_id) \
+       VALUES ($1::text::uuid, 'refund', $2::int8, $3::text::uuid, $4::text::uuid, \
+               $5::text::uuid, $6::int8, $7::text::uuid) \
+       ON CONFLICT DO NOTHING RETURNING id\
+     ) SELECT count(*) AS inserted FROM added";
+
+/// Takes `$2` off the balance and records `$3` as owed; the balance never goes below zero
+/// (the caller takes at most what the locked row holds, and the CHECK stands behind it).
+const TAKE_BACK: &str = "UPDATE bonuses.accounts \
+     SET balance_kopecks = balance_kopecks - $2::int8, owed_kopecks = owed_kopecks + $3::int8, \
+         updated_at = now() \
+     WHERE user_id = $1::text::uuid RETURNING balance_kopecks";
+
+/// What a refund event did when it was first applied, and its user's balance now.
+const REFUND_OF: &str = "SELECT l.user_id::text AS user_id, -l.amount_kopecks AS taken_kopecks, \
+       l.owed_kopecks, coalesce(a.balance_kopecks, 0) AS balance_kopecks \
+     FROM bonuses.ledger AS l \
+     LEFT JOIN bonuses.accounts AS a ON a.user_id = l.user_id \
+     WHERE l.event_id = $1::text::uuid AND l.kind = 'refund'";
 
 /// What an event accrued when it was first delivered, and its user's balance now.
 const ACCRUAL_OF: &str = "SELECT l.user_id::text AS user_id, l.amount_kopecks, \
@@ -94,7 +132,8 @@ const REDEEM: &str = "WITH redeemed AS (\
 /// shape when the page is empty (an all-NULL row, dropped below).
 const HISTORY: &str = concat!(
     "SELECT l.id::text AS id, l.kind, l.amount_kopecks, l.event_id::text AS event_id, \
-       l.order_id::text AS order_id, l.promocode, l.payment_id::text AS payment_id, ",
+       l.order_id::text AS order_id, l.promocode, l.payment_id::text AS payment_id, \
+       l.owed_kopecks, l.reverses_event_id::text AS reverses_event_id, ",
     api::rfc3339!("l.created_at"),
     " AS created_at FROM (SELECT 1) AS one LEFT JOIN LATERAL (\
        SELECT * FROM bonuses.ledger AS inner_l \
@@ -184,9 +223,79 @@ pub fn reverse_debit(db: &Connection, payment_id: Uuid, attempt: i64) -> Result<
 
 /// A user's balance; 0 before their first credit.
 pub fn balance(db: &Connection, user: Uuid) -> Result<Money, ApiError> {
+    Ok(account(db, user)?.0)
+}
+
+/// A user's balance and what they owe; both 0 before their first credit.
+pub fn account(db: &Connection, user: Uuid) -> Result<(Money, Money), ApiError> {
     let params = [user.to_string().into()];
-    let balance = db::lookup(db, BALANCE, &params, |row| money(row, "balance_kopecks"))?;
-    Ok(balance.unwrap_or(Money::ZERO))
+    let account = db::lookup(db, BALANCE, &params, |row| {
+        Ok((money(row, "balance_kopecks")?, money(row, "owed_kopecks")?))
+    })?;
+    Ok(account.unwrap_or((Money::ZERO, Money::ZERO)))
+}
+
+/// Opens (if need be) and locks the user's account; its balance.
+pub fn lock_account(db: &Connection, user: Uuid) -> Result<Money, ApiError> {
+    let row = db::one_row(db::query(db, LOCK_ACCOUNT, &[user.to_string().into()])?)?;
+    money(&row, "balance_kopecks")
+}
+
+/// What the accrual of `event_id` credited, if it was accrued.
+pub fn accrued_by(db: &Connection, event_id: Uuid) -> Result<Option<Money>, ApiError> {
+    db::lookup(db, ACCRUED_BY, &[event_id.to_string().into()], |row| {
+        money(row, "amount_kopecks")
+    })
+}
+
+/// Records the refund entry of `event`; false when it was recorded before.
+pub fn append_refund(
+    db: &Connection,
+    event: &RefundEvent,
+    reversal: Reversal,
+) -> Result<bool, ApiError> {
+    let params = [
+        event.user_id.to_string().into(),
+        (-reversal.taken.kopecks()).into(),
+        event.event_id.to_string().into(),
+        event.order_id.to_string().into(),
+        event.payment_id.to_string().into(),
+        reversal.owed.kopecks().into(),
+        event.reverses_event_id.to_string().into(),
+    ];
+    let row = db::one_row(db::query(db, APPEND_REFUND, &params)?)?;
+    Ok(row.get::<i64>("inserted")? == 1)
+}
+
+/// Applies `reversal` to the user's (locked) account; the balance after.
+pub fn take_back(db: &Connection, user: Uuid, reversal: Reversal) -> Result<Money, ApiError> {
+    let params = [
+        user.to_string().into(),
+        reversal.taken.kopecks().into(),
+        reversal.owed.kopecks().into(),
+    ];
+    let row = db::one_row(db::query(db, TAKE_BACK, &params)?)?;
+    money(&row, "balance_kopecks")
+}
+
+/// A refund event applied before: its user, what it did and that user's balance now.
+pub struct RecordedRefund {
+    pub user_id: Uuid,
+    pub reversal: Reversal,
+    pub balance: Money,
+}
+
+pub fn refund_of(db: &Connection, event_id: Uuid) -> Result<Option<RecordedRefund>, ApiError> {
+    db::lookup(db, REFUND_OF, &[event_id.to_string().into()], |row| {
+        Ok(RecordedRefund {
+            user_id: row.uuid("user_id")?,
+            reversal: Reversal {
+                taken: money(row, "taken_kopecks")?,
+                owed: money(row, "owed_kopecks")?,
+            },
+            balance: money(row, "balance_kopecks")?,
+        })
+    })
 }
 
 /// An event accrued before: its user, what it accrued and that user's balance now.
@@ -253,6 +362,10 @@ fn entry_from_row(row: &Row) -> Result<Entry, ApiError> {
         order_id: optional_uuid("order_id")?,
         promocode: row.get("promocode")?,
         payment_id: optional_uuid("payment_id")?,
+        owed: (kind == EntryKind::Refund)
+            .then(|| money(row, "owed_kopecks"))
+            .transpose()?,
+        reverses_event_id: optional_uuid("reverses_event_id")?,
         created_at: row.timestamp("created_at")?,
     })
 }
