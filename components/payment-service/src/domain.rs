@@ -271,14 +271,16 @@ impl OrderToPay {
 /// Where a payment is in its life. A payment is claimed `pending` (and committed) before the
 /// processor is asked, so a second payment of the same order or fine loses on the unique
 /// index before it charges; the processor's verdict then makes it `succeeded` or `declined`.
-/// Only `pending` and `succeeded` hold the order or fine: a declined payment leaves it free
-/// for a later attempt, and stays listed.
+/// A succeeded order payment may later be `refunded` (its order cancelled before work
+/// started). Only `pending` and `succeeded` hold the order or fine: a declined or refunded
+/// payment leaves it free, and stays listed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PaymentStatus {
     Pending,
     Succeeded,
     Declined,
+    Refunded,
 }
 
 impl PaymentStatus {
@@ -287,6 +289,7 @@ impl PaymentStatus {
             Self::Pending => "pending",
             Self::Succeeded => "succeeded",
             Self::Declined => "declined",
+            Self::Refunded => "refunded",
         }
     }
 
@@ -295,6 +298,7 @@ impl PaymentStatus {
             "pending" => Some(Self::Pending),
             "succeeded" => Some(Self::Succeeded),
             "declined" => Some(Self::Declined),
+            "refunded" => Some(Self::Refunded),
             _ => None,
         }
     }
@@ -307,7 +311,7 @@ impl PaymentStatus {
                 Self::parse(part).ok_or_else(|| {
                     FieldError::new(
                         "status",
-                        "must be pending, succeeded or declined, comma-separated",
+                        "must be pending, succeeded, declined or refunded, comma-separated",
                     )
                 })
             })
@@ -387,17 +391,61 @@ pub struct PaymentEvent {
     pub event_id: Uuid,
 }
 
+/// A payment_refunded event: an order's succeeded payment was refunded, so the accrual its
+/// `payment_succeeded` event (`reverses_event_id`) earned is to be reversed. `type` tells
+/// bonus-service the two kinds apart (an event without one is a payment_succeeded event).
+/// `amount` is the money part given back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefundEvent {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub event_id: Uuid,
+    pub reverses_event_id: Uuid,
+    pub payment_id: Uuid,
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub amount: Money,
+}
+
+impl RefundEvent {
+    pub const KIND: &'static str = "payment_refunded";
+}
+
+/// What every event that leaves names, for the log of one that could not be published.
+pub trait Event: Serialize {
+    fn event_id(&self) -> Uuid;
+    fn order_id(&self) -> Uuid;
+}
+
+impl Event for PaymentEvent {
+    fn event_id(&self) -> Uuid {
+        self.event_id
+    }
+    fn order_id(&self) -> Uuid {
+        self.order_id
+    }
+}
+
+impl Event for RefundEvent {
+    fn event_id(&self) -> Uuid {
+        self.event_id
+    }
+    fn order_id(&self) -> Uuid {
+        self.order_id
+    }
+}
+
 /// An event as it leaves: its body, byte for byte as signed, and the signature. The outbox
 /// stores both, so the relay publishes exactly what was signed and never needs the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedEvent {
-    pub event: PaymentEvent,
+pub struct SignedEvent<E = PaymentEvent> {
+    pub event: E,
     pub body: String,
     pub signature: String,
 }
 
-impl SignedEvent {
-    pub fn sign(event: PaymentEvent, key: &events::SigningKey) -> Self {
+impl<E: Event> SignedEvent<E> {
+    pub fn sign(event: E, key: &events::SigningKey) -> Self {
         let body = serde_json::to_string(&event).expect("events serialize");
         let signature = key.sign(&body);
         Self {
@@ -433,6 +481,24 @@ pub struct Payment {
     /// or `declined`. `POST /api/payments` answers 201 only with `succeeded`.
     #[schema(example = "succeeded")]
     pub status: PaymentStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A payment's refund, as stored and as `POST /api/payments/{payment_id}/refund` answers it
+/// (the same refund however often it is asked for).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Refund {
+    pub payment_id: Uuid,
+    pub order_id: Uuid,
+    /// The order's owner.
+    pub user_id: Uuid,
+    /// The money given back through the processor: the part the payment charged.
+    pub amount: Money,
+    /// The bonuses the payment took, given back at bonus-service.
+    pub bonus_amount: Money,
+    /// Whether bonus-service confirmed the bonuses back (always true when there were none).
+    /// False only after an error answer; asking for the refund again finishes it.
+    pub bonuses_returned: bool,
     pub created_at: DateTime<Utc>,
 }
 

@@ -34,6 +34,12 @@ pub enum PaymentError {
     Declined,
     /// 422: an Idempotency-Key sent again with another request.
     KeyReused,
+    /// 409: a refund of a payment still being processed.
+    RefundPending(Uuid),
+    /// 409: a refund of a payment that charged nothing (declined) or pays a fine.
+    NotRefundable(Uuid),
+    /// 409: a refund of a payment whose order is in progress or completed (its status).
+    OrderInWork(Uuid, String),
     /// Malformed JSON, missing token, configuration, database, order-service failing:
     /// already an API error.
     Api(ApiError),
@@ -96,6 +102,21 @@ impl From<PaymentError> for ApiError {
                 422,
                 "idempotency_key_reused",
                 "this Idempotency-Key was used for another request; use a new key",
+            ),
+            PaymentError::RefundPending(id) => ApiError::conflict(
+                "payment_pending",
+                format!("payment {id} is still being processed; ask again once it has an outcome"),
+            ),
+            PaymentError::NotRefundable(id) => ApiError::conflict(
+                "payment_not_refundable",
+                format!("payment {id} cannot be refunded: only an order's succeeded payment can"),
+            ),
+            PaymentError::OrderInWork(id, status) => ApiError::conflict(
+                "order_in_work",
+                format!(
+                    "order {id} is {status}: a payment is refunded only before work starts \
+                     (created or confirmed)"
+                ),
             ),
             PaymentError::Api(error) => error,
         }

@@ -34,8 +34,8 @@ use uuid::Uuid;
 
 use crate::bonus_client::Outcome as Bonus;
 use crate::domain::{
-    BonusAction, BonusCommand, IdempotencyKey, NewPayment, Payment, PaymentEvent, PaymentStatus,
-    Processor, SignedEvent, Target, Transport, Unpayable,
+    BonusAction, BonusCommand, Event, IdempotencyKey, NewPayment, Payment, PaymentEvent,
+    PaymentStatus, Processor, Refund, RefundEvent, SignedEvent, Target, Transport, Unpayable,
 };
 use crate::error::PaymentError;
 
@@ -49,6 +49,7 @@ pub fn routes() -> Routes {
         .post_async("/api/payments", pay)
         .get("/api/payments", list_payments)
         .get("/api/payments/:payment_id", get_payment)
+        .post_async("/api/payments/:payment_id/refund", refund)
 }
 
 /// [`routes`] as spin-sdk's router, with their 405s and the JSON 404.
@@ -59,7 +60,7 @@ pub fn router() -> Router {
 /// This component's part of the API document (`GET /openapi.json` joins them all).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     #[derive(utoipa::OpenApi)]
-    #[openapi(paths(pay, list_payments, get_payment))]
+    #[openapi(paths(pay, list_payments, get_payment, refund))]
     struct Doc;
     let mut doc = <Doc as utoipa::OpenApi>::openapi();
     doc.merge(api::openapi::health_paths("/api/payments", "payments"));
@@ -577,13 +578,14 @@ fn charge(processor: Processor, payment: &Payment) -> bool {
 /// Publishes the signed envelope, the outbox row's bytes, to Redis pub/sub: at most once by
 /// nature. A failure is logged and the payment stands; its outbox row records the event for
 /// reconciliation.
-fn publish(url: &str, channel: &str, signed: &SignedEvent) {
+fn publish<E: Event>(url: &str, channel: &str, signed: &SignedEvent<E>) {
     let published = spin_sdk::redis::Connection::open(url)
         .and_then(|connection| connection.publish(channel, &signed.envelope()));
     if let Err(error) = published {
         eprintln!(
             "event {} of payment for order {} was not published to Redis: {error}",
-            signed.event.event_id, signed.event.order_id
+            signed.event.event_id(),
+            signed.event.order_id()
         );
     }
 }
@@ -673,6 +675,181 @@ fn settled_elsewhere(db: &Connection, id: Uuid) -> Result<Answer, PaymentError> 
     }
 }
 
+/// Refunds an order's succeeded payment, once: order-service calls this, as the caller, when
+/// the order is cancelled before work starts (its owner or staff may call it too).
+///
+/// The steps: (1) the payment must be the caller's (or staff's to see) and `succeeded` (a
+/// `refunded` one is answered with its refund again); (2) its order, read from order-service
+/// as the caller, must be `created` or `confirmed` (or already `cancelled`); (3) the
+/// simulated processor gives the money part back (it never declines a refund; it waits
+/// `payment_processing_delay_ms` like a charge, and is idempotent per payment id as charges
+/// are); (4) one transaction marks the payment `refunded` (only from `succeeded`, so of two
+/// racing refunds one records it and the other, waiting on the row, answers the same refund),
+/// writes the refund record and, when the payment accrued bonuses, the signed
+/// `payment_refunded` event on the outbox, so the relay (or Redis) carries it like the
+/// payment's own event and bonus-service reverses the accrual once per event; (5) the bonuses
+/// the payment took go back through bonus-service's reversal, keyed by the payment id, and
+/// the refund notes it. A failure at (5) leaves the refund recorded with
+/// `bonuses_returned: false` and answers the error; the next call repeats (5) only.
+#[utoipa::path(post, path = "/api/payments/{payment_id}/refund", tag = "payments",
+    operation_id = "refund_payment",
+    summary = "Refund an order's succeeded payment, once (order-service calls it on cancelling)",
+    description = "The owner of the order or staff. The payment must be an order's and \
+        `succeeded`, and its order `created` or `confirmed`: a refund comes before work \
+        starts. The processor gives the money part back (the simulated one always does, \
+        after `payment_processing_delay_ms`), the payment becomes `refunded` (it no longer \
+        holds the order), the bonuses it took go back to the balance, and a signed \
+        `payment_refunded` event reverses the bonuses it accrued. Asked again, it answers the \
+        same refund and refunds nothing more. Cancelling the order \
+        (`PATCH /api/orders/{id}/status`) calls this itself.",
+    params(("payment_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The refund (the first one, when asked again)", body = domain::Refund),
+        (status = 404, description = "payment_not_found: no such payment, or not the caller's; order_not_found: its order is gone", body = api::openapi::ErrorBody),
+        (status = 409, description = "payment_pending: the payment is still being processed; \
+            payment_not_refundable: it was declined, or pays a fine; order_in_work: its order \
+            is in progress or completed", body = api::openapi::ErrorBody),
+        (status = 502, description = "order_service_failed or bonus_service_failed: it \
+            answered unusably (after a bonus-service failure the refund is recorded and asking \
+            again gives the bonuses back)", body = api::openapi::ErrorBody),
+        (status = 503, description = "order_service_unavailable or bonus_service_unavailable: \
+            it cannot be reached", body = api::openapi::ErrorBody),
+        (status = 504, description = "order_service_timeout or bonus_service_timeout: it did \
+            not answer in time", body = api::openapi::ErrorBody),
+    ))]
+async fn refund(request: Request, params: Params) -> Result<Response, PaymentError> {
+    let caller = api::auth::caller(&request)?;
+    let raw_id = params.get("payment_id").unwrap_or_default();
+    let id = Uuid::parse_str(raw_id).map_err(|_| PaymentError::PaymentNotFound(raw_id.into()))?;
+    let payment = match store::find(&Config::db()?, id)? {
+        Some(payment) if caller.may_access(payment.user_id) => payment,
+        _ => return Err(PaymentError::PaymentNotFound(id.to_string())),
+    };
+    let order_id = payment.order_id.ok_or(PaymentError::NotRefundable(id))?;
+    let signing_key = Config::signing_key()?;
+    let bonuses = Bonuses {
+        upstream: Config::bonuses()?,
+        key: signing_key.clone(),
+    };
+    let refunded = match payment.status {
+        PaymentStatus::Pending => return Err(PaymentError::RefundPending(id)),
+        PaymentStatus::Declined => return Err(PaymentError::NotRefundable(id)),
+        PaymentStatus::Refunded => None,
+        PaymentStatus::Succeeded => {
+            let authorization = request.header("authorization").and_then(|v| v.as_str());
+            let order =
+                order_client::fetch_order(&Config::orders()?, order_id, authorization).await?;
+            if !matches!(order.status.as_str(), "created" | "confirmed" | "cancelled") {
+                return Err(PaymentError::OrderInWork(order_id, order.status));
+            }
+            let transport = Config::transport()?;
+            give_back_money(Config::processor()?, &payment);
+            let relayed = transport == Transport::RabbitMq;
+            let db = Config::db()?;
+            let (refund, event) =
+                api::db::transaction(&db, |db| record_refund(db, id, relayed, &signing_key))?;
+            if let (Transport::Redis { url, channel }, Some(event)) = (&transport, &event) {
+                publish(url, channel, event);
+            }
+            Some(refund)
+        }
+    };
+    let refund = match refunded {
+        Some(refund) => refund,
+        None => store::find_refund(&Config::db()?, id)?
+            .ok_or_else(|| ApiError::internal("a refunded payment has no refund record"))?,
+    };
+    let refund = return_bonuses(refund, &bonuses).await?;
+    Ok(json_response(200, &refund))
+}
+
+/// The simulated processor's refund of what `payment` charged: a delay, then done.
+fn give_back_money(processor: Processor, payment: &Payment) {
+    let amount = payment.charged();
+    if amount == Money::ZERO {
+        return;
+    }
+    eprintln!(
+        "processor: refunding payment {} {} by {}",
+        payment.id,
+        amount,
+        payment.payment_method.as_str()
+    );
+    if processor.delay_ms > 0 {
+        std::thread::sleep(Duration::from_millis(processor.delay_ms));
+    }
+}
+
+/// Step (4) of [`refund`]: marks the payment refunded with its record and event, or, when
+/// another request did, answers that request's refund.
+fn record_refund(
+    db: &Connection,
+    id: Uuid,
+    relayed: bool,
+    key: &events::SigningKey,
+) -> Result<(Refund, Option<SignedEvent<RefundEvent>>), PaymentError> {
+    let Some(paid) = store::mark_refunded(db, id)? else {
+        return match store::find_refund(db, id)? {
+            Some(refund) => Ok((refund, None)),
+            // Neither succeeded nor refunded by now: it was not ours to refund.
+            None => Err(PaymentError::NotRefundable(id)),
+        };
+    };
+    let refund = store::insert_refund(db, &paid)?;
+    let event = match store::succeeded_event(db, id)? {
+        Some(reverses_event_id) if paid.charged() > Money::ZERO => {
+            let event = RefundEvent {
+                kind: RefundEvent::KIND,
+                event_id: Uuid::new_v4(),
+                reverses_event_id,
+                payment_id: id,
+                order_id: refund.order_id,
+                user_id: paid.user_id,
+                amount: paid.charged(),
+            };
+            let signed = SignedEvent::sign(event, key);
+            store::write_refund_event(db, &signed, relayed)?;
+            Some(signed)
+        }
+        // Paid in bonuses alone: it accrued nothing, so there is nothing to reverse.
+        _ => None,
+    };
+    Ok((refund, event))
+}
+
+/// Step (5) of [`refund`]: gives the payment's bonuses back at bonus-service, unless the
+/// refund says that was done.
+async fn return_bonuses(refund: Refund, bonuses: &Bonuses) -> Result<Refund, PaymentError> {
+    if refund.bonuses_returned {
+        return Ok(refund);
+    }
+    let command = BonusCommand {
+        action: BonusAction::Reverse,
+        payment_id: refund.payment_id,
+        order_id: refund.order_id,
+        user_id: refund.user_id,
+        amount: refund.bonus_amount,
+        attempt: store::attempt(&Config::db()?, refund.payment_id)?,
+    };
+    match bonus_client::send(&bonuses.upstream, &bonuses.key, &command).await? {
+        Bonus::Done => {}
+        other => {
+            return Err(ApiError::bad_gateway(
+                bonus_client::BONUS_SERVICE.failed,
+                "bonus-service did not give the refunded payment's bonuses back",
+            )
+            .with_detail(format!("payment {}: {other:?}", refund.payment_id))
+            .into())
+        }
+    }
+    Ok(
+        store::bonuses_returned(&Config::db()?, refund.payment_id)?.unwrap_or(Refund {
+            bonuses_returned: true,
+            ..refund
+        }),
+    )
+}
+
 #[utoipa::path(get, path = "/api/payments/{payment_id}", tag = "payments",
     summary = "One payment",
     params(("payment_id" = Uuid, Path)),
@@ -699,9 +876,10 @@ fn get_payment(request: Request, params: Params) -> Result<Response, PaymentErro
         ("order_id" = Option<Uuid>, Query, description = "Only this order's payments"),
         ("fine_id" = Option<Uuid>, Query, description = "Only this fine's payments"),
         ("status" = Option<String>, Query,
-            pattern = "^(?:pending|succeeded|declined)(?:,(?:pending|succeeded|declined))*$",
+            pattern = "^(?:pending|succeeded|declined|refunded)(?:,(?:pending|succeeded|declined|refunded))*$",
             description = "Only payments in these statuses, comma-separated: `pending`, \
-                `succeeded`, `declined` (e.g. `pending,succeeded`: what holds an order)"),
+                `succeeded`, `declined`, `refunded` (e.g. `pending,succeeded`: what holds an \
+                order)"),
     ),
     responses(
         (status = 200, description = "One page", body = api::query::PageOf<domain::Payment>),
@@ -790,7 +968,7 @@ mod tests {
         let status = &doc["components"]["schemas"]["PaymentStatus"];
         assert_eq!(
             status["enum"],
-            serde_json::json!(["pending", "succeeded", "declined"])
+            serde_json::json!(["pending", "succeeded", "declined", "refunded"])
         );
         let list = &doc["paths"]["/api/payments"]["get"]["parameters"];
         for name in ["order_id", "fine_id", "status"] {

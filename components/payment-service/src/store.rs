@@ -1,5 +1,5 @@
 //! `payments.*` in PostgreSQL (migrations/0009_payments.sql, 0013_payment_status.sql,
-//! 0018_bonus_payments.sql), one statement per intent. Every statement returns at least one row (Spin 4.0.2 hangs on an
+//! 0018_bonus_payments.sql, 0019_refunds.sql), one statement per intent. Every statement returns at least one row (Spin 4.0.2 hangs on an
 //! empty `pg3` result, docs/spin-compatibility.md): lookups run through [`db::lookup`], the
 //! list LEFT JOINs onto `(SELECT 1)`. Amounts travel as int8 kopecks, uuids as text.
 
@@ -11,8 +11,8 @@ use spin_sdk::pg3::Connection;
 use uuid::Uuid;
 
 use crate::domain::{
-    IdempotencyKey, NewPayment, Payment, PaymentMethod, PaymentStatus, SignedEvent, Target,
-    PENDING_LEASE_SECONDS,
+    IdempotencyKey, NewPayment, Payment, PaymentMethod, PaymentStatus, Refund, RefundEvent,
+    SignedEvent, Target, PENDING_LEASE_SECONDS,
 };
 
 /// The columns of a payment, read from the relation aliased `p`.
@@ -85,10 +85,70 @@ const RELEASE: &str = "DELETE FROM payments.payments \
 /// 0011_signed_events.sql), for the part paid in money. `$2` marks it sent at once when
 /// another transport than the relay carries it.
 const INSERT_EVENT: &str = "INSERT INTO payments.outbox \
-       (event_id, payment_id, order_id, user_id, amount_kopecks, body, signature, sent_at) \
+       (event_id, payment_id, order_id, user_id, amount_kopecks, body, signature, sent_at, \
+        kind) \
      SELECT $3::text::uuid, id, order_id, user_id, amount_kopecks - bonus_kopecks, \
        $4::text, $5::text, \
-       CASE WHEN $2::bool THEN now() END \
+       CASE WHEN $2::bool THEN now() END, $6::text \
+     FROM payments.payments WHERE id = $1::text::uuid AND order_id IS NOT NULL \
+     RETURNING event_id::text AS event_id";
+
+/// Moves a succeeded payment of an order to `refunded`; nothing when it is not (any more)
+/// succeeded.
+const MARK_REFUNDED: &str = concat!(
+    "UPDATE payments.payments AS p SET status = 'refunded' \
+     WHERE p.id = $1::text::uuid AND p.status = 'succeeded' AND p.order_id IS NOT NULL \
+     RETURNING ",
+    payment_columns!()
+);
+
+/// A payment's attempt (see [`claim!`]): the one that holds its bonuses' debit.
+const ATTEMPT: &str = "SELECT (extract(epoch FROM p.claimed_at) * 1000000)::int8 AS attempt \
+     FROM payments.payments AS p WHERE p.id = $1::text::uuid";
+
+/// The columns of a refund, read from the relation aliased `r`.
+macro_rules! refund_columns {
+    () => {
+        concat!(
+            "r.payment_id::text AS payment_id, r.order_id::text AS order_id, \
+             r.user_id::text AS user_id, r.amount_kopecks, r.bonus_kopecks, \
+             r.bonuses_returned, ",
+            api::rfc3339!("r.created_at"),
+            " AS created_at"
+        )
+    };
+}
+
+const INSERT_REFUND: &str = concat!(
+    "INSERT INTO payments.refunds AS r \
+       (payment_id, order_id, user_id, amount_kopecks, bonus_kopecks, bonuses_returned) \
+     VALUES ($1::text::uuid, $2::text::uuid, $3::text::uuid, $4::int8, $5::int8, $6::bool) \
+     RETURNING ",
+    refund_columns!()
+);
+
+const FIND_REFUND: &str = concat!(
+    "SELECT ",
+    refund_columns!(),
+    " FROM payments.refunds AS r WHERE r.payment_id = $1::text::uuid"
+);
+
+const BONUSES_RETURNED: &str = concat!(
+    "UPDATE payments.refunds AS r SET bonuses_returned = true \
+     WHERE r.payment_id = $1::text::uuid RETURNING ",
+    refund_columns!()
+);
+
+/// The id of a payment's `payment_succeeded` event: what its refund's event reverses.
+const SUCCEEDED_EVENT: &str = "SELECT o.event_id::text AS event_id FROM payments.outbox AS o \
+     WHERE o.payment_id = $1::text::uuid AND o.kind = 'payment_succeeded'";
+
+/// A refund's signed `payment_refunded` event (`$3`, `$4`, `$5`) for the money part (`$6`).
+const INSERT_REFUND_EVENT: &str = "INSERT INTO payments.outbox \
+       (event_id, payment_id, order_id, user_id, amount_kopecks, body, signature, sent_at, \
+        kind) \
+     SELECT $3::text::uuid, id, order_id, user_id, $6::int8, $4::text, $5::text, \
+       CASE WHEN $2::bool THEN now() END, 'payment_refunded' \
      FROM payments.payments WHERE id = $1::text::uuid AND order_id IS NOT NULL \
      RETURNING event_id::text AS event_id";
 
@@ -225,13 +285,19 @@ pub fn write_event(
         event.event.event_id.to_string().into(),
         event.body.clone().into(),
         event.signature.clone().into(),
+        "payment_succeeded".to_owned().into(),
     ];
     if db::lookup(db, INSERT_EVENT, &params, |_| Ok(()))?.is_none() {
         return Err(ApiError::internal("no event was written for the payment")
             .with_detail(format!("payment {} pays no order", paid.id)));
     }
-    // A lost wake-up costs the relay one poll interval, never the payment: the row is
-    // there whatever happens to the NOTIFY.
+    wake_relay_on(db, relayed);
+    Ok(())
+}
+
+/// A lost wake-up costs the relay one poll interval, never the event: the row is there
+/// whatever happens to the NOTIFY.
+fn wake_relay_on(db: &Connection, relayed: bool) {
     if relayed {
         if let Err(error) = db::execute(db, WAKE_RELAY, &[]) {
             eprintln!(
@@ -239,7 +305,111 @@ pub fn write_event(
             );
         }
     }
+}
+
+/// Marks `id` refunded if it is a succeeded order payment; `None` otherwise (refunded by an
+/// earlier or concurrent request, which then holds the row until it commits).
+pub fn mark_refunded(db: &Connection, id: Uuid) -> Result<Option<Payment>, ApiError> {
+    db::lookup(
+        db,
+        MARK_REFUNDED,
+        &[id.to_string().into()],
+        payment_from_row,
+    )
+}
+
+/// The claim time of payment `id` in microseconds: what bonus-service knows its debit by.
+pub fn attempt(db: &Connection, id: Uuid) -> Result<i64, ApiError> {
+    db::lookup(db, ATTEMPT, &[id.to_string().into()], |row| {
+        row.get("attempt")
+    })?
+    .ok_or_else(|| ApiError::internal("a refunded payment vanished"))
+}
+
+/// Records the refund of `refunded` (its bonuses returned already when it has none).
+pub fn insert_refund(db: &Connection, refunded: &Payment) -> Result<Refund, ApiError> {
+    let order_id = refunded
+        .order_id
+        .ok_or_else(|| ApiError::internal("a refund of a payment that pays no order"))?;
+    let params = [
+        refunded.id.to_string().into(),
+        order_id.to_string().into(),
+        refunded.user_id.to_string().into(),
+        refunded.charged().kopecks().into(),
+        refunded.bonus_amount.kopecks().into(),
+        (refunded.bonus_amount == Money::ZERO).into(),
+    ];
+    db::one_row(db::query(db, INSERT_REFUND, &params)?).and_then(|row| refund_from_row(&row))
+}
+
+pub fn find_refund(db: &Connection, payment_id: Uuid) -> Result<Option<Refund>, ApiError> {
+    db::lookup(
+        db,
+        FIND_REFUND,
+        &[payment_id.to_string().into()],
+        refund_from_row,
+    )
+}
+
+/// Notes that bonus-service confirmed the refund's bonuses back.
+pub fn bonuses_returned(db: &Connection, payment_id: Uuid) -> Result<Option<Refund>, ApiError> {
+    db::lookup(
+        db,
+        BONUSES_RETURNED,
+        &[payment_id.to_string().into()],
+        refund_from_row,
+    )
+}
+
+/// The id of the payment's `payment_succeeded` event, if it had one (a payment made in
+/// bonuses alone has none, and accrued nothing).
+pub fn succeeded_event(db: &Connection, payment_id: Uuid) -> Result<Option<Uuid>, ApiError> {
+    db::lookup(
+        db,
+        SUCCEEDED_EVENT,
+        &[payment_id.to_string().into()],
+        |row| row.uuid("event_id"),
+    )
+}
+
+/// Writes the refund's signed `payment_refunded` event to the outbox in the caller's
+/// transaction, like [`write_event`].
+pub fn write_refund_event(
+    db: &Connection,
+    event: &SignedEvent<RefundEvent>,
+    relayed: bool,
+) -> Result<(), ApiError> {
+    let params = [
+        event.event.payment_id.to_string().into(),
+        (!relayed).into(),
+        event.event.event_id.to_string().into(),
+        event.body.clone().into(),
+        event.signature.clone().into(),
+        event.event.amount.kopecks().into(),
+    ];
+    if db::lookup(db, INSERT_REFUND_EVENT, &params, |_| Ok(()))?.is_none() {
+        return Err(ApiError::internal("no event was written for the refund")
+            .with_detail(format!("payment {}", event.event.payment_id)));
+    }
+    wake_relay_on(db, relayed);
     Ok(())
+}
+
+fn refund_from_row(row: &Row) -> Result<Refund, ApiError> {
+    Ok(Refund {
+        payment_id: row.uuid("payment_id")?,
+        order_id: row.uuid("order_id")?,
+        user_id: row.uuid("user_id")?,
+        amount: money(row, "amount_kopecks")?,
+        bonus_amount: money(row, "bonus_kopecks")?,
+        bonuses_returned: row.get("bonuses_returned")?,
+        created_at: row.timestamp("created_at")?,
+    })
+}
+
+fn money(row: &Row, column: &str) -> Result<Money, ApiError> {
+    let kopecks: i64 = row.get(column)?;
+    Money::from_kopecks(kopecks).ok_or_else(|| db::unexpected(column, "out of range"))
 }
 
 pub fn find(db: &Connection, id: Uuid) -> Result<Option<Payment>, ApiError> {
