@@ -22,8 +22,9 @@ pub enum OrderError {
     IllegalTransition(IllegalTransition),
     /// 409: the status changed between reading the order and writing the new one.
     StatusChanged(Uuid),
-    /// 409: a paid order is not cancelled while there is no refund path.
-    Paid(Uuid),
+    /// 409: the order's payment was still being processed when the cancellation stopped
+    /// waiting for it.
+    PaymentPending(Uuid),
     /// 409: only a completed order can be reviewed.
     NotCompleted(Uuid),
     /// 409: the order has its review.
@@ -68,11 +69,11 @@ impl From<OrderError> for ApiError {
                 "status_changed",
                 format!("order {id} changed status meanwhile; read it again and retry"),
             ),
-            OrderError::Paid(id) => ApiError::conflict(
-                "order_paid",
+            OrderError::PaymentPending(id) => ApiError::conflict(
+                "payment_pending",
                 format!(
-                    "order {id} is paid and cannot be cancelled: refunds are not supported yet, \
-                     ask staff"
+                    "order {id} has a payment still being processed; cancel again once it has \
+                     an outcome (a succeeded payment is then refunded)"
                 ),
             ),
             OrderError::TimePassed(passed) => {

@@ -23,10 +23,13 @@ use api::routes::Routes;
 use api::upstream::Upstream;
 use api::{ApiError, Caller, FieldErrors};
 use spin_sdk::http::{Params, Request, Response, Router};
+use std::time::{Duration, Instant};
+
 use uuid::Uuid;
 
 use crate::domain::{NewOrder, NewReview, Order, OrderStatus};
 use crate::error::OrderError;
+use crate::payment_client::Holding;
 
 const SERVICE: &str = "order-service";
 
@@ -343,16 +346,13 @@ fn change_order(request: Request, params: Params) -> Result<Response, OrderError
         return Ok(json_response(200, &order));
     }
     if let Some(desired_time) = change.desired_time {
-        if !matches!(order.status, OrderStatus::Created | OrderStatus::Confirmed) {
+        if !order.status.may_move() {
             return Err(OrderError::NotMovable(order.id, order.status));
         }
         desired_time
             .check_ahead(chrono::Utc::now())
             .map_err(OrderError::TimePassed)?;
-    } else if matches!(
-        order.status,
-        OrderStatus::Completed | OrderStatus::Cancelled
-    ) {
+    } else if order.status.is_final() {
         return Err(OrderError::Closed(order.id, order.status));
     }
     let minutes = u32::try_from((order.ends_at - order.desired_time).num_minutes()).unwrap_or(0);
@@ -376,65 +376,123 @@ fn get_order(request: Request, params: Params) -> Result<Response, OrderError> {
     Ok(json_response(200, &order))
 }
 
+/// How long a cancellation waits for the order's payment to get an outcome (or for its
+/// compare-and-set to stop losing to payments checking the order), polling every
+/// [`PAYMENT_POLL`].
+const PAYMENT_WAIT: Duration = Duration::from_secs(10);
+const PAYMENT_POLL: Duration = Duration::from_millis(50);
+
 /// `{"status": ...}`: staff move an order through its lifecycle; its owner may cancel it.
 ///
-/// An order with a pending or succeeded payment is not cancelled (no refunds yet), and this
-/// must hold when a cancellation and a payment race, though the order and its payments live
-/// in two services and nothing locks across them. Each side writes first and reads the other
-/// after, so at least one of them sees the other:
+/// Cancelling a `created` or `confirmed` order refunds its succeeded payment first (as the
+/// caller, `POST /api/payments/{id}/refund`) and waits out a pending one (up to
+/// [`PAYMENT_WAIT`], then 409 `payment_pending`). No order may end both cancelled and paid
+/// (a `succeeded` payment, not refunded), and this must hold when a cancellation and a
+/// payment race, though the order and its payments live in two services and nothing locks
+/// across them. Each side writes first and reads the other after, so at least one of them
+/// sees the other:
 ///
 /// - payment-service (P) commits its claim, a `pending` payment (Pc), then calls
 ///   `POST .../payment-check` (Ph), which gives the order a new version and answers its
 ///   status, and charges only if that status is not `cancelled`;
-/// - a cancellation (C) reads the order with its version (Cr), then asks payment-service
-///   whether a pending or succeeded payment exists (Cq), then moves the order to `cancelled`
-///   only if its version is still the one read (Cx, compare and set).
+/// - a cancellation (C), in each round, reads the order with its version (Cr), then asks
+///   payment-service for a pending or succeeded payment (Cq). If there is none, it moves the
+///   order to `cancelled` only if its version is still the one read (Cx, compare and set);
+///   if Cx fails, or the payment was pending (it waits) or succeeded (it is refunded, and a
+///   refunded payment holds nothing), it starts another round. (Before Cx it also asks for
+///   a refunded payment's refund again, which finishes one whose bonuses did not come back.)
 ///
-/// Suppose the order ended both cancelled and charged. P charged, so Ph saw no cancellation:
-/// Ph's update came before Cx's (both update the one row, so they are ordered). Cx then saw
-/// Ph's version change unless Cr came after Ph; Cx succeeded, so Cr came after Ph. Then
-/// Pc < Ph < Cr < Cq, and Cq, which reads committed rows, saw the pending (or by then
-/// succeeded) payment and refused. Contradiction. A payment declined or given up before its
-/// charge leaves nothing to protect, and a claim taken over after its lease keeps its row
-/// pending throughout. Lost races answer 409 `status_changed` (read again and retry) or
-/// `order_paid` here, and 409 `order_cancelled` to the payment.
+/// Suppose the order ended cancelled while P's payment is succeeded. P charged, so Ph saw no
+/// cancellation: Ph's update came before Cx's (both update the one row, so they are ordered).
+/// Cx, in the round that succeeded, then saw Ph's version change unless that round's Cr came
+/// after Ph; Cx succeeded, so Cr came after Ph. Then Pc < Ph < Cr < Cq, and Cq, which reads
+/// committed rows, saw P's payment pending or succeeded, unless it was declined, released or
+/// refunded by then, and did not move to Cx. Contradiction: either P's payment is not
+/// succeeded, or the order is not cancelled. A refund only ever moves a payment from
+/// `succeeded` to `refunded`, never back, and a claim taken over after its lease keeps its
+/// row pending throughout. payment-service refunds only while the order is `created` or
+/// `confirmed` (or cancelled), so work that has started is never refunded from here;
+/// `in_progress` and `completed` orders are not cancelled (409 `illegal_status_change`).
+/// Lost races answer 409 `status_changed` here once [`PAYMENT_WAIT`] is over, and 409
+/// `order_cancelled` to the payment.
 #[utoipa::path(patch, path = "/api/orders/{order_id}/status", tag = "orders",
     summary = "Move an order through its lifecycle (staff), or cancel it (its owner)",
+    description = "Cancelling a `created` or `confirmed` order refunds its succeeded payment \
+        (the money part through the processor, the bonuses it took back to the balance, the \
+        bonuses it accrued reversed) and waits up to 10 s for a payment still being processed.",
     params(("order_id" = Uuid, Path)),
     request_body = domain::OrderStatusRequest,
     responses(
         (status = 200, description = "The order in its new status", body = domain::Order),
         (status = 403, description = "staff_only: a customer asked for a status other than `cancelled`", body = api::openapi::ErrorBody),
         (status = 404, description = "order_not_found: no such order, or not the caller's", body = api::openapi::ErrorBody),
-        (status = 409, description = "illegal_status_change: the lifecycle forbids the move; status_changed: it changed meanwhile (or a payment checked it), read it again; order_paid: an order with a pending or succeeded payment is not cancelled (no refunds yet)", body = api::openapi::ErrorBody),
-        (status = 502, description = "payment_service_failed: on cancelling, payment-service gave an unexpected answer", body = api::openapi::ErrorBody),
+        (status = 409, description = "illegal_status_change: the lifecycle forbids the move (an \
+            order in progress or completed is not cancelled); status_changed: it changed \
+            meanwhile (or payments kept checking it), read it again; payment_pending: on \
+            cancelling, the order's payment was still being processed after 10 s", body = api::openapi::ErrorBody),
+        (status = 502, description = "payment_service_failed: on cancelling, payment-service \
+            gave an unexpected answer (a refund whose bonuses did not come back is finished \
+            by cancelling again)", body = api::openapi::ErrorBody),
         (status = 503, description = "payment_service_unavailable: on cancelling, payment-service could not be reached", body = api::openapi::ErrorBody),
         (status = 504, description = "payment_service_timeout: on cancelling, payment-service did not answer in time", body = api::openapi::ErrorBody),
     ))]
 async fn change_status(request: Request, params: Params) -> Result<Response, OrderError> {
     let caller = api::auth::caller(&request)?;
     let to = domain::parse_status_change(&read_json_object(&request)?)?;
-    let (db, order, version) = visible_order(&caller, &params)?;
+    let (db, mut order, mut version) = visible_order(&caller, &params)?;
     if !domain::may_request(to, caller.is_staff()) {
         return Err(OrderError::StaffOnly(to));
     }
     order.status.transition(to)?;
     // Only a cancellation compares the version: other moves race nothing but each other.
-    let version = if to == OrderStatus::Cancelled {
-        // No pooled connection is held while payment-service answers.
-        drop(db);
-        let authorization = request.header("authorization").and_then(|v| v.as_str());
-        if payment_client::holds_order(&Config::payments()?, order.id, authorization).await? {
-            return Err(OrderError::Paid(order.id));
+    if to != OrderStatus::Cancelled {
+        return match store::set_status(&db, order.id, order.status, to, None)? {
+            Some(changed) => Ok(json_response(200, &changed)),
+            None => Err(OrderError::StatusChanged(order.id)),
+        };
+    }
+    // No pooled connection is held while payment-service answers.
+    drop(db);
+    let authorization = request.header("authorization").and_then(|v| v.as_str());
+    let payments = Config::payments()?;
+    let deadline = Instant::now() + PAYMENT_WAIT;
+    loop {
+        match payment_client::holding(&payments, order.id, authorization).await? {
+            held @ (None | Some(Holding::Refunded(_))) => {
+                if let Some(Holding::Refunded(payment)) = held {
+                    // Refused only if it is not refunded after all: the next round sees why.
+                    payment_client::refund(&payments, payment, authorization).await?;
+                }
+                let db = api::db::open(&Config::load()?.postgres_url)?;
+                if let Some(changed) =
+                    store::set_status(&db, order.id, order.status, to, Some(&version))?
+                {
+                    return Ok(json_response(200, &changed));
+                }
+                if Instant::now() > deadline {
+                    return Err(OrderError::StatusChanged(order.id));
+                }
+            }
+            // Refused: the payment or the order moved on; the next round reads both again.
+            Some(Holding::Succeeded(payment)) => {
+                if payment_client::refund(&payments, payment, authorization).await?
+                    == payment_client::Refund::Refused
+                    && Instant::now() > deadline
+                {
+                    return Err(OrderError::StatusChanged(order.id));
+                }
+            }
+            Some(Holding::Pending(_)) => {
+                if Instant::now() > deadline {
+                    return Err(OrderError::PaymentPending(order.id));
+                }
+                std::thread::sleep(PAYMENT_POLL);
+            }
         }
-        Some(version)
-    } else {
-        None
-    };
-    let db = api::db::open(&Config::load()?.postgres_url)?;
-    match store::set_status(&db, order.id, order.status, to, version.as_ref())? {
-        Some(changed) => Ok(json_response(200, &changed)),
-        None => Err(OrderError::StatusChanged(order.id)),
+        let (db, again, again_version) = visible_order(&caller, &params)?;
+        drop(db);
+        again.status.transition(to)?;
+        (order, version) = (again, again_version);
     }
 }
 
