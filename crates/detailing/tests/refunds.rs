@@ -3,8 +3,9 @@
 //! took, and reverses the bonuses it accrued exactly once through the relay, also when the
 //! relay is killed in between; a refund asked for twice refunds once; a balance too small to
 //! take the accrual back records the rest as owed and stays at 0; a refund that overtakes
-//! its accrual makes that accrual credit nothing; and pay racing cancel on 50 orders leaves
-//! no order both cancelled and holding a succeeded payment.
+//! its accrual makes that accrual credit nothing; a refund whose bonuses could not be given
+//! back is finished by cancelling again; and pay racing cancel on 50 orders leaves no order
+//! both cancelled and holding a succeeded payment.
 
 mod common;
 
@@ -464,4 +465,69 @@ fn paying_racing_cancelling_never_leaves_an_order_cancelled_and_paid() {
         "SELECT count(*) FROM payments.payments WHERE status = 'refunded'",
     );
     eprintln!("{pairs} pairs: {cancelled} cancelled, {refunded} of them refunded");
+}
+
+#[test]
+fn a_refund_whose_bonuses_did_not_come_back_is_finished_by_cancelling_again() {
+    let server = TestServer::start(ServerConfig::app());
+    // The same database behind a host whose payment-service cannot reach bonus-service.
+    let cut_off = TestServer::start(
+        ServerConfig::app()
+            .env("SPIN_VARIABLE_POSTGRES_URL", &server.db.url())
+            .env("SPIN_VARIABLE_BONUS_SERVICE_URL", "http://127.0.0.1:9"),
+    );
+    let me = server.customer();
+    let (status, body) = server.call(
+        "POST",
+        "/api/bonuses/promocodes/apply",
+        me.token(),
+        Some(&json!({"code": "WELCOME500"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let order_id = order(&server, &me);
+    let payment = pay(&server, &me, &order_id, json!(500));
+    let payment_id = payment["id"].as_str().unwrap().to_owned();
+    assert_eq!(account(&server, &me), (0, 0));
+
+    let (status, body) = cancel(&cut_off, &me, &order_id);
+    assert_eq!(status, 503, "{body}\n{}", cut_off.log());
+    // Refunded, its bonuses not yet back, the order not yet cancelled.
+    assert_eq!(
+        one(
+            &server,
+            &format!(
+                "SELECT p.status || ' ' || r.bonuses_returned || ' ' || o.status \
+                 FROM payments.payments p JOIN payments.refunds r ON r.payment_id = p.id \
+                 JOIN orders.orders o ON o.id = p.order_id WHERE p.id = '{payment_id}'"
+            )
+        ),
+        "refunded false created"
+    );
+    assert_eq!(account(&server, &me), (0, 0));
+
+    let (status, body) = cancel(&server, &me, &order_id);
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("cancelled")),
+        "{body}"
+    );
+    assert_eq!(account(&server, &me), (50_000, 0));
+    assert_eq!(
+        one(
+            &server,
+            &format!(
+                "SELECT bonuses_returned FROM payments.refunds WHERE payment_id = '{payment_id}'"
+            )
+        ),
+        "t"
+    );
+    // Once, however often it is asked for.
+    let (status, _) = server.call(
+        "POST",
+        &format!("/api/payments/{payment_id}/refund"),
+        me.token(),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(account(&server, &me), (50_000, 0));
 }
