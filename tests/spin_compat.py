@@ -32,6 +32,8 @@ FILES = [
     "fines",
     "payments",
     "bonuses",
+    "bonus_payments",
+    "refunds",
     "support",
     "relay",
     "events_security",
