@@ -15,8 +15,6 @@ pub enum CartError {
     UnknownCatalogItem(String),
     /// 422: `catalog_id` names an entry that is no longer sold.
     RetiredCatalogItem(Uuid),
-    /// 403: a customer asked to change the catalog.
-    StaffOnly,
     /// 409: another catalog entry has this name.
     NameTaken(String),
     /// 409: the line would hold more than the limit.
@@ -47,9 +45,6 @@ impl From<CartError> for ApiError {
                     format!("catalog entry {id} is retired: it is no longer sold"),
                 ),
             ),
-            CartError::StaffOnly => {
-                ApiError::forbidden("staff_only", "only staff may change the catalog")
-            }
             CartError::NameTaken(name) => ApiError::conflict(
                 "catalog_name_taken",
                 format!("another catalog entry is named {name:?}"),

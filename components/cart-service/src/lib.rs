@@ -203,11 +203,7 @@ fn change_entry(request: Request, params: Params) -> Result<Response, CartError>
 
 /// Only staff go on: a customer is 403 before the body is read.
 fn staff(request: &Request) -> Result<(), CartError> {
-    if api::auth::caller(request)?.is_staff() {
-        Ok(())
-    } else {
-        Err(CartError::StaffOnly)
-    }
+    Ok(api::auth::caller(request)?.require_staff("change the catalog")?)
 }
 
 /// The `catalog_id` route parameter. An id that is not a UUID names no entry: 404, like an

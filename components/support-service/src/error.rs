@@ -15,8 +15,6 @@ pub enum SupportError {
     UnknownOrder(Uuid),
     /// 404: no ticket with this id the caller may see (also for ids that are not UUIDs).
     TicketNotFound(String),
-    /// 403: a customer asked to change a ticket's status, which only staff do.
-    StaffOnly,
     /// 409: the state machine forbids this move.
     IllegalTransition(IllegalTransition),
     /// 409: the status changed between reading the ticket and writing the new one.
@@ -42,10 +40,6 @@ impl From<SupportError> for ApiError {
             SupportError::TicketNotFound(id) => {
                 ApiError::not_found("ticket_not_found", format!("no ticket with id {id}"))
             }
-            SupportError::StaffOnly => ApiError::forbidden(
-                "staff_only",
-                "only staff may change a ticket's status; write a message instead",
-            ),
             SupportError::IllegalTransition(illegal) => {
                 ApiError::conflict("illegal_status_change", illegal.to_string())
             }
@@ -104,7 +98,6 @@ mod tests {
                 404,
                 "ticket_not_found",
             ),
-            (SupportError::StaffOnly, 403, "staff_only"),
             (illegal.into(), 409, "illegal_status_change"),
             (SupportError::StatusChanged(id), 409, "status_changed"),
             (SupportError::TicketClosed(id), 409, "ticket_closed"),

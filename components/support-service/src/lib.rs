@@ -210,9 +210,7 @@ fn change_status(request: Request, params: Params) -> Result<Response, SupportEr
     // Visibility first: a customer learns nothing about another user's ticket, not even
     // that only staff could change it.
     let ticket = visible(&caller, id, store::find(&db, id)?)?;
-    if !caller.is_staff() {
-        return Err(SupportError::StaffOnly);
-    }
+    caller.require_staff("change a ticket's status; write a message instead")?;
     ticket.status.transition(to)?;
     match store::set_status(&db, id, ticket.status, to)? {
         Some(changed) => Ok(json_response(200, &changed)),

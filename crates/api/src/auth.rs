@@ -166,6 +166,20 @@ mod tests {
     }
 
     #[test]
+    fn only_staff_pass_require_staff_and_a_customer_is_told_what_they_asked_for() {
+        let who = |role| Caller {
+            user_id: Uuid::from_u128(1),
+            role,
+        };
+        assert!(who(Role::Staff).require_staff("see the board").is_ok());
+        let error = who(Role::Customer)
+            .require_staff("see the board")
+            .unwrap_err();
+        assert_eq!((error.status, error.code), (403, "staff_only"));
+        assert_eq!(error.message, "only staff may see the board");
+    }
+
+    #[test]
     fn lists_show_a_customer_their_own_and_staff_whom_they_name() {
         let me = Uuid::from_u128(1);
         let customer = Caller {
