@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{psql_db, signed_text, Actor, ServerConfig, TestServer, TestVhost};
@@ -16,15 +15,6 @@ use uuid::Uuid;
 
 const WASH: &str = "6b1f2c1e-0001-4000-8000-000000000001";
 
-/// A booking time of its own for every order of this process: 10:00 in Moscow on a day of
-/// its own, so no two orders compete for the shop's bays.
-fn slot() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let day = NEXT.fetch_add(1, Ordering::Relaxed);
-    let date = chrono::NaiveDate::from_ymd_opt(2032, 1, 1).unwrap() + chrono::Days::new(day);
-    format!("{date}T07:00:00Z")
-}
-
 /// A car and an order of two washes (3000.00) for `who`; the order's id.
 fn order(server: &TestServer, who: &Actor) -> String {
     order_of(server, who, 2)
@@ -32,19 +22,11 @@ fn order(server: &TestServer, who: &Actor) -> String {
 
 /// A car and an order of `washes` washes (1500.00 each) for `who`; the order's id.
 fn order_of(server: &TestServer, who: &Actor, washes: u32) -> String {
-    let vin = format!("XTA2109{:010}", rand_digits());
-    let car = json!({"license_plate": "А123БВ799", "vin": vin, "make": "Lada", "model": "Vesta", "year": 2021});
-    let (status, car) = server.call("POST", "/api/cars", who.token(), Some(&car));
-    assert_eq!(status, 201, "{car}");
-    let body = json!({"car_id": car["id"], "desired_time": slot(), "description": "ТО",
-                      "items": [{"catalog_id": WASH, "quantity": washes}]});
-    let (status, order) = server.call("POST", "/api/orders", who.token(), Some(&body));
-    assert_eq!(status, 201, "{order}");
-    order["id"].as_str().unwrap().to_owned()
-}
-
-fn rand_digits() -> u64 {
-    u64::from(Uuid::new_v4().as_u128() as u32) % 10_000_000_000
+    common::order_on_new_car(
+        server,
+        who,
+        json!([{"catalog_id": WASH, "quantity": washes}]),
+    )
 }
 
 /// Gives `who` 1500.00 of bonuses (two promocodes), or 500.00 with `small`.

@@ -17,14 +17,6 @@ fn at(local: &str) -> String {
     format!("2030-12-20T{local}:00+03:00")
 }
 
-fn car_of(server: &TestServer, who: &Actor) -> String {
-    let vin = format!("XTA{}", &uuid::Uuid::new_v4().simple().to_string()[..14]).to_uppercase();
-    let body = json!({"license_plate": "А123БВ799", "vin": vin, "make": "Lada", "model": "Vesta", "year": 2021});
-    let (status, car) = server.call("POST", "/api/cars", who.token(), Some(&body));
-    assert_eq!(status, 201, "{car}");
-    car["id"].as_str().unwrap().to_owned()
-}
-
 fn book(server: &TestServer, who: &Actor, car: &str, time: &str, items: Value) -> (u16, Value) {
     let body = json!({"car_id": car, "desired_time": time, "items": items});
     server.call("POST", "/api/orders", who.token(), Some(&body))
@@ -33,7 +25,7 @@ fn book(server: &TestServer, who: &Actor, car: &str, time: &str, items: Value) -
 /// A customer with a car, booked at `time` with no items: the order.
 fn booked(server: &TestServer, time: &str) -> Value {
     let who = server.customer();
-    let car = car_of(server, &who);
+    let car = common::new_car(server, &who);
     let (status, order) = book(server, &who, &car, time, json!([]));
     assert_eq!(status, 201, "{order}");
     order
@@ -93,7 +85,7 @@ fn twenty_customers_racing_for_the_last_free_bay_get_exactly_one_booking() {
     let racers: Vec<(Actor, String)> = (0..20)
         .map(|_| {
             let who = server.customer();
-            let car = car_of(&server, &who);
+            let car = common::new_car(&server, &who);
             (who, car)
         })
         .collect();
@@ -135,7 +127,7 @@ fn an_order_holds_a_bay_for_its_services_rounded_to_the_half_hour() {
     );
     assert_eq!(status, 200, "{shop}");
     let who = server.customer();
-    let car = car_of(&server, &who);
+    let car = common::new_car(&server, &who);
     // 45 + 60 minutes of work and goods: 105, so two hours of the bay.
     let items = json!([{"catalog_id": WASH}, {"catalog_id": ENGINE}, {"catalog_id": TOWELS}]);
     let (status, order) = book(&server, &who, &car, &at("10:00"), items);
@@ -145,7 +137,7 @@ fn an_order_holds_a_bay_for_its_services_rounded_to_the_half_hour() {
     assert_eq!(order["bay"], 1);
 
     // Every half hour it holds is taken, for work of any length that would reach into it.
-    let other_car = car_of(&server, &who);
+    let other_car = common::new_car(&server, &who);
     for taken in ["10:00", "10:30", "11:00", "11:30"] {
         let (status, answer) = book(&server, &who, &other_car, &at(taken), json!([]));
         assert_eq!(status, 409, "{taken}: {answer}");
@@ -187,7 +179,7 @@ fn an_order_holds_a_bay_for_its_services_rounded_to_the_half_hour() {
 fn work_outside_opening_hours_is_422_naming_them() {
     let server = TestServer::start(ServerConfig::app());
     let who = server.customer();
-    let car = car_of(&server, &who);
+    let car = common::new_car(&server, &who);
     let (status, answer) = book(&server, &who, &car, &at("08:30"), json!([]));
     assert_eq!(status, 422, "{answer}");
     assert_eq!(answer["error"]["code"], "outside_opening_hours");
@@ -244,7 +236,7 @@ fn moving_an_order_into_a_taken_time_is_409_and_into_a_free_one_moves_it() {
         booked(&server, &at("15:00"));
     }
     let who = server.customer();
-    let car = car_of(&server, &who);
+    let car = common::new_car(&server, &who);
     let (status, mine) = book(
         &server,
         &who,
@@ -397,7 +389,7 @@ fn staff_set_the_bays_and_hours_and_customers_only_read_them() {
 fn the_board_shows_each_bays_day_and_staff_assign_the_work() {
     let server = TestServer::start(ServerConfig::app());
     let who = server.customer();
-    let car = car_of(&server, &who);
+    let car = common::new_car(&server, &who);
     let (status, later) = book(&server, &who, &car, &at("12:00"), json!([]));
     assert_eq!(status, 201, "{later}");
     let (status, earlier) = book(

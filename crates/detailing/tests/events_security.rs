@@ -169,18 +169,8 @@ fn publish_to_exchange(vhost: &TestVhost, messages: &[Vec<u8>]) {
 
 /// An order of two washes (3000.00, 30.00 in bonuses) for `who`, paid by card.
 fn pay_an_order(server: &TestServer, who: &Actor) -> Value {
-    let vin = format!(
-        "XTA21093{:09}",
-        uuid::Uuid::new_v4().as_u128() % 1_000_000_000
-    );
-    let car = json!({"license_plate": "А123БВ799", "vin": vin, "make": "Lada", "model": "Vesta", "year": 2021});
-    let (status, car) = server.call("POST", "/api/cars", who.token(), Some(&car));
-    assert_eq!(status, 201, "{car}");
-    let body = json!({"car_id": car["id"], "desired_time": common::next_slot(),
-        "items": [{"catalog_id": WASH, "quantity": 2}]});
-    let (status, order) = server.call("POST", "/api/orders", who.token(), Some(&body));
-    assert_eq!(status, 201, "{order}");
-    let body = json!({"order_id": order["id"], "payment_method": "card"});
+    let order = common::order_on_new_car(server, who, json!([{"catalog_id": WASH, "quantity": 2}]));
+    let body = json!({"order_id": order, "payment_method": "card"});
     let (status, payment) = server.call("POST", "/api/payments", who.token(), Some(&body));
     assert_eq!(status, 201, "{payment}\n{}", server.log());
     payment

@@ -16,22 +16,11 @@ const POLISH: &str = "6b1f2c1e-0001-4000-8000-000000000003";
 
 /// An order of `washes` washes and `polishes` polishes for `who`, on a fresh car.
 fn order(server: &TestServer, who: &Actor, washes: u32, polishes: u32) -> String {
-    let vin = format!("XTA21093{:09}", rand_digits());
-    let car = json!({"license_plate": "А123БВ799", "vin": vin, "make": "Lada", "model": "Vesta", "year": 2021});
-    let (status, car) = server.call("POST", "/api/cars", who.token(), Some(&car));
-    assert_eq!(status, 201, "{car}");
     let mut items = vec![json!({"catalog_id": WASH, "quantity": washes})];
     if polishes > 0 {
         items.push(json!({"catalog_id": POLISH, "quantity": polishes}));
     }
-    let body = json!({"car_id": car["id"], "desired_time": common::next_slot(), "items": items});
-    let (status, order) = server.call("POST", "/api/orders", who.token(), Some(&body));
-    assert_eq!(status, 201, "{order}");
-    order["id"].as_str().unwrap().to_owned()
-}
-
-fn rand_digits() -> u64 {
-    (uuid::Uuid::new_v4().as_u128() % 1_000_000_000) as u64
+    common::order_on_new_car(server, who, Value::Array(items))
 }
 
 fn pay(server: &TestServer, who: &Actor, order_id: &str) -> Value {

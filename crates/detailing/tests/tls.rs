@@ -329,18 +329,7 @@ const WASH: &str = "6b1f2c1e-0001-4000-8000-000000000001";
 
 /// An order of two washes for `who`, on a fresh car.
 fn order(server: &TestServer, who: &Actor) -> String {
-    let vin = format!(
-        "XTA21093{:09}",
-        uuid::Uuid::new_v4().as_u128() % 1_000_000_000
-    );
-    let car = json!({"license_plate": "А123БВ799", "vin": vin, "make": "Lada", "model": "Vesta", "year": 2021});
-    let (status, car) = server.call("POST", "/api/cars", who.token(), Some(&car));
-    assert_eq!(status, 201, "{car}");
-    let body = json!({"car_id": car["id"], "desired_time": common::next_slot(),
-        "items": [{"catalog_id": WASH, "quantity": 2}]});
-    let (status, order) = server.call("POST", "/api/orders", who.token(), Some(&body));
-    assert_eq!(status, 201, "{order}");
-    order["id"].as_str().unwrap().to_owned()
+    common::order_on_new_car(server, who, json!([{"catalog_id": WASH, "quantity": 2}]))
 }
 
 /// (backends of `db` over TLS, backends of `db` without)

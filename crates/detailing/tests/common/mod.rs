@@ -52,6 +52,26 @@ pub fn next_slot() -> String {
     format!("{date}T07:00:00Z")
 }
 
+/// A car of `who`'s with a VIN no other car has: its id.
+pub fn new_car(server: &TestServer, who: &Actor) -> String {
+    let digits = uuid::Uuid::new_v4().as_u128() % 1_000_000_000;
+    let car = serde_json::json!({"license_plate": "А123БВ799", "vin": format!("XTA21090{digits:09}"),
+        "make": "Lada", "model": "Vesta", "year": 2021});
+    let (status, car) = server.call("POST", "/api/cars", who.token(), Some(&car));
+    assert_eq!(status, 201, "{car}");
+    car["id"].as_str().unwrap().to_owned()
+}
+
+/// An order of `items` (catalog lines) on a new car of `who`'s, at a time of its own
+/// ([`next_slot`]): its id.
+pub fn order_on_new_car(server: &TestServer, who: &Actor, items: serde_json::Value) -> String {
+    let body = serde_json::json!({"car_id": new_car(server, who), "desired_time": next_slot(),
+        "items": items});
+    let (status, order) = server.call("POST", "/api/orders", who.token(), Some(&body));
+    assert_eq!(status, 201, "{order}");
+    order["id"].as_str().unwrap().to_owned()
+}
+
 /// Polls `probe` every 100 ms until `check` holds or `timeout` passes; the last value either
 /// way, for the failure message.
 pub fn wait_for<T>(
