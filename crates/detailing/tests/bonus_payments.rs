@@ -37,14 +37,7 @@ fn fund(server: &TestServer, who: &Actor, small: bool) {
         &["WELCOME500", "DETAILING2026"]
     };
     for code in codes {
-        let body = json!({ "code": code });
-        let (status, answer) = server.call(
-            "POST",
-            "/api/bonuses/promocodes/apply",
-            who.token(),
-            Some(&body),
-        );
-        assert_eq!(status, 200, "{answer}");
+        common::apply_promocode(server, who, code);
     }
 }
 

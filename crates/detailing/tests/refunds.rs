@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{psql_db, Actor, ServerConfig, TestServer, TestVhost};
@@ -81,34 +80,6 @@ fn deliver(server: &TestServer, payment_id: &str, kind: &str) -> Value {
     body
 }
 
-/// `detailing relay` as its own process, delivering to the server's bonus-service.
-fn start_relay(server: &TestServer, vhost: &TestVhost) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_detailing"))
-        .arg("--manifest")
-        .arg(common::repo_root().join("spin.toml"))
-        .args([
-            "relay",
-            "--bonus-url",
-            &server.url("/api/bonuses/events"),
-            "--amqp-url",
-            &vhost.url(),
-        ])
-        .env("SPIN_VARIABLE_POSTGRES_URL", server.db.url())
-        .env_remove("SPIN_VARIABLE_JWT_SECRET")
-        .env_remove("SPIN_VARIABLE_EVENT_SIGNING_KEY")
-        .env("SPIN_VARIABLE_RELAY_TOKEN", common::TEST_RELAY_TOKEN)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cannot start detailing relay")
-}
-
-fn kill(child: &mut Child) {
-    let _ = child.kill(); // SIGKILL: no cleanup, no acks, no commits.
-    let _ = child.wait();
-}
-
 fn eventually(server: &TestServer, who: &Actor, want: (i64, i64)) -> (i64, i64) {
     common::wait_for(
         Duration::from_secs(30),
@@ -122,7 +93,12 @@ fn cancelling_a_paid_order_refunds_it_and_reverses_its_bonuses_once_through_a_ki
     let vhost = TestVhost::create();
     let server = TestServer::start(ServerConfig::app());
     let me = server.customer();
-    let mut relay = start_relay(&server, &vhost);
+    let mut relay = common::start_relay(
+        &server.db.url(),
+        &vhost,
+        &server.url("/api/bonuses/events"),
+        &[],
+    );
     let order_id = order(&server, &me);
     let payment = pay(&server, &me, &order_id, json!(0));
     let payment_id = payment["id"].as_str().unwrap();
@@ -131,7 +107,7 @@ fn cancelling_a_paid_order_refunds_it_and_reverses_its_bonuses_once_through_a_ki
 
     let (status, cancelled) = cancel(&server, &me, &order_id);
     // The relay dies at once: the refund's event may be published, acked or neither.
-    kill(&mut relay);
+    common::kill(&mut relay);
     assert_eq!(status, 200, "{cancelled}\n{}", server.log());
     assert_eq!(cancelled["status"], "cancelled");
     let (status, refunded) = server.call(
@@ -159,14 +135,19 @@ fn cancelling_a_paid_order_refunds_it_and_reverses_its_bonuses_once_through_a_ki
     )));
 
     // Another relay takes over: the reversal is applied, once.
-    let mut relay = start_relay(&server, &vhost);
+    let mut relay = common::start_relay(
+        &server.db.url(),
+        &vhost,
+        &server.url("/api/bonuses/events"),
+        &[],
+    );
     assert_eq!(eventually(&server, &me, (0, 0)), (0, 0), "{}", server.log());
     // A redelivery of the same event changes nothing.
     let again = deliver(&server, payment_id, "payment_refunded");
     assert_eq!(again["duplicate"], true, "{again}");
     assert_eq!(kopecks(&again["taken"]), 3_000);
     std::thread::sleep(Duration::from_millis(500));
-    kill(&mut relay);
+    common::kill(&mut relay);
     assert_eq!(account(&server, &me), (0, 0));
     assert_eq!(
         one(
@@ -263,13 +244,7 @@ fn a_refund_asked_for_twice_refunds_once_and_work_started_is_not_refunded() {
 fn a_short_balance_gives_what_it_has_and_records_the_rest_as_owed() {
     let server = TestServer::start(ServerConfig::app());
     let me = server.customer();
-    let (status, body) = server.call(
-        "POST",
-        "/api/bonuses/promocodes/apply",
-        me.token(),
-        Some(&json!({"code": "WELCOME500"})),
-    );
-    assert_eq!(status, 200, "{body}");
+    common::apply_promocode(&server, &me, "WELCOME500");
     let order_id = order(&server, &me);
     let payment = pay(&server, &me, &order_id, json!(0));
     let payment_id = payment["id"].as_str().unwrap().to_owned();
@@ -326,13 +301,7 @@ fn the_bonuses_a_refunded_payment_took_come_back() {
     let server = TestServer::start(ServerConfig::app());
     let me = server.customer();
     for code in ["WELCOME500", "DETAILING2026"] {
-        let (status, body) = server.call(
-            "POST",
-            "/api/bonuses/promocodes/apply",
-            me.token(),
-            Some(&json!({ "code": code })),
-        );
-        assert_eq!(status, 200, "{body}");
+        common::apply_promocode(&server, &me, code);
     }
     let order_id = order(&server, &me);
     let payment = pay(&server, &me, &order_id, json!("900.00"));
@@ -466,13 +435,7 @@ fn a_refund_whose_bonuses_did_not_come_back_is_finished_by_cancelling_again() {
             .env("SPIN_VARIABLE_BONUS_SERVICE_URL", "http://127.0.0.1:9"),
     );
     let me = server.customer();
-    let (status, body) = server.call(
-        "POST",
-        "/api/bonuses/promocodes/apply",
-        me.token(),
-        Some(&json!({"code": "WELCOME500"})),
-    );
-    assert_eq!(status, 200, "{body}");
+    common::apply_promocode(&server, &me, "WELCOME500");
     let order_id = order(&server, &me);
     let payment = pay(&server, &me, &order_id, json!(500));
     let payment_id = payment["id"].as_str().unwrap().to_owned();

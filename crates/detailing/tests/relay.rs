@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{psql_db, Actor, ServerConfig, TestServer, TestVhost};
@@ -28,37 +27,6 @@ fn pay(server: &TestServer, who: &Actor, order_id: &str) -> Value {
     let (status, payment) = server.call("POST", "/api/payments", who.token(), Some(&body));
     assert_eq!(status, 201, "{payment}");
     payment
-}
-
-/// `detailing relay` as its own process, delivering to `bonus_url`.
-fn start_relay(db_url: &str, vhost: &TestVhost, bonus_url: &str, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_detailing"))
-        .arg("--manifest")
-        .arg(common::repo_root().join("spin.toml"))
-        .args([
-            "relay",
-            "--bonus-url",
-            bonus_url,
-            "--amqp-url",
-            &vhost.url(),
-        ])
-        .args(extra)
-        .env("SPIN_VARIABLE_POSTGRES_URL", db_url)
-        // The relay needs its credential and the database, not the app's JWT secret, nor the
-        // event signing key: it carries events as they were signed.
-        .env_remove("SPIN_VARIABLE_JWT_SECRET")
-        .env_remove("SPIN_VARIABLE_EVENT_SIGNING_KEY")
-        .env("SPIN_VARIABLE_RELAY_TOKEN", common::TEST_RELAY_TOKEN)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("cannot start detailing relay")
-}
-
-fn kill(child: &mut Child) {
-    let _ = child.kill(); // SIGKILL: no cleanup, no acks, no commits.
-    let _ = child.wait();
 }
 
 #[test]
@@ -127,7 +95,7 @@ fn faults_lose_nothing_and_double_nothing() {
 
     // Relay 1 delivers to the failing bonus-service: every delivery is retried.
     let failing_url = failing.url("/api/bonuses/events");
-    let mut relay = start_relay(
+    let mut relay = common::start_relay(
         &db_url,
         &vhost,
         &failing_url,
@@ -138,9 +106,10 @@ fn faults_lose_nothing_and_double_nothing() {
         pay(&good, &customers[*i], order_id);
     }
     // (a) SIGKILL mid-flight, then (c) ends: a new relay delivers to the healthy host.
-    kill(&mut relay);
+    common::kill(&mut relay);
     let good_url = good.url("/api/bonuses/events");
-    let mut relay = start_relay(&db_url, &vhost, &good_url, &["--relay-max-attempts", "50"]);
+    let mut relay =
+        common::start_relay(&db_url, &vhost, &good_url, &["--relay-max-attempts", "50"]);
     for (i, order_id) in &orders[third..2 * third] {
         pay(&good, &customers[*i], order_id);
     }
@@ -160,7 +129,7 @@ fn faults_lose_nothing_and_double_nothing() {
         },
         |count| count == &orders.len().to_string(),
     );
-    kill(&mut relay);
+    common::kill(&mut relay);
     assert_eq!(
         accruals,
         orders.len().to_string(),
@@ -362,8 +331,8 @@ fn two_relays_share_the_outbox_without_publishing_an_event_twice() {
     let (url, seen) = counting_endpoint();
     // Small batches, so both relays keep claiming while the other holds rows.
     let tuning = ["--relay-batch-size", "10"];
-    let mut first = start_relay(&server.db.url(), &vhost, &url, &tuning);
-    let mut second = start_relay(&server.db.url(), &vhost, &url, &tuning);
+    let mut first = common::start_relay(&server.db.url(), &vhost, &url, &tuning);
+    let mut second = common::start_relay(&server.db.url(), &vhost, &url, &tuning);
     let delivered = common::wait_for(
         Duration::from_secs(60),
         || seen.lock().unwrap().len(),
@@ -371,8 +340,8 @@ fn two_relays_share_the_outbox_without_publishing_an_event_twice() {
     );
     // Anything published twice would still be arriving: give it a moment to show.
     std::thread::sleep(Duration::from_millis(500));
-    kill(&mut first);
-    kill(&mut second);
+    common::kill(&mut first);
+    common::kill(&mut second);
     assert_eq!(delivered, EVENTS);
     let mut ids = seen.lock().unwrap().clone();
     let total = ids.len();

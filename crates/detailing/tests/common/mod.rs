@@ -72,6 +72,50 @@ pub fn order_on_new_car(server: &TestServer, who: &Actor, items: serde_json::Val
     order["id"].as_str().unwrap().to_owned()
 }
 
+/// `detailing relay` as its own process, delivering to `bonus_url`.
+pub fn start_relay(db_url: &str, vhost: &TestVhost, bonus_url: &str, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_detailing"))
+        .arg("--manifest")
+        .arg(repo_root().join("spin.toml"))
+        .args([
+            "relay",
+            "--bonus-url",
+            bonus_url,
+            "--amqp-url",
+            &vhost.url(),
+        ])
+        .args(extra)
+        .env("SPIN_VARIABLE_POSTGRES_URL", db_url)
+        // The relay needs its credential and the database, not the app's JWT secret, nor the
+        // event signing key: it carries events as they were signed.
+        .env_remove("SPIN_VARIABLE_JWT_SECRET")
+        .env_remove("SPIN_VARIABLE_EVENT_SIGNING_KEY")
+        .env("SPIN_VARIABLE_RELAY_TOKEN", TEST_RELAY_TOKEN)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cannot start detailing relay")
+}
+
+/// SIGKILL, as a crash: no cleanup, no acks, no commits.
+pub fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Credits `who` with a promocode's bonuses (`WELCOME500`: 500.00), which must be accepted.
+pub fn apply_promocode(server: &TestServer, who: &Actor, code: &str) {
+    let body = serde_json::json!({ "code": code });
+    let (status, answer) = server.call(
+        "POST",
+        "/api/bonuses/promocodes/apply",
+        who.token(),
+        Some(&body),
+    );
+    assert_eq!(status, 200, "{answer}");
+}
+
 /// Polls `probe` every 100 ms until `check` holds or `timeout` passes; the last value either
 /// way, for the failure message.
 pub fn wait_for<T>(
