@@ -148,7 +148,7 @@ async fn create_order(request: Request, _params: Params) -> Result<Response, Ord
     };
     let db = api::db::open(&config.postgres_url)?;
     let placement = store::book(&db, &new_order, &car, &lines, total, minutes)?;
-    let order = placed(placement, new_order.desired_time.utc())?;
+    let order = placed(placement, new_order.desired_time.utc(), None)?;
     let mut response = json_response(201, &order);
     response.set_header("location", format!("/api/orders/{}", order.id));
     Ok(response)
@@ -211,19 +211,22 @@ fn list_orders(request: Request, _params: Params) -> Result<Response, OrderError
     Ok(json_response(200, &page))
 }
 
-/// Where a booking or a move ended, as the order or the error to answer.
+/// Where a booking or a move ended, as the order or the error to answer. `changing` is the
+/// order a move was for: no longer movable, it changed status meanwhile (a new booking never
+/// ends that way).
 fn placed(
     placement: store::Placement,
     at: chrono::DateTime<chrono::Utc>,
+    changing: Option<Uuid>,
 ) -> Result<Order, OrderError> {
     match placement {
         store::Placement::Placed(order) => Ok(order),
         store::Placement::Outside(outside) => Err(OrderError::OutsideHours(Box::new(outside))),
         store::Placement::Taken => Err(OrderError::SlotTaken(at)),
-        store::Placement::Unmovable => Err(OrderError::Api(ApiError::conflict(
-            "status_changed",
-            "the order changed status meanwhile; read it again and retry",
-        ))),
+        store::Placement::Unmovable => Err(changing.map_or_else(
+            || ApiError::internal("a new booking found no order to place").into(),
+            OrderError::StatusChanged,
+        )),
     }
 }
 
@@ -360,7 +363,7 @@ fn change_order(request: Request, params: Params) -> Result<Response, OrderError
     let at = change
         .desired_time
         .map_or(order.desired_time, |time| time.utc());
-    Ok(json_response(200, &placed(placement, at)?))
+    Ok(json_response(200, &placed(placement, at, Some(order.id))?))
 }
 
 #[utoipa::path(get, path = "/api/orders/{order_id}", tag = "orders",

@@ -269,10 +269,7 @@ fn read_placement(row: &Row, minutes: u32) -> Result<Option<Placement>, ApiError
             None
         });
     }
-    let hours = match (row.get::<Option<String>>("opens")?, row.get("closes")?) {
-        (Some(opens), Some(closes)) => Some(DayHours { opens, closes }),
-        _ => None,
-    };
+    let hours = day_hours(row)?;
     Ok(Some(Placement::Outside(OutsideHours {
         weekday: row.get("weekday")?,
         time_zone: row.get("time_zone")?,
@@ -280,6 +277,17 @@ fn read_placement(row: &Row, minutes: u32) -> Result<Option<Placement>, ApiError
         minutes,
         hours,
     })))
+}
+
+/// A day's hours from a row's `opens` and `closes` (`HH:MM` text); `None` when the shop is
+/// closed that day (both NULL).
+fn day_hours(row: &Row) -> Result<Option<DayHours>, ApiError> {
+    Ok(
+        match (row.get::<Option<String>>("opens")?, row.get("closes")?) {
+            (Some(opens), Some(closes)) => Some(DayHours { opens, closes }),
+            _ => None,
+        },
+    )
 }
 
 /// Books `order` for the car's owner in status `created`, with its priced lines and total,
@@ -554,10 +562,7 @@ pub fn slots(db: &Connection, date: NaiveDate, minutes: u32) -> Result<Slots, Ap
     let first = rows
         .first()
         .ok_or_else(|| db::unexpected("time_zone", "no row"))?;
-    let hours = match (first.get::<Option<String>>("opens")?, first.get("closes")?) {
-        (Some(opens), Some(closes)) => Some(DayHours { opens, closes }),
-        _ => None,
-    };
+    let hours = day_hours(first)?;
     let mut slots = Vec::with_capacity(rows.len());
     for row in &rows {
         if row.is_null("starts")? {
